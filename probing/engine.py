@@ -1,0 +1,186 @@
+"""Batched masked-LM scoring: top-k completions of the mask over the full vocabulary.
+
+For each sentence the encoder runs once (sentences sorted by length and batched), the LM head
+runs only at the target mask position, and a log-softmax over the full vocabulary gives
+``log p(w | sentence)`` in nats for every token ``w``.
+
+Scores (``scoring``):
+
+* ``raw``: ``score(w) = log p(w | s)``; the top-k is taken over the full vocabulary.
+* ``typicality``: ``score(w) = log p(w | s) - log p(w | s_prior)``, where ``s_prior`` is the same
+  template with the group slot masked too (computed once per distinct prior sentence, i.e. per
+  template and grammatical form, over the full vocabulary). A token that is rare everywhere has a
+  tiny prior and could get a large ratio from noise, so candidates are first restricted to the
+  ``typicality_pool`` most probable tokens under ``p(w | s)`` (default 1000, at least ``top_k``),
+  then ranked by typicality.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from probing.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+SCORINGS = ("raw", "typicality")
+DEFAULT_TYPICALITY_POOL = 1000
+
+
+@dataclass
+class TopK:
+    """The top-k candidates of one sentence, best first."""
+
+    token_ids: np.ndarray  # (k,) int64
+    log_probs: np.ndarray  # (k,) float32, log p(w | s) in nats
+    scores: np.ndarray  # (k,) float32, the ranking score
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    if device not in {"cpu", "cuda"}:
+        raise UserError(f"--device {device!r} is not one of auto, cpu, cuda")
+    return torch.device(device)
+
+
+def split_lm_head(model) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """``(encoder, head)`` of a masked LM, so the head can run at the mask positions only.
+
+    Works for models whose only child besides ``base_model`` is the LM head (XLM-R, RoBERTa,
+    BERT, ...). Returns ``head=None`` when the split is not clear; the caller then runs the whole
+    model and picks the mask positions from its logits.
+    """
+    encoder = model.base_model
+    others = [module for _, module in model.named_children() if module is not encoder]
+    if encoder is model or len(others) != 1:
+        return model, None
+    return encoder, others[0]
+
+
+class MaskedLMScorer:
+    """Log-probabilities at the mask of many sentences, batched.
+
+    Parameters
+    ----------
+    model, tokenizer : a transformers masked LM and its tokenizer.
+    device : ``torch.device``.
+    batch_size : sentences per forward pass.
+    dtype : ``torch.float32`` (default) or ``torch.bfloat16`` for the forward pass; the
+        log-softmax is always computed in float32.
+    """
+
+    def __init__(self, model, tokenizer, *, device, batch_size: int = 32, dtype=torch.float32,
+                 progress: bool = True):
+        if batch_size < 1:
+            raise UserError(f"--batch_size must be at least 1, got {batch_size}")
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.progress = progress
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.encoder, self.head = split_lm_head(self.model)
+        self.mask_id = tokenizer.mask_token_id
+
+    def _encode(self, sentences: list[str]) -> list[list[int]]:
+        encoded = self.tokenizer(sentences, add_special_tokens=True, truncation=True)["input_ids"]
+        for sentence, ids in zip(sentences, encoded):
+            if self.mask_id not in ids:
+                raise UserError(f"sentence {sentence!r} has no {self.tokenizer.mask_token} after tokenisation")
+        return encoded
+
+    @torch.inference_mode()
+    def _batch_log_probs(self, batch_ids: list[list[int]], mask_index: list[int]) -> torch.Tensor:
+        """(batch, vocab) float32 log-probabilities at each sentence's target mask."""
+        padded = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
+        input_ids = padded["input_ids"].to(self.device)
+        attention_mask = padded["attention_mask"].to(self.device)
+        rows, cols = [], []
+        for row, (ids, which) in enumerate(zip(batch_ids, mask_index)):
+            positions = [i for i, t in enumerate(ids) if t == self.mask_id]
+            rows.append(row)
+            cols.append(positions[which])
+        rows_t = torch.tensor(rows, device=self.device)
+        cols_t = torch.tensor(cols, device=self.device)
+        if self.head is not None:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
+            logits = self.head(hidden[rows_t, cols_t])
+        else:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows_t, cols_t]
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def iter_log_probs(self, sentences: list[str], mask_index: list[int] | None = None, *, desc: str = "probing"):
+        """Yield ``(sentence_indices, log_probs)`` per batch, in length-sorted order.
+
+        ``mask_index[i]`` says which mask of sentence ``i`` is the target (default 0, the first).
+        """
+        mask_index = mask_index or [0] * len(sentences)
+        encoded = self._encode(sentences)
+        order = sorted(range(len(sentences)), key=lambda i: len(encoded[i]))
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for batch in tqdm(batches, desc=desc, unit="batch", disable=not self.progress, leave=False):
+            yield batch, self._batch_log_probs([encoded[i] for i in batch], [mask_index[i] for i in batch])
+
+    def log_probs(self, sentences: list[str], mask_index: list[int] | None = None, *, desc: str = "priors") -> torch.Tensor:
+        """(n, vocab) log-probabilities at the target mask of every sentence, in input order."""
+        out = None
+        for batch, log_probs in self.iter_log_probs(sentences, mask_index, desc=desc):
+            if out is None:
+                out = torch.empty((len(sentences), log_probs.shape[1]), dtype=torch.float32, device=log_probs.device)
+            out[torch.tensor(batch, device=log_probs.device)] = log_probs
+        return out
+
+    def top_k(
+        self,
+        sentences: list[str],
+        *,
+        k: int,
+        scoring: str = "raw",
+        prior_sentences: list[str] | None = None,
+        prior_mask_index: list[int] | None = None,
+        typicality_pool: int = DEFAULT_TYPICALITY_POOL,
+    ) -> list[TopK]:
+        """Top-``k`` candidates of each sentence's mask by ``scoring`` (see the module docstring)."""
+        if k < 1:
+            raise UserError(f"--top_k must be at least 1, got {k}")
+        if scoring not in SCORINGS:
+            raise UserError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
+        vocab_size = len(self.tokenizer)
+        k = min(k, vocab_size)
+        prior_rows = None
+        if scoring == "typicality":
+            if prior_sentences is None or len(prior_sentences) != len(sentences):
+                raise ValueError("typicality needs one prior sentence per sentence")
+            distinct = {}
+            for sentence, which in zip(prior_sentences, prior_mask_index or [0] * len(sentences)):
+                distinct.setdefault((sentence, which), len(distinct))
+            keys = list(distinct)
+            priors = self.log_probs([s for s, _ in keys], [w for _, w in keys])
+            prior_rows = [distinct[(s, w)] for s, w in
+                          zip(prior_sentences, prior_mask_index or [0] * len(sentences))]
+            pool = min(max(typicality_pool, k), vocab_size)
+        results: list[TopK | None] = [None] * len(sentences)
+        for batch, log_probs in self.iter_log_probs(sentences):
+            if scoring == "raw":
+                scores, ids = torch.topk(log_probs, k, dim=-1)
+                chosen_log_probs = scores
+            else:
+                prior = priors[torch.tensor([prior_rows[i] for i in batch], device=priors.device)]
+                pool_log_probs, pool_ids = torch.topk(log_probs, pool, dim=-1)
+                typicality = pool_log_probs - torch.gather(prior, 1, pool_ids)
+                scores, where = torch.topk(typicality, k, dim=-1)
+                ids = torch.gather(pool_ids, 1, where)
+                chosen_log_probs = torch.gather(pool_log_probs, 1, where)
+            ids, chosen_log_probs, scores = (t.cpu().numpy() for t in (ids, chosen_log_probs, scores))
+            for row, index in enumerate(batch):
+                results[index] = TopK(ids[row].astype(np.int64), chosen_log_probs[row], scores[row])
+        return results

