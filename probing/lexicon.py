@@ -9,7 +9,7 @@ Two sources:
   ``NRC-Emotion-Lexicon-ForVariousLanguages.txt``, a ``OneFilePerLanguage`` file, the same table as
   ``.xlsx``, or (English only) the word-level file ``NRC-Emotion-Lexicon-Wordlevel-v0.92.txt``.
 
-A word is looked up case-folded, first as it is, then as its lemma (simplemma), so that
+A word is looked up lower-cased, first as it is, then as its lemma (simplemma), so that
 inflected forms (``belles``, ``hermosas``, ``όμορφες``) find their dictionary entry.
 """
 
@@ -56,9 +56,9 @@ class Lexicon:
     def lookup(self, word: str) -> tuple[str, frozenset[str] | None]:
         """``(lemma, dimensions)`` of ``word``; dimensions are None when the lexicon lacks it.
 
-        The surface form (case-folded) is tried first, then its lemma.
+        The surface form (lower-cased) is tried first, then its lemma.
         """
-        folded = word.casefold()
+        folded = word.lower()
         lemma = _lemmatize(folded, self.lemmatizer)
         if folded in self.entries:
             return lemma, self.entries[folded]
@@ -69,7 +69,7 @@ class Lexicon:
 def _lemmatize(word: str, lemmatizer: str) -> str:
     import simplemma
 
-    return simplemma.lemmatize(word, lang=lemmatizer).casefold()
+    return simplemma.lemmatize(word, lang=lemmatizer).lower()
 
 
 def _package_dir(name: str) -> Path | None:
@@ -104,7 +104,7 @@ def load_emoatlas(language: str, language_name: str, lemmatizer: str) -> Lexicon
             f"the EmoAtlas lexicon data is not installed; run `{EMOATLAS_INSTALL}` "
             f"or pass --lexicon nrc:PATH with your NRC EmoLex file"
         )
-    stem = language_name.casefold()
+    stem = language_name.lower()
     emotions_file = root / "langs" / f"{stem}.json"
     valence_file = root / "valence" / f"{stem}.py"
     if not emotions_file.is_file() or not valence_file.is_file():
@@ -119,15 +119,15 @@ def load_emoatlas(language: str, language_name: str, lemmatizer: str) -> Lexicon
         raise UserError(f"{emotions_file} is malformed ({error}); reinstall: {EMOATLAS_INSTALL}") from None
     entries: dict[str, set[str]] = {}
     for word, dims in raw.items():
-        entries.setdefault(word.casefold(), set()).update(d for d in dims if d in EMOTIONS)
+        entries.setdefault(word.lower(), set()).update(d for d in dims if d in EMOTIONS)
     positive = _literal_set(valence_file, "_positive")
     negative = _literal_set(valence_file, "_negative")
     ambivalent = _literal_set(valence_file, "_ambivalent")
     for words, dims in ((positive, ("positive",)), (negative, ("negative",)),
                         (ambivalent, ("positive", "negative"))):
         for word in words:
-            if word.casefold() != NO_TRANSLATION:
-                entries.setdefault(word.casefold(), set()).update(dims)
+            if word.lower() != NO_TRANSLATION:
+                entries.setdefault(word.lower(), set()).update(dims)
     return Lexicon(
         language=language,
         source="emoatlas",
@@ -148,7 +148,7 @@ def _read_nrc_table(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text; pass the NRC EmoLex .txt or .xlsx file") from None
     first = text.split("\n", 1)[0].rstrip("\r").split("\t")
-    if len(first) == 3 and first[1].casefold() in EMOTIONS:
+    if len(first) == 3 and first[1].lower() in EMOTIONS:
         # Word-level file: "<term>\t<emotion>\t<0|1>" per line, English, no header.
         table = pd.read_csv(path, sep="\t", header=None, names=["word", "emotion", "flag"],
                             dtype=str, keep_default_na=False, quoting=3)
@@ -163,9 +163,9 @@ def _read_nrc_table(path: Path) -> pd.DataFrame:
 
 
 def _word_column(columns: list[str], language: str, language_name: str) -> str | None:
-    name = language_name.casefold()
+    name = language_name.lower()
     for column in columns:
-        folded = column.casefold().strip()
+        folded = column.lower().strip()
         if folded == name or folded.startswith(name + " ") or f"({language})" in folded:
             return column
     return None
@@ -185,7 +185,7 @@ def load_nrc(path: str | Path, language: str, language_name: str, lemmatizer: st
         )
     table = _read_nrc_table(path)
     columns = [str(c) for c in table.columns]
-    emotion_columns = {c.casefold().strip(): c for c in columns if c.casefold().strip() in EMOTIONS}
+    emotion_columns = {c.lower().strip(): c for c in columns if c.lower().strip() in EMOTIONS}
     if set(emotion_columns) != set(EMOTIONS):
         absent = sorted(set(EMOTIONS) - set(emotion_columns))
         raise UserError(
@@ -196,12 +196,12 @@ def load_nrc(path: str | Path, language: str, language_name: str, lemmatizer: st
     if word_column is None:
         raise UserError(
             f"{path} has no column for {language_name} ({language}); its word columns are: "
-            f"{', '.join(c for c in columns if c.casefold().strip() not in EMOTIONS)[:300]}"
+            f"{', '.join(c for c in columns if c.lower().strip() not in EMOTIONS)[:300]}"
         )
     entries: dict[str, set[str]] = {}
     for row in table.itertuples(index=False):
         record = dict(zip(columns, row))
-        word = str(record[word_column]).strip().casefold()
+        word = str(record[word_column]).strip().lower()
         if not word or word == NO_TRANSLATION or word == "nan":
             continue
         dims = {e for e, c in emotion_columns.items() if str(record[c]).strip() in {"1", "1.0"}}

@@ -98,6 +98,15 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
+def make_staging_dir(target: Path) -> Path:
+    """A hidden, empty sibling of ``target`` with the permissions a plain ``mkdir`` would give."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
 class AtomicFolder:
     """Write a result folder all at once: files go to a hidden sibling, then replace ``target``.
 
@@ -111,7 +120,7 @@ class AtomicFolder:
 
     def __enter__(self) -> Path:
         check_writable(self.target)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        self.staging = make_staging_dir(self.target)
         return self.staging
 
     def __exit__(self, exc_type, exc, tb):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probing.errors import UserError
+from probing.manifest import make_staging_dir
 
 BASE_MODEL_ID = "FacebookAI/xlm-roberta-base"
 TINY_MODEL_NAME = "tiny-xlmr"
@@ -104,7 +105,7 @@ def build_tiny_xlmr(target_dir: Path, seed: int = 0) -> Path:
 
     target_dir = Path(target_dir)
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}-", dir=target_dir.parent))
+    tmp = make_staging_dir(target_dir)
     try:
         build_xlmr_tokenizer(tmp)
         torch.manual_seed(seed)

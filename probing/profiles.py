@@ -1,6 +1,6 @@
 """Emotion profiles: the share of a group's lexicon-covered completions in each dimension.
 
-For a group ``g`` let ``W_g`` be the unique kept words (case-folded) over all its templates,
+For a group ``g`` let ``W_g`` be the unique kept words (lower-cased) over all its templates,
 ``C_g ⊆ W_g`` those the language's lexicon covers (surface form or lemma), and ``E(w)`` the
 dimensions the lexicon gives word ``w``. For each dimension ``d`` (anger, anticipation, disgust,
 fear, joy, sadness, surprise, trust, negative, positive):

@@ -255,7 +255,7 @@ def load_language(language: str, prompts_dir: Path | str = PROMPTS_DIR) -> Langu
     for group in groups:
         if group.text is None:
             continue
-        key = (group.category, group.text.casefold())
+        key = (group.category, group.text.lower())
         if key in seen_text:
             raise UserError(
                 f"{path}:{group.line}: group {group.id!r} repeats the term {group.text!r} of "

@@ -127,7 +127,7 @@ def predictions_table(model_name, prompts, top, vocab, data: dict[str, LanguageD
                 reason = vocab_words.NOT_SCRIPT
             else:
                 lemma, _ = language.lexicon.lookup(word)
-                folded = word.casefold()
+                folded = word.lower()
                 reason = vocab_words.GROUP_WORD if folded in forms or lemma in lemmas else ""
             columns["rank"].append(rank)
             columns["word"].append(word)
@@ -150,7 +150,7 @@ def profiles_table(predictions: pd.DataFrame, data: dict[str, LanguageData], wei
                    groups: list[tuple[str, str, str, str]], model_name: str) -> pd.DataFrame:
     """One row per (language, group): the emotion profile of its unique kept words."""
     kept = predictions[predictions["kept"]].assign(
-        key=lambda t: t["word"].str.casefold(), mass=lambda t: np.exp(t["log_prob"]))
+        key=lambda t: t["word"].str.lower(), mass=lambda t: np.exp(t["log_prob"]))
     by_group = {k: g for k, g in kept.groupby(["language", "group_id"], sort=False)}
     rows = []
     for language, category, group_id, group_text in groups:

@@ -91,5 +91,5 @@ def _script_mask(vocab: Vocabulary, script: str) -> np.ndarray:
 
 
 def group_words(surface_forms: list[str]) -> set[str]:
-    """Case-folded words of a group's names ("personnes âgées" -> {"personnes", "âgées"})."""
-    return {w.casefold() for form in surface_forms for w in _GROUP_WORD_SPLIT.split(form) if w}
+    """Lower-cased words of a group's names ("personnes âgées" -> {"personnes", "âgées"})."""
+    return {w.lower() for form in surface_forms for w in _GROUP_WORD_SPLIT.split(form) if w}

@@ -1,0 +1,108 @@
+"""The engine against independent oracles: the fill-mask pipeline and hand-computed scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from probing.engine import MaskedLMScorer, split_lm_head
+
+SENTENCES = [
+    "Why are women so <mask>?",
+    "Pourquoi les femmes sont-elles si <mask> ?",
+    "¿Por qué los hombres son tan <mask>?",
+    "Γιατί οι γυναίκες είναι τόσο <mask>;",
+    "Why is the United States always so <mask>?",
+]
+TIE = 1e-5  # padding changes float rounding by ~1e-7; candidates closer than this may swap
+
+
+def assert_same_ranking(ids_a, lps_a, ids_b, lps_b):
+    """Identical top-k up to exact ties: same set, same log-prob at every rank."""
+    assert set(ids_a.tolist()) == set(ids_b.tolist())
+    np.testing.assert_allclose(lps_a, lps_b, atol=TIE)
+    differ = np.flatnonzero(ids_a != ids_b)
+    assert len(differ) <= 0.05 * len(ids_a), f"ranks {differ} differ beyond ties"
+
+
+def pipeline_top_k(model, tokenizer, sentence, k):
+    from transformers import pipeline
+
+    fill = pipeline("fill-mask", model=model, tokenizer=tokenizer, top_k=k, device="cpu")
+    out = fill(sentence)
+    return np.array([o["token"] for o in out]), np.log(np.array([o["score"] for o in out]))
+
+
+def test_top_k_equals_fill_mask_pipeline(tiny):
+    model, tokenizer = tiny
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=2, progress=False)
+    results = scorer.top_k(SENTENCES, k=50)
+    for sentence, result in zip(SENTENCES, results):
+        ids, log_probs = pipeline_top_k(model, tokenizer, sentence, 50)
+        assert_same_ranking(result.token_ids, result.log_probs, ids, log_probs)
+        np.testing.assert_array_equal(result.scores, result.log_probs)  # raw scoring
+        assert np.all(np.diff(result.scores) <= 0)
+
+
+def test_batch_size_and_order_do_not_change_results(tiny):
+    model, tokenizer = tiny
+    one = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=1, progress=False)
+    many = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=8, progress=False)
+    a = one.top_k(SENTENCES, k=20)
+    b = many.top_k(SENTENCES[::-1], k=20)[::-1]
+    for x, y in zip(a, b):
+        assert_same_ranking(x.token_ids, x.log_probs, y.token_ids, y.log_probs)
+
+
+def test_lm_head_at_mask_only_equals_full_model(tiny):
+    model, tokenizer = tiny
+    encoder, head = split_lm_head(model)
+    assert head is model.lm_head and encoder is model.roberta
+    batch = tokenizer(SENTENCES[0], return_tensors="pt")
+    with torch.inference_mode():
+        full = torch.log_softmax(model(**batch).logits[0], -1)
+    position = batch["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), progress=False)
+    fast = scorer.log_probs([SENTENCES[0]])[0]
+    torch.testing.assert_close(fast, full[position], atol=1e-5, rtol=0)
+    assert torch.exp(fast).sum().item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_typicality_by_hand(tiny):
+    """score = log p(w|s) - log p(w|prior), among the `pool` most probable tokens."""
+    model, tokenizer = tiny
+    sentence, prior = "Why are women so <mask>?", "Why are <mask> so <mask>?"
+    with torch.inference_mode():
+        def at_mask(text, which):
+            enc = tokenizer(text, return_tensors="pt")
+            positions = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
+            return torch.log_softmax(model(**enc).logits[0, positions[which]], -1)
+        log_p, log_prior = at_mask(sentence, 0), at_mask(prior, 1)
+    pool = torch.topk(log_p, 100).indices
+    expected = (log_p[pool] - log_prior[pool]).numpy()
+    order = np.argsort(-expected, kind="stable")[:10]
+
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), progress=False)
+    result = scorer.top_k([sentence], k=10, scoring="typicality", prior_sentences=[prior],
+                          prior_mask_index=[1], typicality_pool=100)[0]
+    np.testing.assert_allclose(result.scores, expected[order], atol=1e-5)
+    np.testing.assert_array_equal(result.token_ids, pool.numpy()[order])
+    np.testing.assert_allclose(result.log_probs, log_p[pool].numpy()[order], atol=1e-5)
+
+
+def test_prior_is_computed_once_per_distinct_prior_sentence(tiny, monkeypatch):
+    model, tokenizer = tiny
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), progress=False)
+    seen = []
+    original = scorer.log_probs
+
+    def counting(sentences, mask_index=None, **kw):
+        seen.append(list(sentences))
+        return original(sentences, mask_index, **kw)
+
+    monkeypatch.setattr(scorer, "log_probs", counting)
+    prior = "Why are <mask> so <mask>?"
+    scorer.top_k(["Why are women so <mask>?", "Why are men so <mask>?"], k=5, scoring="typicality",
+                 prior_sentences=[prior, prior], prior_mask_index=[1, 1])
+    assert seen == [[prior]]
