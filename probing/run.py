@@ -11,7 +11,6 @@ mask, :mod:`probing.engine`), filter (:mod:`probing.words`), aggregate
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ PREDICTION_COLUMNS = [
 ]
 PROFILE_COLUMNS = ["model", "language", "category", "group_id", "group", *EMOTIONS, "n_words", "n_covered"]
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
-
-logger = logging.getLogger("probing")
 
 EXAMPLES = """examples:
   python -m probing.run --model tiny-xlmr                      # offline demo model
@@ -171,7 +168,6 @@ def profiles_table(predictions: pd.DataFrame, data: dict[str, LanguageData], wei
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     validate_args(args)
     data = load_language_data(args)
     model_name, source = models.resolve_model(args.finetuned_model, args.model)
@@ -181,11 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     device = engine.resolve_device(args.device)
 
     import torch
+    import transformers
+
+    transformers.logging.disable_progress_bar()  # weight-loading bars; ours shows the probing
     torch.manual_seed(args.seed)
     loaded = models.load_masked_lm(model_name, source, revision=args.revision)
     if loaded.random_weights:
-        logger.warning("warning: %s has random weights: its profiles mean nothing (for tests and demos only)",
-                       model_name)
+        print(f"warning: {model_name} has random weights: its profiles mean nothing (for tests and demos only)",
+              file=sys.stderr)
     scorer = engine.MaskedLMScorer(loaded.model, loaded.tokenizer, device=device, batch_size=args.batch_size,
                                    dtype=getattr(torch, PRECISIONS[args.precision]), progress=not args.quiet)
     vocab = vocab_words.vocabulary(loaded.tokenizer)
