@@ -85,7 +85,7 @@ def fr_starts_with_vowel(text: str) -> bool:
 
 
 def fr_det(group, key) -> str:
-    gender, gn = key
+    gender, _ = key
     if group.number == "pl":
         return "les "
     if fr_starts_with_vowel(group.text):
@@ -208,6 +208,7 @@ def el_expected(template_id, group, key) -> list[str]:
 # --- English --------------------------------------------------------------------------------
 
 EN_THE = {"United States", "United Kingdom", "Netherlands"}
+EN_PLURAL_ENDINGS = ("s", "men", "people", "children")
 
 
 def en_expected(template_id, group, key) -> list[str]:
@@ -231,8 +232,8 @@ def test_every_shipped_language_has_an_expectation_table():
 def test_inventory(loaded):
     """Parallel ids in the same order, every category, enough groups and templates."""
     reference = [(g.id, g.category) for g in loaded["en"].groups]
-    assert len(reference) >= 80
-    assert {c for _, c in reference} == set(CATEGORIES)
+    assert len(reference) >= 80, f"{len(reference)} groups"
+    assert {c for _, c in reference} == set(CATEGORIES), "a category has no group"
     for lang, prompts in loaded.items():
         assert [(g.id, g.category) for g in prompts.groups] == reference, lang
         assert all(re.fullmatch(r"[a-z][a-z0-9_]*", g.id) for g in prompts.groups)
@@ -244,12 +245,43 @@ def test_inventory(loaded):
         if lang == "en":  # "the United States is": every English country agrees in the singular
             assert all(g.number == "sg" for g in countries)
         assert all(g.number == "pl" for g in others), lang
+    # Keep at least one of each case that the grammar tests exercise.
     fr_countries = [g for g in loaded["fr"].groups if g.category == "country"]
-    assert any(g.forms.get("det") == "l'" for g in fr_countries)
-    assert any(g.gender == "m" and g.forms.get("in") == "en " for g in fr_countries)
-    assert any(g.number == "pl" for g in fr_countries)
+    assert any(g.forms.get("det") == "l'" for g in fr_countries), "no elided country (l'Allemagne)"
+    assert any(g.gender == "m" and g.forms.get("in") == "en " for g in fr_countries), "no 'en Iran'"
+    assert any(g.number == "pl" for g in fr_countries), "no plural country (les États-Unis)"
     el_genders = {g.gender for g in loaded["el"].groups}
-    assert {"m", "f", "n", "mixed"} <= el_genders
+    assert {"m", "f", "n", "mixed"} <= el_genders, f"Greek genders {el_genders}"
+
+
+def test_declared_gender_is_plausible(loaded):
+    """The agreement tests trust each group's declared gender; these checks do not.
+
+    A group that is female or male in English (women, fathers) has that grammatical gender in
+    French and Spanish, and that gender or the neuter in Greek (τα κορίτσια, τα αγόρια);
+    "personnes ..."/"personas ..." are feminine; a Greek plural whose last word ends in -α is
+    neuter, and a neuter plural ends in -α.
+    """
+    english = {g.id: g.gender for g in loaded["en"].groups}
+    problems = []
+    for lang, prompts in loaded.items():
+        for group in prompts.groups:
+            if group.text is None:
+                continue
+            where = f"{lang} {group.id} {group.text!r} declared {group.gender}"
+            meaning = english[group.id]
+            allowed = {meaning, "n"} if lang == "el" else {meaning}
+            if meaning in ("f", "m") and group.gender not in allowed:
+                problems.append(f"{where}, but it is {meaning} in en.yaml")
+            if group.text.split(" ")[0] in ("personnes", "personas") and group.gender != "f":
+                problems.append(f"{where}: personnes/personas is feminine")
+            if lang == "en" and group.number == "pl" and not group.text.endswith(EN_PLURAL_ENDINGS):
+                problems.append(f"{where}: English plural groups end in -s, -men, people, children")
+            if lang == "el" and group.number == "pl":
+                neuter_form = strip_accents(group.text.split(" ")[-1]).endswith("α")
+                if neuter_form != (group.gender == "n"):
+                    problems.append(f"{where}: Greek plurals in -α are neuter, and only they")
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("lang", sorted(EXPECTED))
