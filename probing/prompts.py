@@ -38,6 +38,10 @@ GENDERS = {"m", "f", "n", "mixed"}
 NUMBERS = {"sg", "pl"}
 MASK_SLOT = "mask"
 GROUP_SLOT = "group"
+FILE_KEYS = {"language", "name", "script", "lemmatizer", "version", "mixed_agrees_as", "agreement",
+             "templates", "groups"}
+TEMPLATE_KEYS = {"id", "applies_to", "text"}
+GROUP_KEYS = {"id", "category", "text", "gender", "number", "forms", "cases", "missing", "note"}
 _SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}")
 
 
@@ -137,6 +141,15 @@ def _require(mapping: dict, key: str, path: Path, what: str):
     return mapping[key]
 
 
+def _check_keys(mapping: dict, allowed: set[str], path: Path, what: str) -> None:
+    unknown = sorted(k for k in mapping if k != "__line__" and k not in allowed)
+    if unknown:
+        line = mapping.get("__line__", 1)
+        raise UserError(
+            f"{path}:{line}: {what} has unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}"
+        )
+
+
 def _check_slots(text: str, path: Path, line: int) -> None:
     slots = _SLOT.findall(text)
     group_slots = [s for s in slots if s.split(".")[0] == GROUP_SLOT]
@@ -160,6 +173,7 @@ def _parse_template(raw, path: Path) -> Template:
         raise UserError(f"{path}: every template must be a mapping with id, applies_to, text")
     line = raw["__line__"]
     template_id = str(_require(raw, "id", path, "template"))
+    _check_keys(raw, TEMPLATE_KEYS, path, f"template {template_id!r}")
     text = str(_require(raw, "text", path, f"template {template_id!r}"))
     applies_to = raw.get("applies_to", "groups")
     if applies_to not in TEMPLATE_KINDS:
@@ -176,6 +190,7 @@ def _parse_group(raw, path: Path) -> Group:
         raise UserError(f"{path}: every group must be a mapping with id, category, text, ...")
     line = raw["__line__"]
     group_id = str(_require(raw, "id", path, "group"))
+    _check_keys(raw, GROUP_KEYS, path, f"group {group_id!r}")
     category = _require(raw, "category", path, f"group {group_id!r}")
     if category not in CATEGORIES:
         raise UserError(
@@ -226,6 +241,7 @@ def load_language(language: str, prompts_dir: Path | str = PROMPTS_DIR) -> Langu
         raise UserError(f"{where}: not valid YAML ({reason}); fix the syntax") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}:1: a prompt file must be a YAML mapping (see prompts/README.md)")
+    _check_keys(raw, FILE_KEYS, path, "the file")
     declared = _require(raw, "language", path, "the file")
     if declared != language:
         raise UserError(

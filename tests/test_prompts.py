@@ -72,6 +72,7 @@ def line_of(path, needle):
     ("bad_gender", "has gender 'x'"),
     ("bad_yaml", "not valid YAML"),
     ("unknown_slot", "slot {colour}"),
+    ("unknown_key", "unknown key 'gendr'"),
 ])
 def test_broken_files_are_rejected_with_file_and_line(breakage, message, prompt_copy, capsys):
     path = prompt_copy / "fr.yaml"
@@ -95,11 +96,14 @@ def test_broken_files_are_rejected_with_file_and_line(breakage, message, prompt_
         edit(path, first_group, first_group.replace("{id: ", "{id: zz_", 1))
         needle = "zz_"
     elif breakage == "bad_gender":
-        edit(path, first_group, first_group.replace("gender: ", "gender: x, old: ", 1))
+        edit(path, first_group, first_group.replace("gender: ", "gender: x, note: ", 1))
         needle = "gender: x"
     elif breakage == "bad_yaml":
         edit(path, first_group, first_group.replace("}", "", 1))
         needle = None
+    elif breakage == "unknown_key":
+        edit(path, first_group, first_group.replace("gender: ", "gendr: ", 1))
+        needle = "gendr"
     elif breakage == "unknown_slot":
         edit(path, first_template, first_template.replace("{mask}", "{colour} {mask}"))
         needle = None
