@@ -168,52 +168,45 @@ def _check_slots(text: str, path: Path, line: int) -> None:
         raise UserError(f"{path}:{line}: template {text!r} has an unbalanced or malformed brace")
 
 
-def _parse_template(raw, path: Path) -> Template:
+def _item_header(raw, path: Path, kind: str, allowed: set[str]) -> tuple[int, str]:
+    """``(line, id)`` of a template or group mapping, after checking its keys."""
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: every template must be a mapping with id, applies_to, text")
-    line = raw["__line__"]
-    template_id = str(_require(raw, "id", path, "template"))
-    _check_keys(raw, TEMPLATE_KEYS, path, f"template {template_id!r}")
+        raise UserError(f"{path}: every {kind} must be a mapping with keys {', '.join(sorted(allowed))}")
+    item_id = str(_require(raw, "id", path, kind))
+    _check_keys(raw, allowed, path, f"{kind} {item_id!r}")
+    return raw["__line__"], item_id
+
+
+def _check_choice(value, allowed, path: Path, line: int, what: str) -> None:
+    if value not in allowed:
+        raise UserError(f"{path}:{line}: {what} {value!r}; expected one of {sorted(allowed)}")
+
+
+def _parse_template(raw, path: Path) -> Template:
+    line, template_id = _item_header(raw, path, "template", TEMPLATE_KEYS)
     text = str(_require(raw, "text", path, f"template {template_id!r}"))
     applies_to = raw.get("applies_to", "groups")
-    if applies_to not in TEMPLATE_KINDS:
-        raise UserError(
-            f"{path}:{line}: template {template_id!r} has applies_to={applies_to!r}; "
-            f"expected one of {sorted(TEMPLATE_KINDS)}"
-        )
+    _check_choice(applies_to, TEMPLATE_KINDS, path, line, f"template {template_id!r} has applies_to")
     _check_slots(text, path, line)
     return Template(id=template_id, applies_to=applies_to, text=text, line=line)
 
 
 def _parse_group(raw, path: Path) -> Group:
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: every group must be a mapping with id, category, text, ...")
-    line = raw["__line__"]
-    group_id = str(_require(raw, "id", path, "group"))
-    _check_keys(raw, GROUP_KEYS, path, f"group {group_id!r}")
-    category = _require(raw, "category", path, f"group {group_id!r}")
-    if category not in CATEGORIES:
-        raise UserError(
-            f"{path}:{line}: group {group_id!r} has unknown category {category!r}; "
-            f"expected one of {list(CATEGORIES)}"
-        )
+    line, group_id = _item_header(raw, path, "group", GROUP_KEYS)
+    what = f"group {group_id!r}"
+    category = _require(raw, "category", path, what)
+    _check_choice(category, CATEGORIES, path, line, f"{what} has unknown category")
     if raw.get("missing"):
         return Group(group_id, category, None, None, None, line, missing=str(raw["missing"]))
-    text = str(_require(raw, "text", path, f"group {group_id!r}")).strip()
-    gender = _require(raw, "gender", path, f"group {group_id!r}")
-    number = _require(raw, "number", path, f"group {group_id!r}")
-    if gender not in GENDERS:
-        raise UserError(
-            f"{path}:{line}: group {group_id!r} has gender {gender!r}; expected one of {sorted(GENDERS)}"
-        )
-    if number not in NUMBERS:
-        raise UserError(
-            f"{path}:{line}: group {group_id!r} has number {number!r}; expected one of {sorted(NUMBERS)}"
-        )
+    text = str(_require(raw, "text", path, what)).strip()
+    gender = _require(raw, "gender", path, what)
+    number = _require(raw, "number", path, what)
+    _check_choice(gender, GENDERS, path, line, f"{what} has gender")
+    _check_choice(number, NUMBERS, path, line, f"{what} has number")
     forms = _strip_lines(raw.get("forms") or {})
     cases = _strip_lines(raw.get("cases") or {})
     if not isinstance(forms, dict) or not isinstance(cases, dict):
-        raise UserError(f"{path}:{line}: group {group_id!r}: 'forms' and 'cases' must be mappings")
+        raise UserError(f"{path}:{line}: {what}: 'forms' and 'cases' must be mappings")
     return Group(group_id, category, text, gender, number, line,
                  forms={str(k): str(v) for k, v in forms.items()},
                  cases={str(k): str(v) for k, v in cases.items()})

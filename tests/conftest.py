@@ -39,3 +39,18 @@ def tiny(tiny_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     model = AutoModelForMaskedLM.from_pretrained(tiny_dir).eval()
     return model, tokenizer
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run a CLI ``main(argv)`` in-process; returns (exit code, stdout, stderr)."""
+
+    def invoke(main, argv):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

@@ -21,19 +21,9 @@ SMALL = ["--model", "tiny-xlmr", "--languages", "en", "fr", "--categories", "gen
          "--top_k", "30", "--quiet"]
 
 
-def invoke(argv, capsys):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        code = run.main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_end_to_end_outputs(tiny_dir, tmp_path, capsys):
+def test_end_to_end_outputs(tiny_dir, tmp_path, cli):
     out_dir = tmp_path / "run"
-    code, stdout, stderr = invoke([*SMALL, "--output_dir", str(out_dir)], capsys)
+    code, stdout, stderr = cli(run.main, [*SMALL, "--output_dir", str(out_dir)])
     assert code == 0, stderr
     assert str(out_dir) in stdout
     assert "random weights" in stderr
@@ -74,10 +64,10 @@ def test_end_to_end_outputs(tiny_dir, tmp_path, capsys):
     assert manifest["outputs"]["predictions.csv"]["rows"] == len(predictions)
 
 
-def test_typicality_and_probability_run(tiny_dir, tmp_path, capsys):
+def test_typicality_and_probability_run(tiny_dir, tmp_path, cli):
     out_dir = tmp_path / "typ"
-    code, _, stderr = invoke([*SMALL, "--scoring", "typicality", "--weighting", "probability",
-                              "--output_dir", str(out_dir)], capsys)
+    code, _, stderr = cli(run.main, [*SMALL, "--scoring", "typicality", "--weighting", "probability",
+                              "--output_dir", str(out_dir)])
     assert code == 0, stderr
     predictions = pd.read_csv(out_dir / "predictions.csv", keep_default_na=False)
     first = predictions.groupby(["language", "group_id", "template_id"]).head(30)
@@ -105,7 +95,7 @@ def break_template(prompts_dir):
     "malformed_lexicon", "unknown_model", "unreachable_hub", "unwritable_output", "top_k_zero",
     "wrong_flag",
 ])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_dir, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_dir, tmp_path, cli):
     out_dir = tmp_path / "out"
     argv = [*SMALL, "--output_dir", str(out_dir)]
     expected = {
@@ -145,7 +135,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_dir, tmp_pat
         argv += ["--top_k", "0"]
     if case == "wrong_flag":
         argv += ["--colour", "red"]
-    code, stdout, stderr = invoke(argv, capsys)
+    code, stdout, stderr = cli(run.main, argv)
     assert code == 2
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr

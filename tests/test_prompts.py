@@ -13,17 +13,8 @@ from probing.prompts import CATEGORIES, PROMPTS_DIR
 LANGUAGES = ["el", "en", "es", "fr"]
 
 
-def check(argv, capsys):
-    try:
-        code = prompts.main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_shipped_files_pass_and_summary_counts_groups(capsys):
-    code, out, err = check(["--check"], capsys)
+def test_shipped_files_pass_and_summary_counts_groups(cli):
+    code, out, err = cli(prompts.main, ["--check"])
     assert code == 0, err
     summary = json.loads(out)
     assert set(LANGUAGES) <= set(summary)
@@ -74,7 +65,7 @@ def line_of(path, needle):
     ("unknown_slot", "slot {colour}"),
     ("unknown_key", "unknown key 'gendr'"),
 ])
-def test_broken_files_are_rejected_with_file_and_line(breakage, message, prompt_copy, capsys):
+def test_broken_files_are_rejected_with_file_and_line(breakage, message, prompt_copy, cli):
     path = prompt_copy / "fr.yaml"
     text = path.read_text(encoding="utf-8")
     first_group = next(line for line in text.splitlines() if line.strip().startswith("- {id:") and "category:" in line)
@@ -107,7 +98,7 @@ def test_broken_files_are_rejected_with_file_and_line(breakage, message, prompt_
     elif breakage == "unknown_slot":
         edit(path, first_template, first_template.replace("{mask}", "{colour} {mask}"))
         needle = None
-    code, out, err = check(["--check", str(prompt_copy)], capsys)
+    code, out, err = cli(prompts.main, ["--check", str(prompt_copy)])
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
