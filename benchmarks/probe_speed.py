@@ -1,0 +1,296 @@
+"""Speed of the probing engine against the transformers ``fill-mask`` pipeline, at full XLM-R size.
+
+Run with ``make bench``, or::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/probe_speed.py [--sentences 500]
+        [--pipeline_sentences 80] [--batch_size 64] [--precision fp32|bf16] [--threads N]
+
+What it does
+------------
+* Builds a randomly initialised (seeded) ``XLMRobertaForMaskedLM`` with xlm-roberta-base's exact
+  shape (12 layers, width 768, FFN 3072, vocabulary 250002: 278M parameters; speed does not depend
+  on the weights, so no download is needed) and the genuine XLM-R tokenizer in a temp dir.
+* Renders ``--sentences`` sentences from the shipped prompts of en, fr, es and el: each language's
+  sentences are shuffled with a fixed seed and the languages interleaved round-robin, cycling if
+  more are asked for than exist. The pipeline runs on the first ``--pipeline_sentences`` of them
+  (so every language is in the subset too) and its rate is extrapolated.
+* Times ``MaskedLMScorer(...).top_k(sentences, k=200)`` (with its default CPU fast path, oneDNN
+  Linear layers, and with ``cpu_fast_path=False``) and ``pipeline("fill-mask", top_k=200)`` called
+  one sentence at a time. Each is warmed up once first, then timed in one pass.
+* Checks, on the sentences both ran, that the engine's top-200 equals the pipeline's up to exact
+  ties, and that the fast path equals the plain path the same way (exit status 1 otherwise).
+  Batching and padding change float rounding (~1e-7), so two candidates whose log-probs differ by
+  less than ``TIE`` = 1e-5 may swap; this counts as agreement when the log-probability at every
+  rank agrees within ``TIE``, every id in both top-k lists has the same log-probability within
+  ``TIE`` in each, and any id in only one of them lies within ``TIE`` of the k-th log-probability
+  (it only fell off the boundary by a tie).
+* ``--precision bf16`` also runs the engine in bfloat16 and reports its agreement with fp32
+  (mean overlap@200 and top-1 agreement); informational, not asserted.
+
+FLOP count (analytical; multiply-adds count 2)
+-----------------------------------------------
+For each batch of ``B`` sentences padded to length ``T`` (the engine sorts by length, so ``T`` is
+the batch's longest sentence), with ``h = 768``, ``f = 3072``, ``n_layers = 12``, ``V = 250002``::
+
+    encoder   = n_layers * B * T * (2 * (4*h*h + 2*h*f)   # Q, K, V, output, FFN-in, FFN-out GEMMs
+                                    + 4 * T * h)           # Q.K^T and attention.V
+    mask head = B * 2 * (h*h + h*V)                         # dense + decoder at the mask only
+
+summed over batches; embeddings, layer norms, GELU, biases, softmaxes and top-k are left out
+(< 1% of the total). Padding positions are counted: they are work the engine does. The engine's
+achieved GFLOP/s is that total over its wall time, compared with the machine's fp32 GEMM rate
+measured on a representative shape, ``(B*T) x 768 @ 768 x 3072``, both with ``torch.matmul``
+(MKL, torch's default on x86) and with oneDNN (what the engine's CPU fast path uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+TOP_K = 200
+TIE = 1e-5
+LANGUAGES = ("en", "fr", "es", "el")
+SEED = 0
+HIDDEN, FFN, LAYERS, VOCAB = 768, 3072, 12, 250002
+
+
+def xlmr_base_config():
+    from transformers import XLMRobertaConfig
+
+    return XLMRobertaConfig(
+        vocab_size=VOCAB, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+        hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=12, intermediate_size=FFN,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+
+
+def sample_sentences(n: int, mask_token: str) -> list[str]:
+    """``n`` sentences, the four languages interleaved, each language shuffled with ``SEED``."""
+    from probing.prompts import build_prompts, load_languages
+
+    loaded = load_languages(list(LANGUAGES))
+    per_language = []
+    for lang in LANGUAGES:
+        sentences = [p.sentence for p in build_prompts(loaded[lang], mask_token=mask_token)]
+        random.Random(f"{SEED}-{lang}").shuffle(sentences)
+        per_language.append(sentences)
+    interleaved = [s for row in zip(*per_language) for s in row]
+    for sentences in per_language:  # languages with more sentences than the shortest one
+        interleaved += sentences[min(map(len, per_language)):]
+    return [interleaved[i % len(interleaved)] for i in range(n)]
+
+
+def batch_shapes(tokenizer, sentences: list[str], batch_size: int) -> list[tuple[int, int]]:
+    """``(B, T)`` of each batch, as the engine forms them (sorted by length, then chunked)."""
+    lengths = sorted(len(ids) for ids in tokenizer(sentences, add_special_tokens=True, truncation=True)["input_ids"])
+    return [(len(chunk), max(chunk)) for chunk in
+            (lengths[i:i + batch_size] for i in range(0, len(lengths), batch_size))]
+
+
+def engine_flops(shapes: list[tuple[int, int]]) -> float:
+    """The analytical FLOP count of the module docstring."""
+    total = 0.0
+    for b, t in shapes:
+        total += LAYERS * b * t * (2 * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN) + 4 * t * HIDDEN)
+        total += b * 2 * (HIDDEN * HIDDEN + HIDDEN * VOCAB)
+    return total
+
+
+def gemm_rates(m: int) -> tuple[float, float]:
+    """GFLOP/s of fp32 ``(m, 768) @ (768, 3072)``: torch.matmul (MKL) and oneDNN; median of runs."""
+    gen = torch.Generator().manual_seed(SEED)
+    x = torch.randn(m, HIDDEN, generator=gen)
+    w = torch.randn(FFN, HIDDEN, generator=gen) * 0.02
+    wt = w.t()
+
+    def rate(fn) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return 2 * m * HIDDEN * FFN / sorted(times)[len(times) // 2] / 1e9
+
+    mkl = rate(lambda: torch.matmul(x, wt))
+    try:
+        onednn = rate(lambda: torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], ""))
+    except (AttributeError, RuntimeError):
+        onednn = float("nan")
+    return mkl, onednn
+
+
+def compare_top_k(ids_a, lps_a, ids_b, lps_b) -> tuple[bool, float, int]:
+    """``(agree up to exact ties, max |log-prob diff| over ranks, ranks whose ids differ)``."""
+    diff = float(np.max(np.abs(lps_a - lps_b)))
+    differ = int(np.sum(ids_a != ids_b))
+    boundary = min(lps_a[-1], lps_b[-1])
+    lp_a, lp_b = dict(zip(ids_a.tolist(), lps_a)), dict(zip(ids_b.tolist(), lps_b))
+    only = set(lp_a) ^ set(lp_b)
+    same_id = all(abs(lp_a[i] - lp_b[i]) <= TIE for i in set(lp_a) & set(lp_b))
+    ok = diff <= TIE and same_id and all(abs({**lp_b, **lp_a}[i] - boundary) <= TIE for i in only)
+    return ok, diff, differ
+
+
+def time_pipeline(model, tokenizer, sentences: list[str]):
+    from transformers import pipeline
+
+    fill = pipeline("fill-mask", model=model, tokenizer=tokenizer, top_k=TOP_K, device="cpu")
+    fill(sentences[0])  # warm-up
+    outputs = []
+    start = time.perf_counter()
+    for sentence in sentences:
+        outputs.append(fill(sentence))
+    seconds = time.perf_counter() - start
+    results = [(np.array([o["token"] for o in out], dtype=np.int64),
+                np.log(np.array([o["score"] for o in out], dtype=np.float64))) for out in outputs]
+    return seconds, results
+
+
+def time_engine(model, tokenizer, sentences: list[str], batch_size: int, dtype, fast_path: bool):
+    from probing.engine import MaskedLMScorer
+
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=batch_size, dtype=dtype,
+                            progress=False, cpu_fast_path=fast_path)
+    scorer.top_k(sentences[:batch_size], k=TOP_K)  # warm-up
+    start = time.perf_counter()
+    results = scorer.top_k(sentences, k=TOP_K)
+    return time.perf_counter() - start, results, scorer.fast_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sentences", type=int, default=500, help="sentences the engine scores (default 500)")
+    parser.add_argument("--pipeline_sentences", type=int, default=80,
+                        help="the first N of them also go through the pipeline (default 80)")
+    parser.add_argument("--batch_size", type=int, default=64, help="engine batch size (default 64)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16 also runs the engine in bfloat16 and compares it with fp32")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.sentences < 1 or args.batch_size < 1 or not 1 <= args.pipeline_sentences <= args.sentences:
+        parser.error("need --sentences >= 1, --batch_size >= 1 and 1 <= --pipeline_sentences <= --sentences")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from transformers import AutoTokenizer, XLMRobertaForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    from probing.engine import onednn_linear_available
+    from probing.models import build_xlmr_tokenizer
+
+    hf_logging.set_verbosity_error()
+    started = time.perf_counter()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"oneDNN linear available: {onednn_linear_available()}, load average {os.getloadavg()[0]:.2f}")
+
+    torch.manual_seed(SEED)
+    model = XLMRobertaForMaskedLM(xlmr_base_config()).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert round(n_params / 1e6) == 278, n_params
+    with tempfile.TemporaryDirectory() as tmp:
+        build_xlmr_tokenizer(Path(tmp))
+        tokenizer = AutoTokenizer.from_pretrained(tmp)
+    print(f"model: random XLMRobertaForMaskedLM, xlm-roberta-base shape, {n_params:,} parameters "
+          f"(seed {SEED}), built in {time.perf_counter() - started:.1f}s")
+
+    sentences = sample_sentences(args.sentences, tokenizer.mask_token)
+    subset = sentences[:args.pipeline_sentences]
+    shapes = batch_shapes(tokenizer, sentences, args.batch_size)
+    tokens = sum(b * t for b, t in shapes)
+    print(f"sentences: {len(sentences)} ({', '.join(LANGUAGES)} interleaved), {tokens} padded tokens in "
+          f"{len(shapes)} batches of up to {args.batch_size}; pipeline timed on the first {len(subset)}")
+
+    pipe_s, pipe_results = time_pipeline(model, tokenizer, subset)
+    pipe_rate = len(subset) / pipe_s
+    print(f"pipeline: {len(subset)} sentences one at a time in {pipe_s:.1f}s = {pipe_rate:.2f} sent/s "
+          f"(extrapolated to {len(sentences)}: {len(sentences) / pipe_rate:.0f}s)")
+
+    plain_s, plain_results, _ = time_engine(model, tokenizer, sentences, args.batch_size, torch.float32, False)
+    print(f"engine, plain (MKL):     {len(sentences)} sentences in {plain_s:.1f}s = {len(sentences) / plain_s:.1f} sent/s")
+    fast_s, fast_results, fast_used = time_engine(model, tokenizer, sentences, args.batch_size, torch.float32, True)
+    label = "fast path (oneDNN)" if fast_used else "fast path unavailable"
+    print(f"engine, {label}: {len(sentences)} sentences in {fast_s:.1f}s = {len(sentences) / fast_s:.1f} sent/s")
+
+    failures = []
+    pipe_diff, pipe_swaps = 0.0, 0
+    for i, (ids, lps) in enumerate(pipe_results):
+        ok, diff, swaps = compare_top_k(fast_results[i].token_ids, fast_results[i].log_probs.astype(np.float64), ids, lps)
+        pipe_diff, pipe_swaps = max(pipe_diff, diff), pipe_swaps + swaps
+        if not ok:
+            failures.append(f"engine vs pipeline, sentence {i} {subset[i]!r}: max log-prob diff {diff:.2e}")
+    path_diff, path_swaps = 0.0, 0
+    for i, (a, b) in enumerate(zip(plain_results, fast_results)):
+        ok, diff, swaps = compare_top_k(a.token_ids, a.log_probs, b.token_ids, b.log_probs)
+        path_diff, path_swaps = max(path_diff, diff), path_swaps + swaps
+        if not ok:
+            failures.append(f"fast vs plain path, sentence {i} {sentences[i]!r}: max log-prob diff {diff:.2e}")
+    print(f"agreement: engine vs pipeline on {len(subset)} sentences: max |log-prob diff| {pipe_diff:.2e}, "
+          f"{pipe_swaps} of {len(subset) * TOP_K} ranks swapped within ties; fast vs plain path on "
+          f"{len(sentences)}: max {path_diff:.2e}, {path_swaps} ranks swapped within ties")
+
+    flops = engine_flops(shapes)
+    mkl_rate, onednn_rate = gemm_rates(round(tokens / len(shapes)))
+    fast_gflops, plain_gflops = flops / fast_s / 1e9, flops / plain_s / 1e9
+
+    bf16 = None
+    if args.precision == "bf16":  # last: the scorer casts the shared model to bf16 in place
+        bf16_s, bf16_results, _ = time_engine(model, tokenizer, sentences, args.batch_size, torch.bfloat16, False)
+        overlap = np.mean([len(set(a.token_ids.tolist()) & set(b.token_ids.tolist())) / TOP_K
+                           for a, b in zip(fast_results, bf16_results)])
+        top1 = np.mean([a.token_ids[0] == b.token_ids[0] for a, b in zip(fast_results, bf16_results)])
+        bf16 = (bf16_s, overlap, top1)
+        print(f"engine, bf16: {len(sentences)} sentences in {bf16_s:.1f}s = {len(sentences) / bf16_s:.1f} sent/s; "
+              f"vs fp32: mean overlap@{TOP_K} {overlap:.3f}, top-1 agreement {top1:.3f}")
+
+    n = len(sentences)
+    rows = [
+        ("fill-mask pipeline, 1 sentence/call", pipe_rate, 1.0, None),
+        ("engine fp32, plain (MKL GEMMs)", n / plain_s, n / plain_s / pipe_rate, plain_gflops),
+        (f"engine fp32, {'oneDNN fast path' if fast_used else 'fast path (unavailable)'}", n / fast_s,
+         n / fast_s / pipe_rate, fast_gflops),
+    ]
+    if bf16:
+        rows.append(("engine bf16", n / bf16[0], n / bf16[0] / pipe_rate, None))
+    print()
+    print(f"summary ({torch.get_num_threads()} threads, batch size {args.batch_size}, top-{TOP_K}, "
+          f"{n} sentences, pipeline on {len(subset)}; load average now {os.getloadavg()[0]:.2f})")
+    print(f"  {'':40s} {'sent/s':>8s} {'vs pipeline':>12s} {'GFLOP/s':>8s}")
+    for name, rate, ratio, gflops in rows:
+        print(f"  {name:40s} {rate:8.2f} {ratio:11.1f}x {'' if gflops is None else f'{gflops:8.1f}'}")
+    m = round(tokens / len(shapes))
+    print(f"  engine work: {flops / 1e12:.3f} TFLOP analytical ({flops / n / 1e9:.2f} GFLOP/sentence); "
+          f"fp32 GEMM {m}x768 @ 768x3072: torch.matmul (MKL) {mkl_rate:.0f} GFLOP/s, oneDNN {onednn_rate:.0f} GFLOP/s; "
+          f"fast path reaches {fast_gflops / max(mkl_rate, onednn_rate):.0%} of the better one")
+    if bf16:
+        print(f"  bf16 vs fp32: mean overlap@{TOP_K} {bf16[1]:.3f}, top-1 agreement {bf16[2]:.3f}")
+    print(f"  top-{TOP_K} ids agree with the pipeline up to exact ties (|diff| < {TIE:g}): "
+          f"{'yes' if not failures else 'NO'}; max |log-prob diff| {pipe_diff:.2e}")
+    print(f"  total wall time {time.perf_counter() - started:.0f}s")
+    if failures:
+        print(f"FAILED: {len(failures)} top-k disagreements beyond ties:", file=sys.stderr)
+        for failure in failures[:10]:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    if not math.isfinite(pipe_diff):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
