@@ -1,0 +1,476 @@
+"""The training config: a YAML file plus ``--key value`` overrides, read into dataclasses.
+
+Every key has a default except ``output_name`` and ``datasets``; unknown keys are refused with the
+closest valid one suggested. The shipped configs are in ``finetune/configs/``; ``python -m
+finetune.train --help`` lists every key.
+
+A multi-task config names its data sets, then its tasks::
+
+    objective: multitask
+    datasets:
+      demo: {train: {path: finetune/demo_data/multitask.csv}, language_column: language}
+    tasks:
+      - {name: toxicity, type: binary, dataset: demo, label_column: toxic}
+      - {name: sentiment, type: multiclass, dataset: demo, label_column: sentiment,
+         labels: [negative, neutral, positive]}
+
+or uses the flat layout: one data set whose label column holds a list, one label per task, and
+``flat: {dataset: demo, label_column: labels, group_sizes: [3, 2, 4]}`` (three multi-class tasks
+with 3, 2 and 4 classes; ``null`` or ``-1`` in the list marks a missing label).
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from probing.errors import UserError
+from probing.models import BASE_MODEL_ID, TINY_MODEL_NAME
+
+OBJECTIVES = ("mlm", "multitask")
+TASK_TYPES = ("multiclass", "multilabel", "binary", "token")
+POOLINGS = ("cls", "mean", "max")
+SAMPLINGS = ("proportional", "uniform", "temperature")
+PRECISIONS = ("no", "fp16", "bf16")
+FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+TASK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _help(text: str, default=dataclasses.MISSING, factory=dataclasses.MISSING):
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+class ConfigError(UserError):
+    """A bad config value; ``key`` is its dotted path (``tasks.1.type``)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(key, f"{key}: {message}")
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    _check(value in choices, key, f"unknown value {value!r}; expected one of {', '.join(choices)}")
+
+
+@dataclass
+class DataSource:
+    """Where one split comes from: a local file (``path``) or a hub data set (``hub``)."""
+
+    path: str | None = _help(
+        "local .csv/.tsv/.jsonl/.txt/.parquet file (relative to the current folder, else to the project); "
+        "'gensim:<file>' reads a file inside the gensim package", None)
+    hub: str | None = _help("hub data set id, e.g. textdetox/multilingual_toxicity_dataset", None)
+    config: str | None = _help("hub data set config (subset) name", None)
+    split: str = _help("hub split; slices work, e.g. 'train[:10000]'", "train")
+    revision: str | None = _help("hub data set revision", None)
+    format: str | None = _help("file format when the extension does not say: " + "|".join(FORMATS), None)
+    encoding: str = _help("text encoding of a local csv/tsv/jsonl/txt file", "utf-8")
+
+    def validate(self, key: str) -> None:
+        _check((self.path is None) != (self.hub is None), key, "give exactly one of 'path' (a local file) or 'hub'")
+        if self.format is not None:
+            _choice(self.format, FORMATS, f"{key}.format")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"{key}.encoding", f"{key}.encoding: unknown encoding {self.encoding!r}") from None
+
+
+@dataclass
+class DatasetConfig:
+    """One data set: its splits and columns."""
+
+    train: DataSource = _help("the training split (a DataSource)")
+    validation: DataSource | None = _help("the validation split; default: validation_fraction of train", None)
+    validation_fraction: float = _help("share of train held out when there is no validation split", 0.1)
+    text_column: str = _help("column with the text ('text' for .txt files)", "text")
+    tokens_column: str | None = _help("column with a list of words (needed by token tasks); the text "
+                                      "column is then ignored", None)
+    language_column: str | None = _help("column with a language code; metrics are also reported per language",
+                                        None)
+    language: str | None = _help("the language of every row, when there is no language column", None)
+
+    def validate(self, key: str) -> None:
+        self.train.validate(f"{key}.train")
+        if self.validation is not None:
+            self.validation.validate(f"{key}.validation")
+        _check(0 < self.validation_fraction < 1, f"{key}.validation_fraction", "must lie in (0, 1)")
+        _check(self.language is None or self.language_column is None, f"{key}.language",
+               "give either language (one for all rows) or language_column, not both")
+
+
+@dataclass
+class TaskConfig:
+    """One task: a head on the shared encoder, its data set and labels."""
+
+    name: str = _help("task name (letters, digits, underscores)")
+    type: str = _help("|".join(TASK_TYPES))
+    dataset: str | list[str] = _help("key of its data set under 'datasets', or a list of keys (e.g. one per "
+                                     "language); every one needs the label column")
+    label_column: str = _help("column with the labels (an empty cell = no label for this task)")
+    labels: list[str] | None = _help(
+        "label names; multiclass cells hold a name or its index, multilabel cells 'a|b' or a list, token "
+        "cells a list of tags (BIO for entities); binary defaults to ['0', '1'] (index 1 = positive)", None)
+    label_index: int | None = _help("flat layout: the label is element i of a list-valued label column", None)
+    loss_weight: float = _help("weight of this task's loss in the total", 1.0)
+    label_smoothing: float = _help("epsilon: targets (1 - eps) * onehot + eps / K", 0.0)
+    weight_column: str | None = _help("column with a per-example loss weight (empty = 1)", None)
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return [self.dataset] if isinstance(self.dataset, str) else list(self.dataset)
+
+    def validate(self, key: str) -> None:
+        _check(bool(self.dataset_names), f"{key}.dataset", "name at least one data set")
+        _check(bool(TASK_NAME_PATTERN.match(self.name)), f"{key}.name",
+               f"{self.name!r} must start with a letter and hold only letters, digits and underscores")
+        _check(self.type in TASK_TYPES, f"{key}.type",
+               f"unknown task type {self.type!r} for task {self.name!r}; expected one of {', '.join(TASK_TYPES)}")
+        if self.type == "binary":
+            if self.labels is None:
+                self.labels = ["0", "1"]
+            _check(len(self.labels) == 2, f"{key}.labels", "a binary task has exactly two labels [negative, positive]")
+        else:
+            _check(self.labels is not None, f"{key}.labels", f"a {self.type} task needs its list of labels")
+            _check(len(self.labels) >= 2, f"{key}.labels", "give at least two labels")
+        _check(len(set(self.labels)) == len(self.labels), f"{key}.labels", "labels must be distinct")
+        _check(self.loss_weight >= 0, f"{key}.loss_weight", "must be >= 0")
+        _check(0 <= self.label_smoothing < 1, f"{key}.label_smoothing", "must lie in [0, 1)")
+        if self.label_index is not None:
+            _check(self.label_index >= 0, f"{key}.label_index", "must be >= 0")
+
+
+@dataclass
+class FlatLayout:
+    """One data set with a list of labels per row, one per task, split by ``group_sizes``."""
+
+    dataset: str = _help("key of the data set under 'datasets'")
+    label_column: str = _help("column holding a list with one label per task")
+    group_sizes: list[int] = _help("number of classes of each task, e.g. [3, 2, 4]")
+    names: list[str] | None = _help("task names (default task0, task1, ...)", None)
+    types: list[str] | None = _help("task types (default multiclass); size-2 groups may be binary", None)
+
+    def tasks(self, key: str) -> list[TaskConfig]:
+        n = len(self.group_sizes)
+        _check(n >= 1, f"{key}.group_sizes", "give at least one group size")
+        _check(all(size >= 2 for size in self.group_sizes), f"{key}.group_sizes", "every group needs >= 2 classes")
+        names = self.names or [f"task{i}" for i in range(n)]
+        kinds = self.types or ["multiclass"] * n
+        _check(len(names) == n, f"{key}.names", f"give {n} names, one per group size")
+        _check(len(kinds) == n, f"{key}.types", f"give {n} types, one per group size")
+        for i, kind in enumerate(kinds):
+            _check(kind in ("multiclass", "binary"), f"{key}.types",
+                   f"flat-layout tasks are multiclass or binary, got {kind!r}")
+            if kind == "binary":
+                _check(self.group_sizes[i] == 2, f"{key}.types", f"task {names[i]!r} is binary but has "
+                       f"{self.group_sizes[i]} classes")
+        return [TaskConfig(name=names[i], type=kinds[i], dataset=self.dataset, label_column=self.label_column,
+                           labels=[str(k) for k in range(self.group_sizes[i])], label_index=i) for i in range(n)]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; ``python -m finetune.train --help`` prints these keys."""
+
+    output_name: str = _help("the model is written to results/models/<output_name>/")
+    datasets: dict[str, DatasetConfig] = _help("named data sets (see DatasetConfig)")
+    base_model: str = _help(f"hub id, local folder, or a name in results/models/ ({TINY_MODEL_NAME} for tests)",
+                            BASE_MODEL_ID)
+    revision: str | None = _help("hub revision of the base model", None)
+    objective: str = _help("mlm (masked-LM on the data sets' text) | multitask (one head per task)", "mlm")
+    language: str | None = _help("language of the text (recorded in the manifest)", None)
+    tasks: list[TaskConfig] = _help("multitask: the tasks (see TaskConfig)", factory=list)
+    flat: FlatLayout | None = _help("multitask: the flat layout instead of (or besides) 'tasks'", None)
+    max_length: int = _help("tokens per example; longer masked-LM texts are cut into several examples", 128)
+    learning_rate: float = _help("peak learning rate (AdamW)", 5e-5)
+    batch_size: int = _help("examples per device and step", 16)
+    eval_batch_size: int | None = _help("default: batch_size", None)
+    gradient_accumulation_steps: int = _help("steps whose gradients are summed before an update", 1)
+    epochs: float = _help("passes over the training data", 3.0)
+    max_steps: int = _help("if > 0, stop after this many updates (overrides epochs)", -1)
+    warmup: float = _help("linear warm-up: a share of all updates if < 1, else a number of updates", 0.06)
+    weight_decay: float = _help("AdamW weight decay (not on biases and layer norms)", 0.01)
+    max_grad_norm: float = _help("gradient clipping", 1.0)
+    seed: int = _help("seeds weights of new heads, data order, masking and dropout", 0)
+    eval_steps: int = _help("evaluate (and checkpoint) every N updates; 0 = once per epoch", 0)
+    early_stopping_patience: int = _help("stop after N evaluations without improvement; 0 = never", 3)
+    lr_reduce_patience: int = _help("multiply the learning rate by lr_reduce_factor after N evaluations "
+                                    "without improvement; 0 = never", 1)
+    lr_reduce_factor: float = _help("see lr_reduce_patience", 0.5)
+    mlm_probability: float = _help("share of tokens masked (80% <mask>, 10% random, 10% kept)", 0.15)
+    auxiliary_mlm_weight: float = _help("multitask: weight of a masked-LM loss on the same texts that keeps "
+                                        "the LM head in step with the encoder; 0 = off", 0.0)
+    pooling: str = _help("sentence representation for sequence heads: " + "|".join(POOLINGS), "cls")
+    head_dropout: float = _help("dropout at the input of each head", 0.1)
+    task_sampling: str = _help("which task a training example is drawn for: " + "|".join(SAMPLINGS),
+                               "proportional")
+    sampling_temperature: float = _help("temperature T: p_task ~ n_task^(1/T)", 2.0)
+    max_train_examples: int | None = _help("use at most N training examples per data set (smoke runs)", None)
+    max_eval_examples: int | None = _help("use at most N validation examples per data set", None)
+    mixed_precision: str = _help("|".join(PRECISIONS) + " (fp16 and bf16 need a GPU)", "no")
+    logging_steps: int = _help("log the training loss every N updates", 10)
+    save_total_limit: int = _help("checkpoints kept while training (the best one is always kept)", 2)
+    keep_checkpoints: bool = _help("keep results/models/.<name>.checkpoints/ after a successful run", False)
+
+    def __post_init__(self):
+        _check(bool(NAME_PATTERN.match(self.output_name)), "output_name",
+               f"{self.output_name!r} must be a plain folder name (letters, digits, '.', '_', '-')")
+        _check(self.output_name not in ("base", TINY_MODEL_NAME), "output_name",
+               f"{self.output_name!r} is reserved; choose another name")
+        _choice(self.objective, OBJECTIVES, "objective")
+        _check(len(self.datasets) >= 1, "datasets", "name at least one data set")
+        for name, dataset in self.datasets.items():
+            dataset.validate(f"datasets.{name}")
+        if self.flat is not None:
+            _check(self.flat.dataset in self.datasets, "flat.dataset",
+                   f"unknown data set {self.flat.dataset!r}; datasets are: {', '.join(self.datasets)}")
+            self.tasks = [*self.tasks, *self.flat.tasks("flat")]
+        if self.objective == "mlm":
+            _check(not self.tasks, "tasks", "the mlm objective has no tasks; use objective: multitask")
+        else:
+            _check(bool(self.tasks), "tasks", "the multitask objective needs at least one task")
+        seen = set()
+        for i, task in enumerate(self.tasks):
+            task.validate(f"tasks.{i}")
+            _check(task.name not in seen, f"tasks.{i}.name", f"task name {task.name!r} is used twice")
+            seen.add(task.name)
+            for name in task.dataset_names:
+                _check(name in self.datasets, f"tasks.{i}.dataset",
+                       f"unknown data set {name!r}; datasets are: {', '.join(self.datasets)}")
+                if task.type == "token":
+                    _check(self.datasets[name].tokens_column is not None, f"datasets.{name}.tokens_column",
+                           f"token task {task.name!r} needs its data set's tokens_column (a list of words per row)")
+        _check(self.max_length >= 8, "max_length", "must be >= 8")
+        _check(self.learning_rate > 0, "learning_rate", "must be > 0")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        _check(self.eval_batch_size is None or self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1")
+        _check(self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
+        _check(self.epochs > 0, "epochs", "must be > 0")
+        _check(self.warmup >= 0, "warmup", "must be >= 0")
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _check(self.eval_steps >= 0, "eval_steps", "must be >= 0")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
+        _check(self.lr_reduce_patience >= 0, "lr_reduce_patience", "must be >= 0")
+        _check(0 < self.lr_reduce_factor < 1, "lr_reduce_factor", "must lie in (0, 1)")
+        _check(0 < self.mlm_probability < 1, "mlm_probability", "must lie in (0, 1)")
+        _check(self.auxiliary_mlm_weight >= 0, "auxiliary_mlm_weight", "must be >= 0")
+        _choice(self.pooling, POOLINGS, "pooling")
+        _check(0 <= self.head_dropout < 1, "head_dropout", "must lie in [0, 1)")
+        _choice(self.task_sampling, SAMPLINGS, "task_sampling")
+        _check(self.sampling_temperature > 0, "sampling_temperature", "must be > 0")
+        for key in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, key)
+            _check(value is None or value >= 1, key, "must be >= 1")
+        _choice(self.mixed_precision, PRECISIONS, "mixed_precision")
+        _check(self.logging_steps >= 1, "logging_steps", "must be >= 1")
+        _check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
+
+    @property
+    def uses_mlm(self) -> bool:
+        return self.objective == "mlm" or self.auxiliary_mlm_weight > 0
+
+    def to_dict(self) -> dict:
+        """The config as plain data (what ``train_config.yaml`` and the manifest hold)."""
+        raw = dataclasses.asdict(self)
+        if self.flat is not None:  # the flat layout's tasks are re-derived on load
+            n_flat = len(self.flat.group_sizes)
+            raw["tasks"] = raw["tasks"][: len(raw["tasks"]) - n_flat]
+        return raw
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value, tp, key: str):
+    """``value`` as type ``tp`` (from a dataclass annotation), or a :class:`ConfigError`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        for arg in args[:-1]:  # e.g. str | list[str]: the first type that fits
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        return _coerce(value, args[-1], key)
+    if value is None:
+        raise ConfigError(key, f"{key}: a value is required (got null)")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(key, f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"{key}: expected a mapping of names to entries, got {value!r}")
+        _, item = typing.get_args(tp)
+        return {str(k): _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(key, f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls, raw, key: str):
+    """Instantiate dataclass ``cls`` from a mapping, refusing unknown and missing keys."""
+    where = f"{key}: " if key else ""
+    if not isinstance(raw, dict):
+        raise ConfigError(key, f"{where}expected a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in raw:
+        if name not in fields:
+            dotted = f"{key}.{name}" if key else str(name)
+            close = difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(dotted, f"unknown config key {dotted!r}{hint} (valid keys{' in ' + key if key else ''}: "
+                                      f"{', '.join(fields)})")
+    values = {}
+    for name, spec in fields.items():
+        dotted = f"{key}.{name}" if key else name
+        if name in raw:
+            values[name] = _coerce(raw[name], hints[name], dotted)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(dotted, f"missing config key {dotted!r} ({spec.metadata.get('help', '')})")
+    return cls(**values)
+
+
+def _set_override(raw: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(where, f"--{dotted}: {where!r} is not an item of the list (it has {len(node)})")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(where, f"--{dotted}: {where!r} is a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(dotted, f"--{dotted}: no item {last!r} in a list of {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, object]:
+    """``['--lr', '1e-4', '--tasks.0.loss_weight', '2']`` -> ``{'lr': '1e-4', ...}`` (values as YAML)."""
+    overrides: dict[str, object] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) == 2:
+            raise UserError(f"unexpected argument {token!r}; overrides are --key value pairs (see --help)")
+        key, eq, inline = token[2:].partition("=")
+        if eq:
+            text = inline
+            i += 1
+        else:
+            if i + 1 >= len(tokens) or (tokens[i + 1].startswith("--") and len(tokens[i + 1]) > 2):
+                raise UserError(f"--{key} needs a value (overrides are --key value pairs)")
+            text = tokens[i + 1]
+            i += 2
+        try:
+            overrides[key] = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            overrides[key] = text
+    return overrides
+
+
+def load_config(path: str | Path, overrides: dict[str, object] | None = None) -> TrainConfig:
+    """Read a YAML config, apply ``--key value`` overrides, and validate everything."""
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(p.name for p in (Path(__file__).parent / "configs").glob("*.yaml"))
+        raise UserError(f"config file {path} not found; shipped configs: {', '.join(shipped)} in finetune/configs/")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    overrides = overrides or {}
+    try:
+        for key, value in overrides.items():
+            _set_override(raw, key, value)
+        return _build(TrainConfig, raw, "")
+    except ConfigError as error:
+        message = str(error)
+        if message.startswith("--"):
+            raise UserError(message) from None
+        origin = next((k for k in overrides if error.key == k or error.key.startswith(k + ".")
+                       or k.startswith(error.key + ".")), None)
+        if origin is None:
+            raise UserError(f"{path}: {message}") from None
+        if message.startswith(f"{error.key}: "):
+            message = message[len(error.key) + 2:]
+        raise UserError(f"--{error.key}: {message}") from None
+
+
+def config_keys_help() -> str:
+    """The config keys with defaults and help, for ``--help``."""
+    lines = []
+    for cls, title in ((TrainConfig, "top level"), (DatasetConfig, "datasets.<name>"),
+                       (DataSource, "datasets.<name>.train / .validation"), (TaskConfig, "tasks[i]"),
+                       (FlatLayout, "flat")):
+        lines.append(f"config keys ({title}):")
+        for spec in dataclasses.fields(cls):
+            if spec.default is not dataclasses.MISSING:
+                default = f" [{spec.default}]"
+            elif spec.default_factory is not dataclasses.MISSING:
+                default = " [[]]"
+            else:
+                default = " [required]" if cls is not TaskConfig or spec.name != "labels" else ""
+            lines.append(f"  {spec.name}{default}: {spec.metadata.get('help', '')}")
+    return "\n".join(lines)

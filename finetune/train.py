@@ -1,0 +1,447 @@
+"""Fine-tune a masked LM on one language's text, or train one multi-task model, and register it.
+
+    python -m finetune.train --config finetune/configs/english.yaml --base_model tiny-xlmr --max_steps 30
+
+The steps are: read the config (:mod:`finetune.config`), load the base model and the data
+(:mod:`finetune.data`), build the model (:mod:`finetune.model`), train with the transformers
+``Trainer`` (:mod:`finetune.trainer`), and write ``results/models/<output_name>/`` all at once:
+the masked LM and tokenizer (so ``python -m probing.run --finetuned_model <output_name>`` loads
+it), the task heads, ``train_config.yaml``, ``metrics.json`` and ``manifest.json``.
+
+Checkpoints go to ``results/models/.<output_name>.checkpoints/``; running the same command again
+after an interruption resumes from the last complete one. Bad input stops the run before anything
+is written, with one line naming the key or file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from finetune.config import TrainConfig, config_keys_help, load_config, parse_overrides
+from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, TaskSampler, check_task_counts,
+                           load_splits, read_examples, sampling_probabilities, tokenize)
+from probing import models
+from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
+from probing.manifest import SCHEMA_VERSION, AtomicFolder, check_writable, environment, now_utc, write_json
+
+RUN_CONFIG_FILE = "run_config.json"
+INITIAL_METRICS_FILE = "initial_metrics.json"
+HEAD_TRAINED = "trained masked-LM head (fine-tuned with the encoder)"
+HEAD_AUXILIARY = "auxiliary masked-LM head (trained with weight {weight} alongside the tasks)"
+HEAD_BASE = "base model's LM head (untrained with the encoder{tied})"
+
+EXAMPLES = """examples:
+  # masked-LM on real English news text (gensim's Lee corpus) with the tiny offline model:
+  python -m finetune.train --config finetune/configs/english.yaml --base_model tiny-xlmr \\
+      --output_name tiny-english --max_steps 30 --eval_steps 10 --max_length 64 --batch_size 8
+  python -m probing.run --finetuned_model tiny-english
+
+  # a real per-language run (xlm-roberta-base and Wikipedia from the hub):
+  python -m finetune.train --config finetune/configs/french.yaml
+
+  # multi-task on the demo data, with an auxiliary masked-LM loss so the result can be probed:
+  python -m finetune.train --config finetune/configs/multitask.yaml --base_model tiny-xlmr \\
+      --auxiliary_mlm_weight 0.5 --output_name tiny-multitask
+  python -m finetune.predict --model tiny-multitask --input finetune/demo_data/multitask.csv
+
+  # several GPUs with mixed precision (the Trainer does the distribution):
+  accelerate launch --num_processes 4 -m finetune.train --config finetune/configs/multitask.yaml \\
+      --mixed_precision bf16
+
+  # nested keys are dotted, list items numbered:
+  python -m finetune.train --config finetune/configs/multitask.yaml --tasks.0.loss_weight 2 \\
+      --datasets.demo.train.path my_data.csv
+
+  Rerunning an interrupted command resumes from its last checkpoint in
+  results/models/.<output_name>.checkpoints/ (delete that folder to start afresh); --overwrite
+  replaces an existing results/models/<output_name>/ when the run ends.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="python -m finetune.train",
+        description="Fine-tune a masked LM (objective mlm) or train a multi-task model (objective multitask). "
+                    "Any config key can be overridden with --key value.",
+        epilog=config_keys_help() + "\n\n" + EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--config", required=True, help="a YAML config, e.g. finetune/configs/english.yaml")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing results/models/<output_name>/ (and discard checkpoints of a "
+                             "different config)")
+    return parser
+
+
+# ---- set-up --------------------------------------------------------------------------------
+
+def resolve_base(name: str) -> tuple[str, str]:
+    """(display name, folder or hub id) of the base model: a registered name, a folder or a hub id."""
+    if name in ("base", models.TINY_MODEL_NAME) or (models.models_dir() / name / "config.json").is_file():
+        return models.resolve_model(finetuned_model=name)
+    return models.resolve_model(model=name)
+
+
+def check_precision(config: TrainConfig) -> None:
+    import torch
+
+    if config.mixed_precision != "no" and not torch.cuda.is_available():
+        raise UserError(f"mixed_precision: {config.mixed_precision} needs a CUDA GPU and none is visible; "
+                        f"use --mixed_precision no")
+
+
+def check_max_length(config: TrainConfig, model) -> None:
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and getattr(model.config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
+        limit -= 2  # positions start after the padding index
+    if limit is not None and config.max_length > limit:
+        raise UserError(f"max_length: {config.max_length} exceeds the {limit} positions of {config.base_model}")
+
+
+def task_specs(config: TrainConfig):
+    from finetune.model import TaskSpec
+
+    return [TaskSpec(name=t.name, type=t.type, labels=list(t.labels), loss_weight=t.loss_weight,
+                     label_smoothing=t.label_smoothing) for t in config.tasks]
+
+
+def lm_head_description(config: TrainConfig, lm) -> str:
+    from finetune.model import tied_to_encoder
+
+    if config.objective == "mlm":
+        return HEAD_TRAINED
+    if config.auxiliary_mlm_weight > 0:
+        return HEAD_AUXILIARY.format(weight=config.auxiliary_mlm_weight)
+    tied = "; its decoder is tied to the fine-tuned input embeddings" if tied_to_encoder(lm) else ""
+    return HEAD_BASE.format(tied=tied)
+
+
+def first_difference(old, new, key: str = "") -> str | None:
+    """The first dotted key whose value differs between two nested configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(old) + [k for k in new if k not in old]:
+            found = first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else str(k))
+            if found:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            found = first_difference(a, b, f"{key}.{i}")
+            if found:
+                return found
+        return None
+    return None if old == new else f"{key}: {old!r} -> {new!r}"
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-N`` whose ``trainer_state.json`` was written (written last)."""
+    complete = [p for p in folder.glob("checkpoint-*")
+                if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(complete, key=lambda p: int(p.name.split("-")[-1])) if complete else None
+
+
+def prepare_checkpoints(folder: Path, run_config: dict, *, overwrite: bool, is_main: bool) -> Path | None:
+    """The checkpoint to resume from, or ``None`` for a fresh run.
+
+    Checkpoints of the same config are resumed (with or without ``--overwrite``); checkpoints of
+    another config are an error, or discarded with ``--overwrite``.
+    """
+    import json
+
+    record = folder / RUN_CONFIG_FILE
+    previous = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    difference = first_difference(previous, run_config) if previous is not None else None
+    if previous is None or difference:
+        if difference and not overwrite:
+            raise UserError(f"{folder} holds checkpoints of a different config ({difference}); rerun with "
+                            f"--overwrite to discard them")
+        if is_main and folder.exists():
+            shutil.rmtree(folder)
+        return None
+    return last_complete_checkpoint(folder)
+
+
+def training_arguments(config: TrainConfig, folder: Path):
+    import torch
+    from transformers import TrainingArguments
+
+    by_steps = config.eval_steps > 0
+    multitask = config.objective == "multitask"
+    return TrainingArguments(
+        output_dir=str(folder),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size or config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup if config.warmup < 1 else int(config.warmup),
+        lr_scheduler_type="linear",
+        max_grad_norm=config.max_grad_norm,
+        eval_strategy="steps" if by_steps else "epoch",
+        save_strategy="steps" if by_steps else "epoch",
+        eval_steps=config.eval_steps if by_steps else None,
+        save_steps=config.eval_steps if by_steps else 500,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_mean_score" if multitask else "eval_loss",
+        greater_is_better=multitask,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        fp16=config.mixed_precision == "fp16",
+        bf16=config.mixed_precision == "bf16",
+        restore_callback_states_from_checkpoint=True,
+        ddp_find_unused_parameters=False,
+        label_names=[],
+    )
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+class Prepared:
+    """Everything loaded and checked before training: data, base model, tokenised features."""
+
+    def __init__(self, config: TrainConfig):
+        train_splits, eval_splits, self.provenance = load_splits(config)
+        self.train_examples = read_examples(train_splits, config)
+        self.eval_examples = read_examples(eval_splits, config)
+        for what, examples in (("training", self.train_examples), ("validation", self.eval_examples)):
+            if not examples.items:
+                raise UserError(f"no {what} examples left after dropping rows without text or labels "
+                                f"({examples.counts}); check the data sets' columns")
+        self.task_counts = check_task_counts(self.train_examples, config, "training") if config.tasks else {}
+        base_name, base_source = resolve_base(config.base_model)
+        self.base = models.load_masked_lm(base_name, base_source, revision=config.revision)
+        check_max_length(config, self.base.model)
+        self.train_features = tokenize(self.train_examples, config, self.base.tokenizer)
+        self.eval_features = tokenize(self.eval_examples, config, self.base.tokenizer)
+
+    def sampler(self, config: TrainConfig) -> TaskSampler:
+        """Task pools (examples labelled for each task; all examples for the masked-LM objective)."""
+        rows = self.train_features
+        if config.tasks:
+            pools = [np.array([i for i, r in enumerate(rows) if r["labels"].get(t.name) is not None])
+                     for t in config.tasks]
+        else:
+            pools = [np.arange(len(rows))]
+        temperature = config.sampling_temperature if config.task_sampling == "temperature" else 1.0
+        self.probabilities = sampling_probabilities([len(p) for p in pools], config.task_sampling, temperature)
+        return TaskSampler(pools, self.probabilities, len(rows), len(rows), config.seed)
+
+    def data_summary(self, config: TrainConfig) -> dict:
+        names = [t.name for t in config.tasks] or ["mlm"]
+        return {"datasets": self.provenance, "train": self.train_examples.counts,
+                "validation": self.eval_examples.counts, "train_examples": len(self.train_features),
+                "validation_examples": len(self.eval_features), "labelled_train_examples": self.task_counts,
+                "sampling_probabilities": dict(zip(names, self.probabilities.round(6).tolist()))}
+
+
+def selection_metric(config: TrainConfig) -> str:
+    return "eval_mean_score" if config.objective == "multitask" else "eval_loss"
+
+
+def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
+    from transformers import EarlyStoppingCallback, set_seed
+
+    from finetune.model import MultiTaskModel
+    from finetune.trainer import FinetuneTrainer, ReduceLROnPlateauCallback, SamplerEpochCallback
+
+    set_seed(config.seed)  # before the heads are initialised
+    model = MultiTaskModel(prepared.base.model, task_specs(config), pooling=config.pooling,
+                           head_dropout=config.head_dropout,
+                           mlm_weight=1.0 if config.objective == "mlm" else config.auxiliary_mlm_weight)
+    sampler = prepared.sampler(config)
+    metric = selection_metric(config)
+    all_callbacks = [SamplerEpochCallback(sampler),
+                     ReduceLROnPlateauCallback(config.lr_reduce_patience, config.lr_reduce_factor, metric,
+                                               config.objective == "multitask"), *callbacks]
+    if config.early_stopping_patience > 0:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    tokenizer = prepared.base.tokenizer
+    return FinetuneTrainer(
+        model=model, args=args,
+        train_dataset=FeatureDataset(prepared.train_features, salt=TRAIN_SALT),
+        eval_dataset=FeatureDataset(prepared.eval_features, salt=EVAL_SALT),
+        data_collator=Collator(tokenizer, config.tasks, seed=config.seed,
+                               mlm_probability=config.mlm_probability if config.uses_mlm else None),
+        processing_class=tokenizer, callbacks=all_callbacks, task_sampler=sampler,
+        eval_languages={i: r["language"] for i, r in enumerate(prepared.eval_features)},
+    )
+
+
+def training_summary(trainer, config: TrainConfig, resume: Path | None) -> dict:
+    from finetune.trainer import ReduceLROnPlateauCallback
+
+    state = trainer.state
+    plateau = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, ReduceLROnPlateauCallback))
+    return {
+        "steps": state.global_step,
+        "max_steps": state.max_steps,
+        "epochs": state.epoch,
+        "last_train_loss": next((e["loss"] for e in reversed(state.log_history) if "loss" in e), None),
+        "best_checkpoint_step": _step_of(state.best_model_checkpoint),
+        "best_metric": state.best_metric,
+        "selection_metric": selection_metric(config),
+        "stopped_early": state.global_step < state.max_steps,
+        "learning_rate_reductions": plateau.reductions,
+        "resumed_from": str(resume) if resume is not None else None,
+        "world_size": trainer.args.world_size,
+    }
+
+
+def run(config: TrainConfig, *, overwrite: bool = False, callbacks=(), command: list[str] | None = None) -> Path:
+    """Train and write ``results/models/<output_name>/``; returns that folder."""
+    import json
+
+    import transformers
+
+    transformers.logging.set_verbosity_warning()
+    transformers.logging.disable_progress_bar()
+    target = models.models_dir() / config.output_name
+    checkpoints = target.with_name(f".{config.output_name}.checkpoints")
+    check_writable(target)
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; pass --overwrite to replace it or --output_name NEW")
+    check_precision(config)
+    prepared = Prepared(config)  # every check of the user's input happens here, before anything is written
+
+    args = training_arguments(config, checkpoints)  # sets up the (distributed) state: before anything else
+    state = args.distributed_state
+    run_config = config.to_dict()
+    resume = prepare_checkpoints(checkpoints, run_config, overwrite=overwrite, is_main=state.is_main_process)
+    state.wait_for_everyone()
+    trainer = build_trainer(config, prepared, args, callbacks)
+
+    initial_path = checkpoints / INITIAL_METRICS_FILE
+    if resume is None:
+        initial = json_safe(trainer.compute_metrics_nested())
+        if state.is_main_process:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            write_json(checkpoints / RUN_CONFIG_FILE, run_config)
+            write_json(initial_path, initial)
+    else:
+        if state.is_main_process:
+            print(f"resuming from {resume}", file=sys.stderr)
+        initial = json.loads(initial_path.read_text(encoding="utf-8")) if initial_path.is_file() else {}
+    state.wait_for_everyone()
+
+    trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+    history = [e for e in trainer.state.log_history if "train_runtime" not in e]
+    metrics = {"initial": initial, "final": trainer.compute_metrics_nested(),
+               "training": training_summary(trainer, config, resume), "history": history}
+    if state.is_main_process:
+        write_model_folder(target, trainer, config, run_config, metrics, data=prepared.data_summary(config),
+                           base=prepared.base, command=command)
+        if not config.keep_checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        _report(target, metrics)
+    state.wait_for_everyone()
+    return target
+
+
+def json_safe(value):
+    """``nan`` and infinities as ``null``, so the JSON files are standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    tail = Path(checkpoint).name.split("-")[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: dict, metrics: dict, *,
+                       data: dict, base, command: list[str] | None) -> None:
+    """Write ``results/models/<name>/`` atomically: model, tokenizer, config, metrics, manifest."""
+    from finetune.model import HEADS_FILE, TASKS_FILE
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    env = environment()
+    with AtomicFolder(target) as staging:
+        model.save(staging)
+        trainer.processing_class.save_pretrained(staging)
+        (staging / "train_config.yaml").write_text(
+            yaml.safe_dump(run_config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        write_json(staging / "metrics.json", json_safe(metrics))
+        files = sorted(p.name for p in staging.iterdir())
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "created": now_utc(),
+            "command": command or ["python", "-m", "finetune.train"],
+            "name": config.output_name,
+            "objective": config.objective,
+            "language": config.language,
+            "base_model": {"name": base.name, "source": base.source, "revision": base.revision,
+                           "random_weights": base.random_weights},
+            "random_weights": base.random_weights,
+            "lm_head": lm_head_description(config, model.lm),
+            "model_class": type(model.lm).__name__,
+            "n_parameters": {
+                "masked_lm": sum(p.numel() for p in model.lm.parameters()),
+                "task_heads": sum(p.numel() for p in model.heads.parameters()),
+            },
+            "tasks": [{"name": t.name, "type": t.type, "labels": t.labels, "dataset": t.dataset,
+                       "label_column": t.label_column, "loss_weight": t.loss_weight} for t in config.tasks],
+            "config": run_config,
+            "seed": config.seed,
+            "metrics": {"final": metrics["final"], "training": metrics["training"]},
+            "data": data,
+            "files": {"heads": HEADS_FILE if config.tasks else None, "tasks": TASKS_FILE if config.tasks else None,
+                      "all": files},
+            "env": env,
+            "git_commit": env["git"]["commit"],
+        }
+        write_json(staging / models.REGISTRY_FILE, json_safe(manifest))
+
+
+def _report(target: Path, metrics: dict) -> None:
+    final, initial, training = metrics["final"], metrics["initial"], metrics["training"]
+    parts = [f"wrote {target} after {training['steps']} steps"]
+    if "perplexity" in final:
+        before = initial.get("perplexity")
+        parts.append(f"validation perplexity {before:.1f} -> {final['perplexity']:.1f}" if before is not None
+                     else f"validation perplexity {final['perplexity']:.1f}")
+    if "aggregate" in final:
+        score = final["aggregate"]["mean_score"]
+        parts.append(f"mean task score {score:.3f}" if not math.isnan(score) else "mean task score undefined")
+    print("; ".join(parts))
+
+
+@exits_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = build_parser().parse_known_args(argv)
+    config = load_config(args.config, parse_overrides(rest))
+    try:
+        run(config, overwrite=args.overwrite, command=["python", "-m", "finetune.train", *argv])
+    except KeyboardInterrupt:
+        checkpoints = models.models_dir() / f".{config.output_name}.checkpoints"
+        print(f"interrupted; run the same command again to resume from {checkpoints}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The transformers ``Trainer``, taught to sample tasks, evaluate every task, and save our folders.
+
+Distribution, mixed precision, gradient accumulation, checkpoints and their resumption are the
+Trainer's (and accelerate's): ``accelerate launch -m finetune.train ...`` runs the same code on
+several GPUs. What this module adds:
+
+* the training order comes from :class:`finetune.data.TaskSampler`;
+* ``evaluate`` computes every task's metrics (:mod:`finetune.metrics`), their aggregate, a
+  per-language breakdown and the validation masked-LM loss / perplexity;
+* checkpoints and the best model are saved as our folders (masked LM + heads,
+  :meth:`MultiTaskModel.save`) and loaded back the same way;
+* :class:`ReduceLROnPlateauCallback` scales the warm-up/linear-decay schedule down when the
+  selection metric stalls; its state is saved in checkpoints like ``EarlyStoppingCallback``'s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+from finetune import metrics as task_metrics
+from finetune.losses import IGNORE_INDEX
+from finetune.model import MultiTaskModel, task_predictions
+
+
+class ReduceLROnPlateauCallback(TrainerCallback, ExportableState):
+    """Multiply the learning rate by ``factor`` after ``patience`` evaluations without improvement.
+
+    The factor scales the scheduler's base rates, so warm-up and linear decay continue from the
+    lowered level. ``patience = 0`` turns it off.
+    """
+
+    def __init__(self, patience: int = 1, factor: float = 0.5, metric: str = "eval_loss",
+                 greater_is_better: bool = False):
+        self.patience = patience
+        self.factor = factor
+        self.metric = metric
+        self.greater_is_better = greater_is_better
+        self.best = None
+        self.bad_evaluations = 0
+        self.reductions = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, optimizer=None, lr_scheduler=None, **kwargs):
+        if self.patience == 0 or not metrics or self.metric not in metrics or lr_scheduler is None:
+            return
+        value = metrics[self.metric]
+        if value is None or math.isnan(value):
+            return
+        improved = self.best is None or (value > self.best if self.greater_is_better else value < self.best)
+        if improved:
+            self.best, self.bad_evaluations = value, 0
+            return
+        self.bad_evaluations += 1
+        if self.bad_evaluations >= self.patience:
+            lr_scheduler.base_lrs = [lr * self.factor for lr in lr_scheduler.base_lrs]
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] *= self.factor
+            self.bad_evaluations = 0
+            self.reductions += 1
+
+    def state(self) -> dict:
+        return {"args": {"patience": self.patience, "factor": self.factor, "metric": self.metric,
+                         "greater_is_better": self.greater_is_better},
+                "attributes": {"best": self.best, "bad_evaluations": self.bad_evaluations,
+                               "reductions": self.reductions}}
+
+
+class SamplerEpochCallback(TrainerCallback):
+    """Tell the task sampler which epoch starts (also after resuming on several processes)."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.sampler.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-9)))
+
+
+class FinetuneTrainer(Trainer):
+    """``Trainer`` for :class:`MultiTaskModel` (see the module docstring)."""
+
+    def __init__(self, *args, task_sampler=None, eval_languages=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task_sampler = task_sampler
+        self.eval_languages = eval_languages or {}
+        self.last_metrics: dict = {}
+
+    # ---- data ----
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.task_sampler if self.task_sampler is not None else super()._get_train_sampler(train_dataset)
+
+    # ---- evaluation ----
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        nested = self.compute_metrics_nested(eval_dataset)
+        self.last_metrics = nested
+        flat = flatten_metrics(nested, metric_key_prefix)
+        self.log(flat)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)
+        return flat
+
+    @torch.no_grad()
+    def compute_metrics_nested(self, eval_dataset=None) -> dict:
+        """Metrics of the model on the validation set, as a nested dict (see :func:`flatten_metrics`)."""
+        from accelerate.utils import gather_object
+
+        model: MultiTaskModel = self.accelerator.unwrap_model(self.model)
+        loader = self.get_eval_dataloader(eval_dataset)
+        was_training = model.training
+        model.eval()
+        rows: list[tuple] = []  # (example index, {task: (truth, prediction)})
+        loss_total, loss_batches, mlm_sum, mlm_count = 0.0, 0, 0.0, 0
+        for batch in loader:
+            batch = self._prepare_inputs(batch)
+            with self.autocast_smart_context_manager():
+                out = model(**batch)
+            if "loss" in out:
+                loss_total += float(out["loss"]) * len(batch["example_index"])
+                loss_batches += len(batch["example_index"])
+            if "mlm_loss_sum" in out:
+                mlm_sum += float(out["mlm_loss_sum"])
+                mlm_count += int(out["mlm_count"])
+            rows.extend(_batch_rows(model, batch, out))
+        model.train(was_training)
+        gathered = gather_object([(rows, loss_total, loss_batches, mlm_sum, mlm_count)])
+        all_rows, loss_total, loss_batches, mlm_sum, mlm_count = {}, 0.0, 0, 0.0, 0
+        for part_rows, part_loss, part_n, part_mlm, part_count in gathered:
+            all_rows.update({index: values for index, values in part_rows})  # drops padding duplicates
+            loss_total, loss_batches = loss_total + part_loss, loss_batches + part_n
+            mlm_sum, mlm_count = mlm_sum + part_mlm, mlm_count + part_count
+        return summarise(model, all_rows, self.eval_languages, loss_total / max(loss_batches, 1),
+                         (mlm_sum / mlm_count) if mlm_count else None)
+
+    # ---- saving and loading our folders ----
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self.accelerator.unwrap_model(self.model).save(Path(output_dir))
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = self.accelerator.unwrap_model(model if model is not None else self.model)
+        model.load_weights(Path(resume_from_checkpoint))
+
+    def _load_best_model(self) -> None:
+        self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+
+def _batch_rows(model: MultiTaskModel, batch: dict, out: dict) -> list[tuple]:
+    """Per example: {task: (truth, prediction)} for the tasks it has a label for."""
+    indices = batch["example_index"].tolist()
+    per_example = [dict() for _ in indices]
+    for task in model.tasks:
+        weights = batch["task_weights"][task.name].cpu().numpy()
+        labels = batch["task_labels"][task.name].cpu()
+        predictions = task_predictions(task, out["logits"][task.name]).cpu()
+        for i in np.flatnonzero(weights > 0):
+            if task.type == "token":
+                keep = labels[i] != IGNORE_INDEX
+                truth, prediction = labels[i][keep].tolist(), predictions[i][keep].tolist()
+            else:
+                truth, prediction = labels[i].numpy(), predictions[i].numpy()
+            per_example[i][task.name] = (truth, prediction)
+    return list(zip(indices, per_example))
+
+
+def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, mlm_loss: float | None) -> dict:
+    """Nested metrics: loss, masked-LM loss and perplexity, per task, aggregate, per language."""
+    out: dict = {"loss": loss, "n_examples": len(rows)}
+    if mlm_loss is not None:
+        out["mlm_loss"] = mlm_loss
+        out["perplexity"] = math.exp(min(mlm_loss, 700.0))
+        if not model.tasks:
+            out["loss"] = mlm_loss
+    if not model.tasks:
+        return out
+
+    def metrics_for(selected: dict) -> dict:
+        per_task = {}
+        for task in model.tasks:
+            pairs = [values[task.name] for values in selected.values() if task.name in values]
+            if not pairs:
+                continue
+            truth = [p[0] for p in pairs]
+            prediction = [p[1] for p in pairs]
+            per_task[task.name] = task_metrics.task_metrics(task.type, task.labels, truth, prediction)
+        return {"tasks": per_task, "aggregate": task_metrics.aggregate(per_task)} if per_task else {}
+
+    out.update(metrics_for(rows))
+    by_language = {}
+    with warnings.catch_warnings():  # small per-language subsets often lack a class: nan, expected
+        warnings.simplefilter("ignore", task_metrics.UndefinedMetricWarning)
+        for language in sorted({v for v in languages.values() if v is not None}):
+            subset = {i: values for i, values in rows.items() if languages.get(i) == language}
+            if subset:
+                by_language[language] = metrics_for(subset)
+    if by_language:
+        out["by_language"] = by_language
+    return out
+
+
+def flatten_metrics(nested: dict, prefix: str = "eval") -> dict[str, float]:
+    """Flat ``{prefix}_{name}`` floats for the Trainer's logs and metric selection.
+
+    ``eval_loss``, ``eval_mlm_loss``, ``eval_perplexity``, ``eval_mean_score``, ``eval_std_score``,
+    ``eval_mean_<metric>``, ``eval_<task>_<metric>`` and ``eval_<language>_mean_score``.
+    """
+    flat = {}
+    for key in ("loss", "mlm_loss", "perplexity"):
+        if key in nested:
+            flat[f"{prefix}_{key}"] = float(nested[key])
+    for key, value in nested.get("aggregate", {}).items():
+        flat[f"{prefix}_{key}"] = float(value)
+    for task, values in nested.get("tasks", {}).items():
+        for key, value in values.items():
+            if key != "primary":
+                flat[f"{prefix}_{task}_{key}"] = float(value)
+    for language, values in nested.get("by_language", {}).items():
+        if "aggregate" in values:
+            flat[f"{prefix}_{language}_mean_score"] = float(values["aggregate"]["mean_score"])
+    return flat

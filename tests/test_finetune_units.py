@@ -1,0 +1,321 @@
+"""finetune's pieces without training: losses, pooling and metrics by hand, labels, masking, sampling."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from finetune import losses, metrics
+from finetune.config import TaskConfig
+from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, TaskSampler, align_word_labels,
+                           parse_label, parse_weight, sampling_probabilities)
+
+
+# ---- doctests (finetune is not among pytest's testpaths) ------------------------------------
+
+@pytest.mark.parametrize("module", ["finetune.losses", "finetune.metrics", "finetune.data"])
+def test_doctests(module):
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted >= 1 and result.failed == 0
+
+
+# ---- pooling and losses against hand computation -------------------------------------------
+
+def test_pooling_by_hand_ignores_padding():
+    hidden = torch.tensor([[[1.0, -2.0], [3.0, 4.0], [100.0, 100.0]],
+                           [[0.0, 1.0], [2.0, -5.0], [-1.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert losses.pool(hidden, mask, "cls").tolist() == [[1.0, -2.0], [0.0, 1.0]]
+    assert losses.pool(hidden, mask, "mean").flatten().tolist() == pytest.approx([2.0, 1.0, 1 / 3, -4 / 3])
+    assert losses.pool(hidden, mask, "max").tolist() == [[3.0, 4.0], [2.0, 1.0]]
+    with pytest.raises(ValueError):
+        losses.pool(hidden, mask, "median")
+
+
+def test_multiclass_loss_masking_and_label_smoothing_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+    weights = torch.tensor([1.0, 0.0])  # second example: label missing
+    z = math.log(math.exp(2) + 2)
+    nll = [-(2 - z), -(0 - z), -(0 - z)]  # -log p_k of example 1
+    assert losses.multiclass_loss(logits, torch.tensor([0, 2]), weights).item() == pytest.approx(nll[0])
+    # the placeholder label of a missing example changes nothing
+    assert losses.multiclass_loss(logits, torch.tensor([0, 1]), weights).item() == pytest.approx(nll[0])
+    eps = 0.1
+    smoothed = (1 - eps) * nll[0] + eps / 3 * sum(nll)
+    value = losses.multiclass_loss(logits, torch.tensor([0, 2]), weights, label_smoothing=eps).item()
+    assert value == pytest.approx(smoothed)
+
+
+def test_weighted_mean_and_all_missing():
+    logits = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    weights = torch.tensor([2.0, 1.0])
+    per = [math.log(1 + math.e) - 1, math.log(1 + math.e)]  # CE of label 0 for both
+    value = losses.multiclass_loss(logits, torch.tensor([0, 0]), weights).item()
+    assert value == pytest.approx((2 * per[0] + per[1]) / 3)
+    none = losses.multiclass_loss(logits, torch.tensor([0, 0]), torch.zeros(2))
+    none.backward()
+    assert none.item() == 0.0 and logits.grad is not None and torch.all(logits.grad == 0)
+
+
+def test_binary_and_multilabel_losses_by_hand():
+    # logit 0 -> p = 0.5; smoothing eps = 0.2 turns target 1 into 0.9: BCE = log 2 whatever the target
+    assert losses.binary_loss(torch.tensor([0.0]), torch.tensor([1.0]), torch.ones(1),
+                              label_smoothing=0.2).item() == pytest.approx(math.log(2))
+    logit, target, eps = 2.0, 1.0, 0.2
+    p = 1 / (1 + math.exp(-logit))
+    y = target * (1 - eps) + eps / 2
+    expected = -(y * math.log(p) + (1 - y) * math.log(1 - p))
+    assert losses.binary_loss(torch.tensor([logit, -3.0]), torch.tensor([target, 0.0]), torch.tensor([1.0, 0.0]),
+                              label_smoothing=eps).item() == pytest.approx(expected)
+    # multilabel: mean over the K labels, then over examples with a label
+    logits = torch.tensor([[0.0, 2.0], [9.0, 9.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    l1 = math.log(2)
+    l2 = -math.log(1 - 1 / (1 + math.exp(-2.0)))
+    assert losses.multilabel_loss(logits, targets, torch.tensor([1.0, 0.0])).item() == pytest.approx((l1 + l2) / 2)
+
+
+def test_token_loss_by_hand():
+    # two sequences of three tokens, two classes; -100 marks special tokens and later sub-words
+    logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]],
+                           [[5.0, 0.0], [0.0, 3.0], [0.0, 0.0]]])
+    labels = torch.tensor([[-100, 0, 1], [-100, 1, -100]])
+    ce = lambda zs, k: -(zs[k] - math.log(sum(math.exp(z) for z in zs)))  # noqa: E731
+    terms = [ce([2.0, 0.0], 0), ce([0.0, 1.0], 1), ce([0.0, 3.0], 1)]
+    weights = torch.tensor([1.0, 2.0])
+    expected = (terms[0] + terms[1] + 2 * terms[2]) / (1 + 1 + 2)
+    assert losses.token_loss(logits, labels, weights).item() == pytest.approx(expected)
+    # a missing example (weight 0) drops out
+    expected_first = (terms[0] + terms[1]) / 2
+    assert losses.token_loss(logits, labels, torch.tensor([1.0, 0.0])).item() == pytest.approx(expected_first)
+
+
+def test_model_loss_ignores_placeholders_of_missing_labels(tiny):
+    from finetune.model import MultiTaskModel, TaskSpec
+
+    lm, _ = tiny
+    torch.manual_seed(0)
+    model = MultiTaskModel(lm, [TaskSpec("a", "multiclass", ["x", "y", "z"]), TaskSpec("b", "binary", ["n", "p"],
+                                                                                       loss_weight=2.0)],
+                           pooling="mean", head_dropout=0.0).eval()
+    ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]])
+    attention = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    weights = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 1.0])}
+    first = model(ids, attention, {"a": torch.tensor([2, 0]), "b": torch.tensor([0.0, 1.0])}, weights)
+    second = model(ids, attention, {"a": torch.tensor([2, 1]), "b": torch.tensor([1.0, 1.0])}, weights)
+    assert first["loss"].item() == pytest.approx(second["loss"].item())
+    by_hand = first["task_losses"]["a"] + 2.0 * first["task_losses"]["b"]
+    assert first["loss"].item() == pytest.approx(by_hand.item())
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+
+def brute_force_auc(y, s):
+    pos = [b for a, b in zip(y, s) if a == 1]
+    neg = [b for a, b in zip(y, s) if a == 0]
+    pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
+    return sum(pairs) / len(pairs)
+
+
+def test_metrics_against_references():
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, 4, 200))
+    assert metrics.macro_f1(y, pred) == pytest.approx(f1_score(y, pred, average="macro"))
+    assert metrics.accuracy(y, pred) == pytest.approx(np.mean(y == pred))
+    yb = rng.integers(0, 2, 60)
+    scores = np.round(rng.random(60), 1)  # ties on purpose
+    assert metrics.roc_auc(yb, scores) == pytest.approx(brute_force_auc(yb, scores))
+    assert metrics.roc_auc(yb, scores) == pytest.approx(roc_auc_score(yb, scores))
+    ym = rng.integers(0, 2, (50, 3))
+    sm = rng.random((50, 3))
+    assert metrics.roc_auc(ym, sm) == pytest.approx(roc_auc_score(ym, sm, average="macro"))
+    pm = (sm >= 0.5).astype(int)
+    assert metrics.macro_f1(ym, pm) == pytest.approx(f1_score(ym, pm, average="macro"))
+
+
+def test_undefined_metrics_are_nan_with_a_warning():
+    with pytest.warns(metrics.UndefinedMetricWarning):
+        assert math.isnan(metrics.roc_auc([1, 1, 1], [0.2, 0.4, 0.9]))
+    with pytest.warns(metrics.UndefinedMetricWarning):
+        assert math.isnan(metrics.entity_f1([["O", "O"]], [["O", "O"]]))
+
+
+def test_entity_f1_by_hand():
+    truth = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "B-LOC"]]
+    # true: PER(0,2) LOC(3,4) ORG(0,1); predicted: PER(0,1) LOC(3,4) ORG(0,1) LOC(1,2): TP = 2
+    p, r = 2 / 4, 2 / 3
+    assert metrics.entity_f1(truth, pred) == pytest.approx(2 * p * r / (p + r))
+
+
+def test_task_metrics_and_aggregate():
+    out = metrics.task_metrics("binary", ["no", "yes"], [0, 1, 1, 0], [0.2, 0.7, 0.4, 0.1])
+    assert out["accuracy"] == 0.75 and out["roc_auc"] == 1.0 and out["primary"] == "macro_f1"
+    token = metrics.task_metrics("token", ["O", "B-X", "I-X"], [[1, 2, 0]], [[1, 2, 0]])
+    assert token["entity_f1"] == 1.0 and token["accuracy"] == 1.0
+    pos = metrics.task_metrics("token", ["NOUN", "VERB"], [[0, 1]], [[0, 0]])
+    assert pos["primary"] == "macro_f1" and "entity_f1" not in pos
+    agg = metrics.aggregate({"a": out, "b": token})
+    assert agg["mean_score"] == pytest.approx((out["macro_f1"] + 1.0) / 2)
+    assert agg["std_score"] == pytest.approx(abs(out["macro_f1"] - 1.0) / 2)
+
+
+# ---- labels ----------------------------------------------------------------------------------
+
+def task(kind, labels=None, **kw):
+    return TaskConfig(name="t", type=kind, dataset="d", label_column="c", labels=labels, **kw)
+
+
+def test_parse_labels():
+    multiclass = task("multiclass", ["neg", "neu", "pos"])
+    assert [parse_label(v, multiclass) for v in ["pos", 0, "2", 1.0, "", None, float("nan")]] == \
+        [2, 0, 2, 1, None, None, None]
+    binary = task("binary", ["non_toxic", "toxic"])
+    assert [parse_label(v, binary) for v in ["toxic", "0", 1, "true", ""]] == [1.0, 0.0, 1.0, 1.0, None]
+    multilabel = task("multilabel", ["anger", "joy", "fear"])
+    assert parse_label("anger|fear", multilabel) == [1.0, 0.0, 1.0]
+    assert parse_label("none", multilabel) == [0.0, 0.0, 0.0]
+    assert parse_label(["joy"], multilabel) == [0.0, 1.0, 0.0]
+    assert parse_label([0, 1, 1], multilabel) == [0.0, 1.0, 1.0]
+    token = task("token", ["O", "B-PER", "I-PER"])
+    assert parse_label('["B-PER", "I-PER", "O"]', token) == [1, 2, 0]
+    flat = task("multiclass", ["0", "1", "2"], label_index=1)
+    assert parse_label("[0, 2, -1]", flat) == 2
+    assert parse_label([0, -1, 1], flat) is None
+    for bad, kind in [(3, multiclass), ("happy", multiclass), ("2", binary), ("rage", multilabel),
+                      ([1, 0], multilabel), (["B-LOC"], token)]:
+        with pytest.raises(ValueError):
+            parse_label(bad, kind)
+    assert parse_weight("") == 1.0 and parse_weight("0.5") == 0.5
+    with pytest.raises(ValueError):
+        parse_weight("-1")
+
+
+def test_align_word_labels_first_subword(tiny):
+    _, tokenizer = tiny
+    encoded = tokenizer([["Konstantinopoulos", "visited", "Thessaloniki"]], is_split_into_words=True)
+    aligned = align_word_labels(encoded.word_ids(0), [1, 0, 3])
+    word_ids = encoded.word_ids(0)
+    firsts = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
+    assert [aligned[i] for i in firsts] == [1, 0, 3]
+    assert all(v == -100 for i, v in enumerate(aligned) if i not in firsts)
+    assert len(aligned) > len(firsts) + 2  # the long names are split into several sub-words
+
+
+# ---- masking ---------------------------------------------------------------------------------
+
+def rows_for(tokenizer, texts, salt=TRAIN_SALT):
+    encoded = tokenizer(texts, return_special_tokens_mask=True)
+    rows = [{"input_ids": ids, "special_tokens_mask": sp, "labels": {}, "weights": {}, "language": None}
+            for ids, sp in zip(encoded["input_ids"], encoded["special_tokens_mask"])]
+    return FeatureDataset(rows, salt=salt)
+
+
+def test_masking_ignores_padding_and_special_tokens_and_is_deterministic(tiny):
+    _, tokenizer = tiny
+    texts = ["a short one", "a much longer sentence that certainly needs padding for the other one " * 3]
+    dataset = rows_for(tokenizer, texts)
+    collator = Collator(tokenizer, [], mlm_probability=0.5, seed=3)
+    batch = collator([dataset[0], dataset[1]])
+    pad = batch["attention_mask"] == 0
+    assert pad.any() and torch.all(batch["mlm_labels"][pad] == -100)
+    assert torch.all(batch["mlm_input_ids"][pad] == tokenizer.pad_token_id)
+    special = torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
+    assert torch.all(batch["mlm_labels"][special] == -100)
+    labelled = batch["mlm_labels"] != -100
+    assert labelled.any() and torch.equal(batch["mlm_labels"][labelled], batch["input_ids"][labelled])
+    # the same example and draw gets the same mask alone or in any batch
+    alone = collator([dataset[0]])
+    n = alone["mlm_labels"].shape[1]
+    assert torch.equal(alone["mlm_labels"][0], batch["mlm_labels"][0, :n])
+    # a new draw (next epoch) changes the mask; validation examples have their own fixed masks
+    redraw = collator([dataset[len(dataset) * 7 + 1]])
+    assert not torch.equal(redraw["mlm_labels"][0], batch["mlm_labels"][1])
+    evaluation = rows_for(tokenizer, texts, salt=EVAL_SALT)
+    assert not torch.equal(collator([evaluation[1]])["mlm_labels"][0], batch["mlm_labels"][1])
+    assert torch.equal(collator([evaluation[1]])["mlm_labels"][0], collator([evaluation[1]])["mlm_labels"][0])
+
+
+def test_masking_rate_is_the_configured_share(tiny):
+    _, tokenizer = tiny
+    dataset = rows_for(tokenizer, ["the quick brown fox jumps over the lazy dog again and again"] * 200)
+    batch = Collator(tokenizer, [], mlm_probability=0.15, seed=0)([dataset[i] for i in range(len(dataset))])
+    real = batch["attention_mask"].bool() & ~torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
+    share = ((batch["mlm_labels"] != -100) & real).sum().item() / real.sum().item()
+    assert 0.13 < share < 0.17
+    masked = batch["mlm_labels"] != -100
+    replaced = (batch["mlm_input_ids"][masked] == tokenizer.mask_token_id).float().mean().item()
+    assert 0.75 < replaced < 0.85  # 80% <mask>, the rest random or kept
+
+
+# ---- task sampling -------------------------------------------------------------------------
+
+def test_sampling_probabilities():
+    assert sampling_probabilities([30, 10], "proportional").tolist() == [0.75, 0.25]
+    assert sampling_probabilities([30, 10], "uniform").tolist() == [0.5, 0.5]
+    p = sampling_probabilities([90, 10], "temperature", 2.0)
+    assert p.tolist() == pytest.approx([3 / 4, 1 / 4])
+    assert sampling_probabilities([90, 10], "temperature", 1.0).tolist() == pytest.approx([0.9, 0.1])
+
+
+def test_sampler_one_task_is_a_permutation_per_epoch():
+    sampler = TaskSampler([np.arange(10)], np.array([1.0]), 10, 10, seed=1)
+    first = [k % 10 for k in sampler]
+    assert sorted(first) == list(range(10))
+    again = [k % 10 for k in sampler]
+    assert first == again
+    sampler.set_epoch(1)
+    keys = list(sampler)
+    assert sorted(k % 10 for k in keys) == list(range(10)) and [k % 10 for k in keys] != first
+    assert len({k // 10 for k in keys}) == 10  # every draw has its own masking key
+
+
+def test_sampler_follows_task_probabilities():
+    pools = [np.arange(0, 80), np.arange(80, 100)]
+    p = sampling_probabilities([80, 20], "uniform")
+    sampler = TaskSampler(pools, p, 4000, 100, seed=0)
+    indices = sampler.indices(0)
+    share = np.mean(indices >= 80)
+    assert 0.47 < share < 0.53
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(sampler)) == 4000
+
+
+def test_demo_data_is_what_its_generator_writes():
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "finetune" / "demo_data"
+    spec = importlib.util.spec_from_file_location("make_demo_data", folder / "make_demo_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, content in module.render().items():
+        assert (folder / name).read_text(encoding="utf-8") == content, f"rerun {folder / 'make_demo_data.py'}"
+
+
+def test_learning_rate_is_reduced_on_a_plateau_and_the_state_round_trips():
+    from finetune.trainer import ReduceLROnPlateauCallback
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / 10)
+    callback = ReduceLROnPlateauCallback(patience=2, factor=0.5, metric="eval_mean_score", greater_is_better=True)
+    for score in [0.5, 0.6, 0.6, 0.55]:  # no improvement twice after 0.6: one reduction
+        callback.on_evaluate(None, None, None, metrics={"eval_mean_score": score}, optimizer=optimizer,
+                             lr_scheduler=scheduler)
+    assert callback.reductions == 1 and scheduler.base_lrs == [0.5] and optimizer.param_groups[0]["lr"] == 0.5
+    optimizer.step()
+    scheduler.step()  # the schedule continues from the lowered level
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.9)
+    restored = ReduceLROnPlateauCallback.from_state(callback.state())
+    assert (restored.best, restored.bad_evaluations, restored.reductions) == (0.6, 0, 1)
