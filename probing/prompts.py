@@ -42,7 +42,7 @@ FILE_KEYS = {"language", "name", "script", "lemmatizer", "version", "mixed_agree
              "templates", "groups"}
 TEMPLATE_KEYS = {"id", "applies_to", "text"}
 GROUP_KEYS = {"id", "category", "text", "gender", "number", "forms", "cases", "missing", "note"}
-_SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}")
+SLOT_PATTERN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}")
 
 
 @dataclass(frozen=True)
@@ -150,22 +150,25 @@ def _check_keys(mapping: dict, allowed: set[str], path: Path, what: str) -> None
         )
 
 
-def _check_slots(text: str, path: Path, line: int) -> None:
-    slots = _SLOT.findall(text)
+def check_slots(text: str, where: str, masks: int = 1) -> None:
+    """Raise UserError unless ``text`` has ``masks`` {mask} slots, one group slot and no stray brace.
+
+    ``where`` prefixes the message ("file:line: template"); templates have one mask, whole
+    sentences (the identity frames of ``analysis``) none.
+    """
+    slots = SLOT_PATTERN.findall(text)
     group_slots = [s for s in slots if s.split(".")[0] == GROUP_SLOT]
-    if slots.count(MASK_SLOT) != 1:
-        raise UserError(
-            f"{path}:{line}: template {text!r} must contain exactly one {{mask}} slot, "
-            f"found {slots.count(MASK_SLOT)}"
-        )
+    if slots.count(MASK_SLOT) != masks:
+        expected = {0: "no {mask} slot", 1: "exactly one {mask} slot"}.get(masks, f"{masks} {{mask}} slots")
+        raise UserError(f"{where} {text!r} must contain {expected}, found {slots.count(MASK_SLOT)}")
     if len(group_slots) != 1:
         raise UserError(
-            f"{path}:{line}: template {text!r} must contain exactly one {{group}} slot "
+            f"{where} {text!r} must contain exactly one {{group}} slot "
             f"({{group}} or {{group.<case>}}), found {len(group_slots)}"
         )
-    leftover = _SLOT.sub("", text)
+    leftover = SLOT_PATTERN.sub("", text)
     if "{" in leftover or "}" in leftover:
-        raise UserError(f"{path}:{line}: template {text!r} has an unbalanced or malformed brace")
+        raise UserError(f"{where} {text!r} has an unbalanced or malformed brace")
 
 
 def _item_header(raw, path: Path, kind: str, allowed: set[str]) -> tuple[int, str]:
@@ -187,7 +190,7 @@ def _parse_template(raw, path: Path) -> Template:
     text = str(_require(raw, "text", path, f"template {template_id!r}"))
     applies_to = raw.get("applies_to", "groups")
     _check_choice(applies_to, TEMPLATE_KINDS, path, line, f"template {template_id!r} has applies_to")
-    _check_slots(text, path, line)
+    check_slots(text, f"{path}:{line}: template")
     return Template(id=template_id, applies_to=applies_to, text=text, line=line)
 
 
@@ -389,7 +392,7 @@ def render(
             raise UserError(f"{prompts.path}:{template.line}: unknown slot {{{slot}}}")
         return agreement_form(prompts, slot, group)
 
-    return _SLOT.sub(fill, template.text)
+    return SLOT_PATTERN.sub(fill, template.text)
 
 
 def mask_target_index(template: Template) -> int:
@@ -398,7 +401,7 @@ def mask_target_index(template: Template) -> int:
     In a prior sentence the group slot is a mask too; this says which of the two masks is the
     target whose distribution is the prior.
     """
-    slots = [s.split(".")[0] for s in _SLOT.findall(template.text)]
+    slots = [s.split(".")[0] for s in SLOT_PATTERN.findall(template.text)]
     return 0 if slots.index(MASK_SLOT) < slots.index(GROUP_SLOT) else 1
 
 

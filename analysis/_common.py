@@ -1,0 +1,124 @@
+"""Loading, seeding and saving shared by the analysis commands (no statistics here).
+
+Every analysis folder is written at once (:class:`probing.manifest.AtomicFolder`) and holds its
+tidy tables plus ``manifest.json``::
+
+    {
+      "schema_version": 1,
+      "created": ISO-8601 time (UTC),
+      "command": the argv that made it,
+      "parameters": every option of the run,
+      "seed": int,
+      "inputs": [{"path", "sha256", "rows", ...}],   # each input table, with its checksum
+      "env": probing.manifest.environment(),
+      "outputs": {file name: {"rows", "sha256"}},
+      ... command-specific summaries
+    }
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from probing.errors import UserError
+from probing.manifest import PROJECT_ROOT, SCHEMA_VERSION, AtomicFolder, environment, now_utc, sha256_file, write_json
+
+ANALYSIS_DIR = PROJECT_ROOT / "results" / "analysis"
+
+
+def safe_name(text: str) -> str:
+    """``text`` reduced to a file-name-safe slug (letters, digits, ``._-``).
+
+    >>> safe_name("tiny-xlmr vs demo/ft: en")
+    'tiny-xlmr_vs_demo_ft_en'
+    """
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", text).strip("_") or "run"
+
+
+def output_folder(output_dir: str | None, default_name: str) -> Path:
+    """``--output_dir`` if given, else ``results/analysis/<default_name>``."""
+    return Path(output_dir) if output_dir else ANALYSIS_DIR / safe_name(default_name)
+
+
+def find_table(path: str | Path, name: str) -> Path:
+    """``path`` itself if it is a file, else ``path/<name>``; a clear error if neither exists."""
+    path = Path(path)
+    if path.is_dir():
+        table = path / name
+        if not table.is_file():
+            present = sorted(p.name for p in path.iterdir() if p.suffix == ".csv")
+            raise UserError(
+                f"{path} has no {name} (it has: {', '.join(present) or 'no csv file'}); "
+                f"pass a run folder that contains {name}, or the file itself"
+            )
+        return table
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass a {name} file or a run folder containing one")
+    return path
+
+
+def read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """A CSV as a DataFrame; unreadable or empty files are user errors."""
+    try:
+        table = pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot read {path} as CSV ({reason}); pass a comma-separated UTF-8 table") from None
+    if table.empty:
+        raise UserError(f"{path} has no rows")
+    return table
+
+
+def require_columns(table: pd.DataFrame, columns, path: Path, hint: str = "") -> None:
+    """Fail with the missing and the present columns if ``table`` lacks any of ``columns``."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UserError(
+            f"{path} lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, table.columns))}"
+            + (f"; {hint}" if hint else "")
+        )
+
+
+def input_record(path: Path, rows: int, **extra) -> dict:
+    return {"path": str(path), "sha256": sha256_file(path), "rows": int(rows), **extra}
+
+
+def rng_for(seed: int, *key: str) -> np.random.Generator:
+    """A generator seeded by ``seed`` and a text key, so that a test's random draws do not depend
+    on which other tests run or in what order.
+
+    >>> float(rng_for(0, "a", "b").random()) == float(rng_for(0, "a", "b").random())
+    True
+    """
+    return np.random.default_rng([int(seed), zlib.crc32("\x1f".join(key).encode("utf-8"))])
+
+
+def command_line(prog: str, argv: list[str] | None) -> list[str]:
+    return ["python", "-m", prog, *(argv if argv is not None else sys.argv[1:])]
+
+
+def save_run(target: Path, tables: dict[str, pd.DataFrame], manifest: dict, files: dict[str, bytes] | None = None) -> None:
+    """Write ``tables`` (CSV), raw ``files`` and ``manifest.json`` into ``target`` atomically.
+
+    ``manifest`` gets ``schema_version``, ``created``, ``env`` and ``outputs`` (rows and sha256 of
+    every table) filled in.
+    """
+    with AtomicFolder(target) as staging:
+        outputs = {}
+        for name, table in tables.items():
+            table.to_csv(staging / name, index=False)
+            outputs[name] = {"rows": len(table), "sha256": sha256_file(staging / name)}
+        for name, payload in (files or {}).items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(payload)
+            outputs[name] = {"sha256": sha256_file(path)}
+        full = {"schema_version": SCHEMA_VERSION, "created": now_utc(), **manifest,
+                "env": environment(), "outputs": outputs}
+        write_json(staging / "manifest.json", full)

@@ -1,0 +1,489 @@
+"""Correlations between two sets of emotion profiles of the same groups, with significance.
+
+Every function takes two arrays ``base`` and ``other`` of shape ``(n_groups, n_dims)`` whose row
+``i`` is the same social group (aligned by ``group_id`` beforehand) and whose columns are the same
+emotion dimensions in the same order. Data are positional, options keyword-only; nothing here
+reads files or loads a model.
+
+Three statistics:
+
+* ``spearman``: per group, Spearman's rho between its two profile vectors
+  (:func:`spearman_per_group`); the summary of a set of groups is the mean rho.
+* ``rsa``: representational similarity analysis (Choenni et al. 2021 [1]_): per model a
+  group-by-group cosine-similarity matrix; per group, Spearman's rho between its two rows; the
+  summary is the mean over groups (:func:`rsa`).
+* ``emotion``: per dimension, Spearman's rho across groups (:func:`per_emotion`).
+
+Significance and uncertainty (:func:`permutation_test`, :func:`bootstrap_ci`,
+:func:`benjamini_hochberg`): a one-sided permutation test of "the two profiles agree more than
+under a random pairing of groups", p-values corrected across a run with Benjamini-Hochberg, and
+percentile bootstrap intervals over groups.
+
+Spearman's rho is Pearson's correlation of average ranks (ties share their mean rank), as in
+:func:`scipy.stats.spearmanr`; it is undefined (NaN) when either vector is constant.
+
+References
+----------
+.. [1] Rochelle Choenni, Ekaterina Shutova and Robert van Rooij. 2021. Stepmothers are mean and
+   academics are pretentious: What do pretrained language models learn about you? EMNLP 2021.
+.. [2] Yoav Benjamini and Yosef Hochberg. 1995. Controlling the false discovery rate: a practical
+   and powerful approach to multiple testing. JRSS B 57(1): 289-300.
+.. [3] Belinda Phipson and Gordon K. Smyth. 2010. Permutation p-values should never be zero.
+   Statistical Applications in Genetics and Molecular Biology 9(1).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.stats import false_discovery_control, rankdata
+
+METHODS = ("spearman", "rsa", "emotion")
+DIAGONAL_OPTIONS = ("exclude", "include")
+_PERMUTATION_CHUNK = 64  # RSA permutations handled per vectorised step (memory: chunk * n^2)
+
+
+def _check_pair(base, other) -> tuple[np.ndarray, np.ndarray]:
+    base = np.asarray(base, dtype=float)
+    other = np.asarray(other, dtype=float)
+    if base.ndim != 2 or other.ndim != 2:
+        raise ValueError(f"profiles must be 2-D (n_groups, n_dims); got shapes {base.shape} and {other.shape}")
+    if base.shape != other.shape:
+        raise ValueError(f"base and other must have the same shape; got {base.shape} and {other.shape}")
+    if not (np.all(np.isfinite(base)) and np.all(np.isfinite(other))):
+        raise ValueError("profiles must be finite; drop groups with an undefined (NaN) profile first")
+    return base, other
+
+
+def _check_choice(value, allowed, name):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _standardized_ranks(values: np.ndarray, axis: int) -> np.ndarray:
+    """Average ranks along ``axis``, centred, scaled to unit length; NaN where constant.
+
+    The dot product of two such vectors is their Spearman rho.
+    """
+    ranks = rankdata(values, axis=axis)
+    ranks = ranks - ranks.mean(axis=axis, keepdims=True)
+    norm = np.sqrt((ranks ** 2).sum(axis=axis, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 1e-12, ranks / np.where(norm > 1e-12, norm, 1.0), np.nan)
+
+
+def _clean(rho):
+    """Rhos clipped to [-1, 1] and rounded to 12 decimals, so that floating-point noise in the
+    rank sums (0.9999999999999997) does not show in tables."""
+    return np.round(np.clip(rho, -1.0, 1.0), 12)
+
+
+def _quiet_nanmean(values, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, as intended
+        return np.nanmean(values, axis=axis)
+
+
+def spearman_per_group(base, other) -> np.ndarray:
+    """Spearman's rho between each group's two profile vectors.
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+        Row ``i`` of both is the same group.
+
+    Returns
+    -------
+    rho : ndarray of shape (n_groups,)
+        In [-1, 1]; 1 means the group's dimensions are in the same order in both profiles.
+        NaN for a group whose vector is constant in either profile.
+
+    Notes
+    -----
+    ``rho_g = corr(rank(base_g), rank(other_g))`` with average ranks for ties.
+
+    Examples
+    --------
+    >>> spearman_per_group([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], [[0.2, 0.4, 0.9], [0.1, 0.2, 0.3]])
+    array([ 1., -1.])
+
+    Ties share their mean rank: ranks (1.5, 1.5, 3) and (1, 2.5, 2.5), centred (-.5, -.5, 1) and
+    (-1, .5, .5), give rho = 0.75 / 1.5:
+
+    >>> spearman_per_group([[0, 0, 1]], [[0, 1, 1]])
+    array([0.5])
+    """
+    base, other = _check_pair(base, other)
+    return _clean((_standardized_ranks(base, axis=1) * _standardized_ranks(other, axis=1)).sum(axis=1))
+
+
+def cosine_similarity_matrix(profiles) -> np.ndarray:
+    """Group-by-group cosine similarity of profile vectors.
+
+    Parameters
+    ----------
+    profiles : array-like of shape (n_groups, n_dims)
+        No row may be all zeros (its cosine is undefined).
+
+    Returns
+    -------
+    similarity : ndarray of shape (n_groups, n_groups)
+        ``S[i, j] = <x_i, x_j> / (|x_i| |x_j|)``; in [0, 1] for non-negative profiles, 1 on the
+        diagonal. Rounded to 12 decimals, so that similarities equal in exact arithmetic (groups
+        with proportional profiles are common) tie in the RSA ranks instead of being ordered by
+        floating-point noise.
+
+    Examples
+    --------
+    >>> cosine_similarity_matrix([[1, 0], [0, 1], [1, 1]]).round(4)
+    array([[1.    , 0.    , 0.7071],
+           [0.    , 1.    , 0.7071],
+           [0.7071, 0.7071, 1.    ]])
+    """
+    profiles = np.asarray(profiles, dtype=float)
+    norms = np.linalg.norm(profiles, axis=1)
+    if np.any(norms == 0):
+        raise ValueError(f"rows {np.flatnonzero(norms == 0).tolist()} are all zeros: cosine similarity is undefined")
+    unit = profiles / norms[:, None]
+    return np.round(np.clip(unit @ unit.T, -1.0, 1.0), 12)
+
+
+def _rsa_standardized(similarity: np.ndarray, diagonal: str) -> np.ndarray:
+    """Row-wise standardised ranks of a similarity matrix; with ``diagonal="exclude"`` the
+    diagonal is left out of the ranking and set to 0 (so it adds nothing to dot products)."""
+    n = len(similarity)
+    if diagonal == "include":
+        return _standardized_ranks(similarity, axis=1)
+    off = ~np.eye(n, dtype=bool)
+    z = np.zeros((n, n))
+    z[off] = _standardized_ranks(similarity[off].reshape(n, n - 1), axis=1).ravel()
+    return z
+
+
+def rsa(base, other, *, diagonal: str = "exclude") -> dict:
+    """Representational similarity analysis between two sets of profiles.
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+        Row ``i`` of both is the same group; no row may be all zeros; n_groups >= 3.
+    diagonal : {"exclude", "include"}, default "exclude"
+        Whether a group's similarity to itself (always 1) takes part in its row's ranking.
+        Choenni et al. (2021) included it; it is the largest value of every row in both matrices,
+        so including it pushes every rho up.
+
+    Returns
+    -------
+    dict
+        ``rho``: the mean of ``per_group`` (NaN ignored), in [-1, 1];
+        ``per_group``: ndarray of shape (n_groups,), Spearman's rho between row ``g`` of
+        ``S_base`` and row ``g`` of ``S_other`` (NaN for a constant row).
+
+    Notes
+    -----
+    ``S_m = cosine_similarity_matrix(profiles_m)``;
+    ``rho_g = spearman(S_base[g, J], S_other[g, J])`` with ``J`` all groups, or all but ``g``;
+    ``RSA = mean_g rho_g``.
+
+    Examples
+    --------
+    Group a is most like b in one model and most like c in the other:
+
+    >>> base = [[1, 0], [1, 0.1], [0, 1]]
+    >>> other = [[1, 0], [0, 1], [1, 0.1]]
+    >>> rsa(base, other)["per_group"]
+    array([-1., -1., -1.])
+
+    Including the diagonal adds a shared maximum to each row: row a becomes ranks (3, 2, 1)
+    against (3, 1, 2), rho = 0.5:
+
+    >>> rsa(base, other, diagonal="include")["per_group"]
+    array([0.5, 0.5, 0.5])
+    """
+    _check_choice(diagonal, DIAGONAL_OPTIONS, "diagonal")
+    base, other = _check_pair(base, other)
+    if len(base) < 3:
+        raise ValueError(f"rsa needs at least 3 groups, got {len(base)}")
+    za = _rsa_standardized(cosine_similarity_matrix(base), diagonal)
+    zb = _rsa_standardized(cosine_similarity_matrix(other), diagonal)
+    per_group = _clean((za * zb).sum(axis=1))
+    return {"rho": float(_quiet_nanmean(per_group)), "per_group": per_group}
+
+
+def per_emotion(base, other) -> np.ndarray:
+    """Per dimension, Spearman's rho across groups.
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+
+    Returns
+    -------
+    rho : ndarray of shape (n_dims,)
+        ``rho_d = spearman(base[:, d], other[:, d])``: 1 when both profiles order the groups
+        the same way on dimension ``d``; NaN when a column is constant.
+
+    Examples
+    --------
+    >>> per_emotion([[0.1, 0.5], [0.2, 0.4], [0.3, 0.0]], [[0.0, 0.1], [0.5, 0.2], [0.9, 0.3]])
+    array([ 1., -1.])
+    """
+    base, other = _check_pair(base, other)
+    return _clean((_standardized_ranks(base, axis=0) * _standardized_ranks(other, axis=0)).sum(axis=0))
+
+
+def statistic(base, other, *, method: str, diagonal: str = "exclude"):
+    """The summary statistic of ``method``: mean per-group rho (``spearman``), mean RSA rho
+    (``rsa``), or the ``(n_dims,)`` per-dimension rhos (``emotion``).
+
+    >>> statistic([[0, 1, 2], [2, 1, 0]], [[0, 1, 2], [0, 1, 2]], method="spearman")
+    0.0
+    >>> statistic([[0, 1], [1, 2], [2, 0]], [[0, 1], [1, 2], [2, 3]], method="emotion")
+    array([ 1. , -0.5])
+    """
+    _check_choice(method, METHODS, "method")
+    if method == "spearman":
+        return float(_quiet_nanmean(spearman_per_group(base, other)))
+    if method == "rsa":
+        return rsa(base, other, diagonal=diagonal)["rho"]
+    return per_emotion(base, other)
+
+
+def _permutations(n: int, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.permuted(np.tile(np.arange(n), (n_permutations, 1)), axis=1)
+
+
+def _null_distribution(base, other, *, method, diagonal, permutations) -> np.ndarray:
+    """The statistic of ``method`` with ``other``'s groups relabelled by each permutation."""
+    if method == "spearman":
+        pair_rho = _standardized_ranks(base, axis=1) @ _standardized_ranks(other, axis=1).T
+        rows = np.arange(base.shape[0])
+        return _quiet_nanmean(_clean(pair_rho[rows, permutations]), axis=1)
+    if method == "emotion":
+        zb = _standardized_ranks(base, axis=0)
+        zo = _standardized_ranks(other, axis=0)
+        return _clean(np.einsum("nd,pnd->pd", zb, zo[permutations]))
+    za = _rsa_standardized(cosine_similarity_matrix(base), diagonal)
+    zo = _rsa_standardized(cosine_similarity_matrix(other), diagonal)
+    null = np.empty(len(permutations))
+    for start in range(0, len(permutations), _PERMUTATION_CHUNK):
+        chunk = permutations[start:start + _PERMUTATION_CHUNK]
+        shuffled = zo[chunk[:, :, None], chunk[:, None, :]]  # (chunk, n, n): rows and columns together
+        null[start:start + len(chunk)] = _quiet_nanmean(_clean((za[None] * shuffled).sum(axis=2)), axis=1)
+    return null
+
+
+def permutation_test(base, other, *, method: str, n_permutations: int = 1000, diagonal: str = "exclude",
+                     seed: int | np.random.Generator = 0) -> dict:
+    """One-sided permutation test: do the profiles agree more than under a random group pairing?
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+        Row ``i`` of both is the same group.
+    method : {"spearman", "rsa", "emotion"}
+    n_permutations : int, default 1000
+        Random permutations drawn (Monte Carlo, with replacement among the ``n_groups!``).
+    diagonal : {"exclude", "include"}, default "exclude"
+        For ``rsa`` only; see :func:`rsa`.
+    seed : int or numpy Generator, default 0
+
+    Returns
+    -------
+    dict
+        ``statistic``: the observed statistic (see :func:`statistic`); ``p_value``: float, or
+        ``(n_dims,)`` array for ``emotion``, in ``(0, 1]``; NaN where the statistic is.
+
+    Notes
+    -----
+    Null hypothesis: the pairing of groups between the two profiles carries no information.
+    A permutation ``pi`` of the groups is drawn ``n_permutations`` times:
+
+    * ``spearman``: ``T(pi) = mean_g spearman(base_g, other_pi(g))``, i.e. which group's vector
+      in ``other`` is paired with which group in ``base``;
+    * ``rsa``: ``S_other`` is relabelled, rows and columns together:
+      ``S'[i, j] = S_other[pi(i), pi(j)]``, and ``T(pi) = RSA(S_base, S')``;
+    * ``emotion``: the groups of ``other`` are shuffled: ``T_d(pi) = spearman(base[:, d], other[pi, d])``.
+
+    ``p = (1 + #{T(pi) >= T_obs}) / (1 + n_permutations)`` (one-sided, upper tail; never 0 [3]_).
+    Because all profiles share structure (every group has more ``negative`` than ``surprise``,
+    say), mismatched pairs correlate too; the test asks whether the *matched* pairing beats them.
+
+    Examples
+    --------
+    Identical profiles of eight groups: no random pairing reaches rho = 1.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((8, 10))
+    >>> result = permutation_test(x, x, method="spearman", n_permutations=99, seed=1)
+    >>> result["statistic"], result["p_value"]
+    (1.0, 0.01)
+    """
+    _check_choice(method, METHODS, "method")
+    _check_choice(diagonal, DIAGONAL_OPTIONS, "diagonal")
+    base, other = _check_pair(base, other)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be at least 1, got {n_permutations}")
+    observed = statistic(base, other, method=method, diagonal=diagonal)
+    permutations = _permutations(len(base), n_permutations, _rng(seed))
+    null = _null_distribution(base, other, method=method, diagonal=diagonal, permutations=permutations)
+    # A tolerance so that a permutation reproducing the observed pairing counts as >= despite
+    # floating-point noise in the sums (rhos lie in [-1, 1]).
+    exceed = (null >= np.asarray(observed) - 1e-9).sum(axis=0)
+    p_value = np.where(np.isnan(observed), np.nan, (1 + exceed) / (1 + n_permutations))
+    return {"statistic": observed, "p_value": float(p_value) if method != "emotion" else p_value}
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple:
+    alpha = (1 - confidence) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(samples, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return low, high
+
+
+def _bootstrap_indices(n: int, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, n, size=(n_bootstrap, n))
+
+
+def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidence: float = 0.95,
+                 diagonal: str = "exclude", seed: int | np.random.Generator = 0) -> dict:
+    """Percentile bootstrap interval over groups for the statistic of ``method``.
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+    method : {"spearman", "rsa", "emotion"}
+    n_bootstrap : int, default 1000
+        Resamples of the groups, with replacement.
+    confidence : float, default 0.95
+    diagonal : {"exclude", "include"}, default "exclude"
+        For ``rsa`` only.
+    seed : int or numpy Generator, default 0
+
+    Returns
+    -------
+    dict
+        ``ci_low``, ``ci_high``: floats, or ``(n_dims,)`` arrays for ``emotion``; the
+        ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles of the resampled statistic
+        (resamples where it is undefined are ignored).
+
+    Notes
+    -----
+    * ``spearman`` and ``rsa``: the per-group rhos are resampled and averaged. For ``rsa`` the
+      similarity matrices stay those of all groups (the interval is conditional on them).
+    * ``emotion``: rows (groups) are resampled and each column's rho recomputed.
+
+    Examples
+    --------
+    Every group has rho = 1, so every resample averages to 1:
+
+    >>> x = [[0.1, 0.2, 0.3], [0.3, 0.1, 0.2], [0.2, 0.3, 0.1]]
+    >>> bootstrap_ci(x, x, method="spearman", n_bootstrap=50)
+    {'ci_low': 1.0, 'ci_high': 1.0}
+    """
+    _check_choice(method, METHODS, "method")
+    base, other = _check_pair(base, other)
+    if n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    indices = _bootstrap_indices(len(base), n_bootstrap, _rng(seed))
+    if method == "emotion":
+        resampled = _standardized_ranks(base[indices], axis=1) * _standardized_ranks(other[indices], axis=1)
+        low, high = _percentile_interval(_clean(resampled.sum(axis=1)), confidence)
+        return {"ci_low": low, "ci_high": high}
+    per_group = spearman_per_group(base, other) if method == "spearman" else rsa(base, other, diagonal=diagonal)["per_group"]
+    low, high = _percentile_interval(_quiet_nanmean(per_group[indices], axis=1), confidence)
+    return {"ci_low": float(low), "ci_high": float(high)}
+
+
+def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+               seed: int | np.random.Generator = 0) -> dict:
+    """Per dimension, the mean over groups of ``other - base``, with a bootstrap interval.
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+    n_bootstrap : int, default 1000
+    confidence : float, default 0.95
+    seed : int or numpy Generator, default 0
+
+    Returns
+    -------
+    dict of ndarrays of shape (n_dims,)
+        ``base_mean``, ``other_mean``, ``shift = other_mean - base_mean`` (in [-1, 1] for
+        profiles in [0, 1]; positive: ``other`` gives the dimension a larger share), ``ci_low``,
+        ``ci_high`` (percentile bootstrap over groups).
+
+    Examples
+    --------
+    >>> result = mean_shift([[0.2, 0.5], [0.4, 0.5]], [[0.3, 0.5], [0.5, 0.5]], n_bootstrap=20)
+    >>> result["shift"].round(6), result["ci_low"].round(6), result["ci_high"].round(6)
+    (array([0.1, 0. ]), array([0.1, 0. ]), array([0.1, 0. ]))
+    """
+    base, other = _check_pair(base, other)
+    difference = other - base
+    indices = _bootstrap_indices(len(base), n_bootstrap, _rng(seed))
+    low, high = _percentile_interval(difference[indices].mean(axis=1), confidence)
+    return {"base_mean": base.mean(axis=0), "other_mean": other.mean(axis=0),
+            "shift": difference.mean(axis=0), "ci_low": low, "ci_high": high}
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values [2]_; NaN entries are left out and stay NaN.
+
+    Parameters
+    ----------
+    p_values : array-like of shape (n_tests,)
+
+    Returns
+    -------
+    ndarray of shape (n_tests,)
+        ``p_adj(i) = min_{k >= rank(i)} min(1, m * p_(k) / k)`` over the ``m`` defined p-values
+        (:func:`scipy.stats.false_discovery_control`, ``method="bh"``).
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.01, 0.04, np.nan, 0.03])
+    array([0.03, 0.04,  nan, 0.04])
+    """
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p_values.shape, np.nan)
+    defined = ~np.isnan(p_values)
+    if defined.any():
+        adjusted[defined] = false_discovery_control(p_values[defined], method="bh")
+    return adjusted
+
+
+def compare(base, other, *, method: str, n_permutations: int = 1000, n_bootstrap: int = 1000,
+            confidence: float = 0.95, diagonal: str = "exclude", seed: int | np.random.Generator = 0) -> dict:
+    """Statistic, permutation p-value and bootstrap interval of ``method`` in one call.
+
+    ``n_permutations=0`` or ``n_bootstrap=0`` skip that part (NaN). ``per_group`` holds the
+    per-group rhos for ``spearman`` and ``rsa`` (None for ``emotion``).
+
+    >>> x = np.arange(12.0).reshape(4, 3) % 5
+    >>> sorted(compare(x, x, method="rsa", n_permutations=10, n_bootstrap=10))
+    ['ci_high', 'ci_low', 'p_value', 'per_group', 'statistic']
+    """
+    rng = _rng(seed)
+    base, other = _check_pair(base, other)
+    width = base.shape[1] if method == "emotion" else None
+    nan = np.full(width, np.nan) if width else float("nan")
+    result = {"statistic": statistic(base, other, method=method, diagonal=diagonal), "p_value": nan,
+              "ci_low": nan, "ci_high": nan}
+    if n_permutations > 0:
+        result["p_value"] = permutation_test(base, other, method=method, n_permutations=n_permutations,
+                                             diagonal=diagonal, seed=rng)["p_value"]
+    if n_bootstrap > 0:
+        result.update(bootstrap_ci(base, other, method=method, n_bootstrap=n_bootstrap,
+                                   confidence=confidence, diagonal=diagonal, seed=rng))
+    result["per_group"] = (spearman_per_group(base, other) if method == "spearman"
+                           else rsa(base, other, diagonal=diagonal)["per_group"] if method == "rsa" else None)
+    return result

@@ -1,0 +1,698 @@
+"""Toxicity fairness: how a classifier treats languages and identity groups.
+
+Metrics (pure functions, data positional, options keyword-only):
+
+* per language: ROC-AUC, F1 at a threshold, false positive and false negative rates
+  (:func:`error_rates`);
+* per language and identity group, the bias AUCs of Borkan et al. (2019) [1]_
+  (:func:`subgroup_auc`, :func:`bpsn_auc`, :func:`bnsp_auc`), and FPR and FNR gaps against the
+  language's overall rate;
+* per language, the generalized mean of each bias AUC over groups (:func:`generalized_mean`,
+  p = -5) and their combination with the overall AUC, weight 0.25 each (:func:`bias_score`), the
+  final metric of the Jigsaw Unintended Bias challenge [2]_.
+
+A metric that is undefined (an AUC over one class only, a rate with an empty denominator) is NaN
+with an ``UndefinedMetricWarning``, never a crash and never a silent 0 or 0.5.
+
+Command line (``python -m analysis.fairness PREDICTIONS``): per-language and per-group tables
+with seeded bootstrap intervals, and the gaps across languages; see ``--help``.
+
+References
+----------
+.. [1] Daniel Borkan, Lucas Dixon, Jeffrey Sorensen, Nithum Thain and Lucy Vasserman. 2019.
+   Nuanced Metrics for Measuring Unintended Bias with Real Data for Text Classification.
+   Companion Proceedings of The 2019 World Wide Web Conference (WWW '19).
+.. [2] Jigsaw Unintended Bias in Toxicity Classification (Kaggle, 2019), evaluation:
+   ``score = w0 AUC_overall + sum_a w_a M_p(m_{s,a})``, p = -5, w = 0.25.
+.. [3] Lucas Dixon, John Li, Jeffrey Sorensen, Nithum Thain and Lucy Vasserman. 2018. Measuring and
+   Mitigating Unintended Bias in Text Classification. AIES 2018 (identity template test sets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import roc_auc_score
+
+from analysis._common import command_line, input_record, output_folder, read_csv, require_columns, rng_for, save_run
+from probing import prompts as prompt_files
+from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
+from probing.manifest import check_writable
+
+POWER = -5
+WEIGHT = 0.25
+LANGUAGE_METRICS = ("roc_auc", "f1", "fpr", "fnr", "generalized_mean_subgroup_auc", "generalized_mean_bpsn_auc",
+                    "generalized_mean_bnsp_auc", "bias_score")
+GROUP_METRICS = ("subgroup_auc", "bpsn_auc", "bnsp_auc", "fpr", "fnr", "fpr_gap", "fnr_gap")
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+
+def _binary(y_true, y_score, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=float)
+    if y_true.shape != y_score.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_score must be 1-D of the same length; got {y_true.shape} and {y_score.shape}")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("y_true must hold 0 (not toxic) and 1 (toxic) only")
+    y_true = y_true.astype(int)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != y_true.shape:
+            raise ValueError(f"in_subgroup has shape {mask.shape}, expected {y_true.shape}")
+    return (y_true, y_score) if mask is None else (y_true, y_score, mask)
+
+
+def _auc(y_true: np.ndarray, y_score: np.ndarray, what: str) -> float:
+    n_pos = int((y_true == 1).sum())
+    n_neg = int((y_true == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        warnings.warn(f"{what} is undefined: {n_pos} toxic and {n_neg} non-toxic examples; reported as NaN",
+                      UndefinedMetricWarning, stacklevel=3)
+        return float("nan")
+    return float(roc_auc_score(y_true, y_score))
+
+
+def subgroup_auc(y_true, y_score, in_subgroup) -> float:
+    """ROC-AUC restricted to the examples that mention the identity.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,), 0 (not toxic) or 1 (toxic)
+    y_score : array-like of shape (n_samples,), the classifier's toxicity score
+    in_subgroup : array-like of bool, shape (n_samples,)
+
+    Returns
+    -------
+    float in [0, 1]; low means the classifier cannot tell toxic from non-toxic comments about this
+    group. NaN (with a warning) if the subgroup lacks either class.
+
+    Notes
+    -----
+    ``AUC(D_s^- ∪ D_s^+)`` in the notation of Borkan et al. (2019).
+
+    Examples
+    --------
+    >>> y, s = [0, 0, 1, 1, 0, 1], [0.1, 0.6, 0.7, 0.9, 0.2, 0.5]
+    >>> subgroup_auc(y, s, [1, 1, 1, 1, 0, 0])
+    1.0
+    """
+    y_true, y_score, mask = _binary(y_true, y_score, in_subgroup)
+    return _auc(y_true[mask], y_score[mask], "subgroup AUC")
+
+
+def bpsn_auc(y_true, y_score, in_subgroup) -> float:
+    """Background Positive, Subgroup Negative AUC.
+
+    Returns
+    -------
+    float in [0, 1]; low means non-toxic comments that mention the group score higher than toxic
+    comments that do not (false positives driven by the identity term). NaN if either side is empty.
+
+    Notes
+    -----
+    ``AUC(D_s^- ∪ D_b^+)``: the subgroup's negatives against the background's positives.
+
+    Examples
+    --------
+    Subgroup negatives 0.1 and 0.6 against background positives 0.5 and 0.8: 3 of 4 pairs are
+    ordered correctly.
+
+    >>> bpsn_auc([0, 0, 1, 1], [0.1, 0.6, 0.5, 0.8], [1, 1, 0, 0])
+    0.75
+    """
+    y_true, y_score, mask = _binary(y_true, y_score, in_subgroup)
+    keep = (mask & (y_true == 0)) | (~mask & (y_true == 1))
+    return _auc(y_true[keep], y_score[keep], "BPSN AUC")
+
+
+def bnsp_auc(y_true, y_score, in_subgroup) -> float:
+    """Background Negative, Subgroup Positive AUC.
+
+    Returns
+    -------
+    float in [0, 1]; low means toxic comments that mention the group score lower than non-toxic
+    comments that do not (the group's toxic comments are missed). NaN if either side is empty.
+
+    Notes
+    -----
+    ``AUC(D_s^+ ∪ D_b^-)``: the subgroup's positives against the background's negatives.
+
+    Examples
+    --------
+    Subgroup positives 0.5 and 0.8 against background negatives 0.1 and 0.6:
+
+    >>> bnsp_auc([1, 1, 0, 0], [0.5, 0.8, 0.1, 0.6], [1, 1, 0, 0])
+    0.75
+    """
+    y_true, y_score, mask = _binary(y_true, y_score, in_subgroup)
+    keep = (mask & (y_true == 1)) | (~mask & (y_true == 0))
+    return _auc(y_true[keep], y_score[keep], "BNSP AUC")
+
+
+def generalized_mean(values, *, p: float = POWER) -> float:
+    """Power mean ``M_p = (mean_s m_s^p)^(1/p)`` of per-group metrics; NaN entries are ignored.
+
+    With ``p = -5`` the mean leans towards the worst groups (``M_-inf`` is the minimum).
+
+    Parameters
+    ----------
+    values : array-like of shape (n_groups,), each in [0, 1]
+    p : float, default -5, not 0
+
+    Returns
+    -------
+    float; NaN (with a warning) when no value is defined; 0 if any value is 0 and ``p < 0``.
+
+    Examples
+    --------
+    >>> generalized_mean([1.0, 1.0])
+    1.0
+    >>> round(generalized_mean([0.5, 1.0], p=-1), 6)  # harmonic mean: 2 / (2 + 1)
+    0.666667
+    >>> round(generalized_mean([0.75, 1.0]), 4)  # ((0.75^-5 + 1) / 2)^(-1/5)
+    0.8256
+    """
+    if p == 0:
+        raise ValueError("p must not be 0 (the p -> 0 limit, the geometric mean, is not implemented)")
+    values = np.asarray(values, dtype=float)
+    defined = values[~np.isnan(values)]
+    if defined.size == 0:
+        warnings.warn("generalized mean of no defined value is undefined; reported as NaN", UndefinedMetricWarning,
+                      stacklevel=2)
+        return float("nan")
+    with np.errstate(divide="ignore", over="ignore"):
+        return float(np.mean(defined ** p) ** (1.0 / p))
+
+
+def bias_score(overall_auc: float, subgroup_aucs, bpsn_aucs, bnsp_aucs, *, p: float = POWER,
+               weight: float = WEIGHT) -> float:
+    """The Jigsaw combination of the overall AUC and the three generalized bias AUCs.
+
+    Notes
+    -----
+    ``score = w AUC_overall + w M_p(subgroup AUC) + w M_p(BPSN AUC) + w M_p(BNSP AUC)``, with
+    ``w = 0.25`` and ``p = -5``; in [0, 1], higher is better (less unintended bias).
+
+    Examples
+    --------
+    >>> bias_score(0.9, [1.0, 1.0], [1.0, 1.0], [1.0, 1.0])
+    0.975
+    """
+    return float(weight * overall_auc + weight * generalized_mean(subgroup_aucs, p=p)
+                 + weight * generalized_mean(bpsn_aucs, p=p) + weight * generalized_mean(bnsp_aucs, p=p))
+
+
+def error_rates(y_true, y_score, *, threshold: float = 0.5) -> dict[str, float]:
+    """False positive rate, false negative rate and F1 when ``score >= threshold`` means toxic.
+
+    Returns
+    -------
+    dict
+        ``fpr = FP / (FP + TN)``, ``fnr = FN / (FN + TP)``, ``f1 = 2 TP / (2 TP + FP + FN)``, each
+        in [0, 1] (NaN, with a warning, when the denominator is 0), and the counts ``tp, fp, tn, fn``.
+
+    Examples
+    --------
+    >>> r = error_rates([0, 0, 1, 1, 0, 0, 1, 1], [0.1, 0.6, 0.7, 0.9, 0.2, 0.3, 0.5, 0.8])
+    >>> r["fpr"], r["fnr"], round(r["f1"], 4)
+    (0.25, 0.0, 0.8889)
+    """
+    y_true, y_score = _binary(y_true, y_score)
+    predicted = y_score >= threshold
+    tp = int(np.sum(predicted & (y_true == 1)))
+    fp = int(np.sum(predicted & (y_true == 0)))
+    fn = int(np.sum(~predicted & (y_true == 1)))
+    tn = int(np.sum(~predicted & (y_true == 0)))
+
+    def ratio(numerator, denominator, name):
+        if denominator == 0:
+            warnings.warn(f"{name} is undefined (0 / 0); reported as NaN", UndefinedMetricWarning, stacklevel=3)
+            return float("nan")
+        return numerator / denominator
+
+    return {"fpr": ratio(fp, fp + tn, "FPR"), "fnr": ratio(fn, fn + tp, "FNR"),
+            "f1": ratio(2 * tp, 2 * tp + fp + fn, "F1"), "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap: every metric under resampling weights, vectorised over replicates
+# --------------------------------------------------------------------------------------------
+
+def _tie_blocks(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position of an ascending array, the first and last position of its run of ties."""
+    n = len(sorted_scores)
+    starts = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]] if n else np.zeros(0, bool)
+    block = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], n] - 1
+    return first[block], last[block]
+
+
+def _below_and_tied(weights: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per position, the weight strictly below it and the weight tied with it (itself included)."""
+    total = np.cumsum(weights, axis=1)
+    below = total[:, first] - weights[:, first]
+    return below, total[:, last] - below
+
+
+def _divide(numerator, denominator):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def weighted_metrics(y_true, y_score, groups, weights, *, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Every metric of a language at once, for each row of ``weights`` (case weights).
+
+    With weights of ones this equals the functions above; with bootstrap counts (how often each
+    example was drawn) it gives one bootstrap replicate per row. AUCs are weighted pair counts,
+    ``AUC = sum_{i pos, j neg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2) / (W_pos W_neg)``, equal to
+    :func:`sklearn.metrics.roc_auc_score` with ``sample_weight``; the bias AUCs come from the
+    identities ``C(B+, S-) = C(all+, S-) - C(S+, S-)`` and ``C(S+, B-) = C(S+, all-) - C(S+, S-)``,
+    so a replicate costs one pass over the language plus one over each group.
+
+    Parameters
+    ----------
+    y_true, y_score : array-like of shape (n_samples,)
+    groups : list of n_groups integer index arrays (the examples that mention each identity)
+    weights : array-like of shape (n_replicates, n_samples)
+    threshold : float, default 0.5
+
+    Returns
+    -------
+    dict of arrays: ``roc_auc, f1, fpr, fnr`` of shape (n_replicates,); ``subgroup_auc,
+    bpsn_auc, bnsp_auc, fpr, fnr`` of the groups as ``group_<name>``, shape (n_replicates, n_groups).
+    NaN where undefined.
+
+    Examples
+    --------
+    >>> m = weighted_metrics([0, 0, 1, 1, 0, 1], [0.1, 0.6, 0.7, 0.9, 0.2, 0.5], [np.array([0, 1, 2, 3])], np.ones((1, 6)))
+    >>> round(float(m["roc_auc"][0]), 6), float(m["group_subgroup_auc"][0, 0]), float(m["group_bpsn_auc"][0, 0])
+    (0.888889, 1.0, 0.5)
+    """
+    y_true, y_score = _binary(y_true, y_score)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    order = np.argsort(y_score, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    s, y, w = y_score[order], y_true[order].astype(float), weights[:, order]
+    predicted = (s >= threshold).astype(float)
+    first, last = _tie_blocks(s)
+    w_pos, w_neg = w * y, w * (1 - y)
+    pos_below, pos_tied = _below_and_tied(w_pos, first, last)
+    neg_below, neg_tied = _below_and_tied(w_neg, first, last)
+    n_pos, n_neg = w_pos.sum(axis=1), w_neg.sum(axis=1)
+    tp, fp = w_pos @ predicted, w_neg @ predicted
+    fn = n_pos - tp
+    out = {
+        "roc_auc": _divide((w_pos * (neg_below + 0.5 * neg_tied)).sum(axis=1), n_pos * n_neg),
+        "fpr": _divide(fp, n_neg), "fnr": _divide(fn, n_pos), "f1": _divide(2 * tp, 2 * tp + fp + fn),
+    }
+    shape = (len(w), len(groups))
+    for name in ("subgroup_auc", "bpsn_auc", "bnsp_auc", "fpr", "fnr"):
+        out[f"group_{name}"] = np.full(shape, np.nan)
+    for k, members in enumerate(groups):
+        g = np.sort(position[np.asarray(members, dtype=int)])
+        if g.size == 0:
+            continue
+        g_first, g_last = _tie_blocks(s[g])
+        g_pos, g_neg = w_pos[:, g], w_neg[:, g]
+        sub_below, sub_tied = _below_and_tied(g_neg, g_first, g_last)
+        within = (g_pos * (sub_below + 0.5 * sub_tied)).sum(axis=1)         # C(S+, S-)
+        all_pos_over_sub_neg = (g_neg * (n_pos[:, None] - pos_below[:, g] - 0.5 * pos_tied[:, g])).sum(axis=1)
+        sub_pos_over_all_neg = (g_pos * (neg_below[:, g] + 0.5 * neg_tied[:, g])).sum(axis=1)
+        s_pos, s_neg = g_pos.sum(axis=1), g_neg.sum(axis=1)
+        out["group_subgroup_auc"][:, k] = _divide(within, s_pos * s_neg)
+        out["group_bpsn_auc"][:, k] = _divide(all_pos_over_sub_neg - within, (n_pos - s_pos) * s_neg)
+        out["group_bnsp_auc"][:, k] = _divide(sub_pos_over_all_neg - within, s_pos * (n_neg - s_neg))
+        out["group_fpr"][:, k] = _divide(g_neg @ predicted[g], s_neg)
+        out["group_fnr"][:, k] = _divide(s_pos - g_pos @ predicted[g], s_pos)
+    return out
+
+
+def _generalized_mean_rows(values: np.ndarray, p: float = POWER) -> np.ndarray:
+    """:func:`generalized_mean` of each row, NaN ignored, without warnings."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values ** p, axis=1) ** (1.0 / p)
+
+
+def language_summary(metrics: dict[str, np.ndarray], p: float = POWER, weight: float = WEIGHT) -> dict[str, np.ndarray]:
+    """Add the generalized means, the bias score and the per-group gaps to :func:`weighted_metrics`."""
+    out = dict(metrics)
+    for name in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+        out[f"generalized_mean_{name}"] = _generalized_mean_rows(metrics[f"group_{name}"], p)
+    out["bias_score"] = weight * (out["roc_auc"] + out["generalized_mean_subgroup_auc"]
+                                  + out["generalized_mean_bpsn_auc"] + out["generalized_mean_bnsp_auc"])
+    out["group_fpr_gap"] = metrics["group_fpr"] - metrics["fpr"][:, None]
+    out["group_fnr_gap"] = metrics["group_fnr"] - metrics["fnr"][:, None]
+    return out
+
+
+def bootstrap_metrics(y_true, y_score, groups, *, threshold: float = 0.5, n_bootstrap: int = 1000,
+                      strata=None, seed: int | np.random.Generator = 0,
+                      max_cells: int = 4_000_000) -> dict[str, np.ndarray]:
+    """:func:`language_summary` of ``n_bootstrap`` resamples of the examples.
+
+    Parameters
+    ----------
+    y_true, y_score, groups, threshold
+        As in :func:`weighted_metrics`.
+    n_bootstrap : int, default 1000
+    strata : array-like of shape (n_samples,), optional
+        Examples are resampled with replacement *within* each stratum, keeping its size; e.g. the
+        label and the groups an example mentions (what :func:`strata_of` gives), so that every
+        replicate keeps each group's size and class balance and a subgroup AUC defined on the data
+        stays defined. Default: one stratum (a plain bootstrap of the examples).
+    seed : int or numpy Generator, default 0
+    max_cells : int
+        Replicates are computed in chunks of at most this many replicate-by-example cells.
+
+    Examples
+    --------
+    >>> b = bootstrap_metrics([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], [np.array([0, 1])], n_bootstrap=5,
+    ...                       strata=[0, 1, 2, 3])
+    >>> b["roc_auc"].shape, b["group_bpsn_auc"].shape, float(b["roc_auc"].min())
+    ((5,), (5, 1), 1.0)
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n = len(np.asarray(y_true))
+    codes = np.zeros(n, dtype=int) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
+    by_stratum = np.argsort(codes, kind="stable")           # examples, stratum after stratum
+    sizes = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    row_start, row_size = starts[codes], sizes[codes]
+    chunk = max(1, max_cells // max(n, 1))
+    parts = []
+    for begin in range(0, n_bootstrap, chunk):
+        size = min(chunk, n_bootstrap - begin)
+        offsets = (rng.random((size, n)) * row_size).astype(int)
+        draws = by_stratum[row_start + np.minimum(offsets, row_size - 1)]
+        counts = np.bincount((np.arange(size)[:, None] * n + draws).ravel(), minlength=size * n).reshape(size, n)
+        parts.append(language_summary(weighted_metrics(y_true, y_score, groups, counts, threshold=threshold)))
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def strata_of(y_true, groups, n_samples: int) -> np.ndarray:
+    """Stratum id per example: its label and the set of groups it mentions.
+
+    >>> strata_of([0, 1, 0, 1], [np.array([0, 1]), np.array([1])], 4).tolist()
+    [1, 3, 0, 2]
+    """
+    keys = [[int(label)] for label in np.asarray(y_true)]
+    for k, members in enumerate(groups):
+        for row in members:
+            keys[row].append(k + 1)
+    return np.unique([" ".join(map(str, key)) for key in keys], return_inverse=True)[1].reshape(n_samples)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+FAIRNESS_COLUMNS = ["language", "scope", "category", "group_id", "group", "metric", "value", "ci_low", "ci_high",
+                    "n", "n_positive", "n_negative", "note"]
+GAP_COLUMNS = ["scope", "category", "group_id", "metric", "language", "value", "reference_language",
+               "difference_from_reference", "max_minus_min", "max_language", "min_language", "n_languages"]
+
+EXAMPLES = """examples:
+  # audit a classifier on identity templates: make the test set, score it, then
+  python -m analysis.identity_sets --output_dir results/analysis/identity_sets
+  #   ... add a 'score' column with your classifier's toxicity probability, then:
+  python -m analysis.fairness scored_identity_set.csv
+  # a labelled corpus with Jigsaw-style identity columns (a row mentions the identity if >= 0.5)
+  python -m analysis.fairness predictions.csv --identity_columns female male muslim christian --threshold 0.4
+  python -m analysis.fairness predictions.jsonl --label_column toxic --score_column prob --reference_language en
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="python -m analysis.fairness",
+        description="Fairness of a toxicity classifier per language and identity group: ROC-AUC, F1, FPR, FNR, "
+                    "Borkan et al. (2019) bias AUCs and their generalized mean, FPR/FNR gaps, bootstrap "
+                    "intervals, and the gaps across languages. The predictions file needs a language, a 0/1 "
+                    "label and a score column, and either a group_id column (ids of prompts/, ';' between "
+                    "several; empty for none) or --identity_columns.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("predictions", help="CSV, TSV or JSON-lines file, one row per scored text")
+    add("--label_column", default="label", help="true label, 0 = not toxic, 1 = toxic (default: label)")
+    add("--score_column", default="score", help="predicted toxicity score (default: score)")
+    add("--language_column", default="language", help="language code (default: language)")
+    add("--group_column", default="group_id",
+        help="identity group ids matched against prompts/<language>.yaml (default: group_id)")
+    add("--identity_columns", nargs="+", default=None, metavar="COLUMN",
+        help="instead of --group_column: one column per identity; a row mentions it if the value is >= 0.5 "
+             "(empty: not annotated, counted as not mentioning it)")
+    add("--prompts_dir", default=str(prompt_files.PROMPTS_DIR), help="prompt inventory for group ids (default: prompts/)")
+    add("--threshold", type=float, default=0.5, help="score >= threshold counts as toxic, for F1/FPR/FNR (default: 0.5)")
+    add("--reference_language", default="en", help="gaps are differences from this language (default: en)")
+    add("--bootstrap", type=int, default=1000, help="bootstrap resamples per language; 0 skips intervals (default: 1000)")
+    add("--confidence", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
+    add("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    add("--output_dir", default=None, help="result folder (default: results/analysis/<run_name>)")
+    add("--run_name", default=None, help="default: fairness_<predictions file stem>")
+    return parser
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass a predictions file (CSV, TSV or JSON lines)")
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".json"}:
+        try:
+            table = pd.read_json(path, lines=True, dtype=False)
+        except ValueError as error:
+            raise UserError(f"cannot read {path} as JSON lines ({str(error).splitlines()[0]}); one JSON object a line")
+        if table.empty:
+            raise UserError(f"{path} has no rows")
+        return table
+    return read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False, na_values=[""])
+
+
+def _shown(value) -> str:
+    """``repr`` of a cell, without numpy's ``np.float64(...)`` wrapper."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def check_labels_and_scores(table: pd.DataFrame, args, path: Path) -> None:
+    labels = pd.to_numeric(table[args.label_column].replace({True: 1, False: 0}), errors="coerce")
+    bad = labels.isna() | ~labels.isin([0, 1])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{path}: column {args.label_column!r} must be 0 (not toxic) or 1 (toxic); row {row + 2} has "
+                        f"{_shown(table[args.label_column].iloc[row])}; binarize graded labels first (e.g. toxicity >= 0.5)")
+    scores = pd.to_numeric(table[args.score_column], errors="coerce")
+    bad = ~np.isfinite(scores.to_numpy(dtype=float))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{path}: column {args.score_column!r} must be a finite number; row {row + 2} has "
+                        f"{_shown(table[args.score_column].iloc[row])}")
+    languages = table[args.language_column]
+    if languages.isna().any():
+        row = int(np.flatnonzero(languages.isna().to_numpy())[0])
+        raise UserError(f"{path}: column {args.language_column!r} is empty in row {row + 2}; every row needs a "
+                        f"language code")
+    table[args.label_column] = labels.astype(int)
+    table[args.score_column] = scores.astype(float)
+    table[args.language_column] = table[args.language_column].astype(str)
+
+
+def group_memberships(table: pd.DataFrame, args, path: Path) -> tuple[dict, dict]:
+    """``{language: [(group_id, group, category, row indices), ...]}`` and a manifest note of the inventory."""
+    languages = sorted(set(table[args.language_column]))
+    memberships: dict[str, list] = {lang: [] for lang in languages}
+    if args.identity_columns:
+        for column in args.identity_columns:
+            values = table[column]
+            numeric = pd.to_numeric(values.replace({True: 1, False: 0}), errors="coerce")
+            bad = numeric.isna() & values.notna()  # empty cells (not annotated) count as not mentioning it
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise UserError(f"{path}: identity column {column!r} must be numeric or boolean; row {row + 2} has "
+                                f"{_shown(values.iloc[row])}")
+            for lang in languages:
+                rows = np.flatnonzero(((numeric >= 0.5) & (table[args.language_column] == lang)).to_numpy())
+                if rows.size:
+                    memberships[lang].append((column, column, "", rows))
+        return memberships, {"identities": "columns", "columns": args.identity_columns}
+    available = prompt_files.available_languages(args.prompts_dir)
+    unknown_languages = [lang for lang in languages if lang not in available]
+    if unknown_languages:
+        raise UserError(f"language {unknown_languages[0]!r} of {path} has no prompt file in {args.prompts_dir} "
+                        f"(it has {', '.join(available)}), so its group ids cannot be matched; add the prompt "
+                        f"file or pass --identity_columns")
+    # Each language's ids are matched against its own file (probing.prompts --check keeps them parallel).
+    inventory = {lang: prompt_files.load_language(lang, args.prompts_dir) for lang in languages}
+    ids = table[args.group_column].fillna("").astype(str)
+    for lang in languages:
+        known = {g.id: g for g in inventory[lang].groups}
+        in_language = (table[args.language_column] == lang).to_numpy()
+        rows_of: dict[str, list[int]] = {}
+        for row in np.flatnonzero(in_language):
+            for group_id in filter(None, (part.strip() for part in ids.iloc[row].split(";"))):
+                rows_of.setdefault(group_id, []).append(row)
+        unknown = sorted(set(rows_of) - set(known))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(known), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise UserError(f"{path}: group id {unknown[0]!r} ({lang}) is not in {inventory[lang].path}{hint}; "
+                            f"{len(unknown)} unknown id(s) in all; use the ids of the prompt files")
+        for group in inventory[lang].groups:  # inventory order, so tables follow the prompt files
+            if group.id in rows_of:
+                memberships[lang].append((group.id, group.text or group.id, group.category,
+                                          np.array(rows_of[group.id], dtype=int)))
+    record = {"identities": "group_id", "column": args.group_column,
+              "prompts": {lang: {"file": p.path.name, "version": p.version, "sha256": p.sha256}
+                          for lang, p in inventory.items()}}
+    return memberships, record
+
+
+def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1 - confidence) / 2
+    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
+
+
+def _undefined_note(value: float, n_pos: int, n_neg: int, metric: str) -> str:
+    if not np.isnan(value):
+        return ""
+    if metric.endswith("auc") and metric != "roc_auc" and not metric.startswith("generalized"):
+        return f"undefined: the compared sets need both classes ({n_pos} toxic, {n_neg} non-toxic in the group)"
+    if metric.startswith("generalized") or metric == "bias_score":
+        return "undefined: no group with a defined bias AUC"
+    return f"undefined: {n_pos} toxic and {n_neg} non-toxic examples"
+
+
+def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, args, rng) -> list[dict]:
+    """Point estimates (scikit-learn) and bootstrap intervals for one language."""
+    members = [rows for *_, rows in groups]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        overall = {"roc_auc": _auc(y, s, "ROC-AUC"), **error_rates(y, s, threshold=args.threshold)}
+        per_group = []
+        for rows in members:
+            mask = np.zeros(len(y), dtype=bool)
+            mask[rows] = True
+            rates = error_rates(y[mask], s[mask], threshold=args.threshold)
+            per_group.append({"subgroup_auc": subgroup_auc(y, s, mask), "bpsn_auc": bpsn_auc(y, s, mask),
+                              "bnsp_auc": bnsp_auc(y, s, mask), "fpr": rates["fpr"], "fnr": rates["fnr"],
+                              "fpr_gap": rates["fpr"] - overall["fpr"], "fnr_gap": rates["fnr"] - overall["fnr"]})
+        for name in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+            overall[f"generalized_mean_{name}"] = generalized_mean([g[name] for g in per_group])
+        overall["bias_score"] = WEIGHT * (overall["roc_auc"] + overall["generalized_mean_subgroup_auc"]
+                                          + overall["generalized_mean_bpsn_auc"] + overall["generalized_mean_bnsp_auc"])
+    boot = (bootstrap_metrics(y, s, members, threshold=args.threshold, n_bootstrap=args.bootstrap,
+                              strata=strata_of(y, members, len(y)), seed=rng) if args.bootstrap else None)
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    rows = []
+    for metric in LANGUAGE_METRICS:
+        value = float(overall[metric])
+        low, high = _interval(boot[metric], args.confidence) if boot else (np.nan, np.nan)
+        rows.append({"language": language, "scope": "language", "category": "", "group_id": "", "group": "",
+                     "metric": metric, "value": value, "ci_low": low, "ci_high": high, "n": len(y),
+                     "n_positive": n_pos, "n_negative": n_neg, "note": _undefined_note(value, n_pos, n_neg, metric)})
+    for k, ((group_id, group, category, indices), values) in enumerate(zip(groups, per_group)):
+        g_pos = int(y[indices].sum())
+        g_neg = len(indices) - g_pos
+        for metric in GROUP_METRICS:
+            value = float(values[metric])
+            low, high = _interval(boot[f"group_{metric}"][:, k], args.confidence) if boot else (np.nan, np.nan)
+            rows.append({"language": language, "scope": "group", "category": category, "group_id": group_id,
+                         "group": group, "metric": metric, "value": value, "ci_low": low, "ci_high": high,
+                         "n": len(indices), "n_positive": g_pos, "n_negative": g_neg,
+                         "note": _undefined_note(value, g_pos, g_neg, metric)})
+    return rows
+
+
+def gaps_table(fairness: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Per metric (and group), each language's difference from ``reference`` and max minus min."""
+    rows = []
+    for (scope, group_id, metric), block in fairness.groupby(["scope", "group_id", "metric"], sort=False):
+        defined = block.dropna(subset=["value"])
+        ref = block.loc[block["language"] == reference, "value"]
+        ref_value = float(ref.iloc[0]) if len(ref) else np.nan
+        spread = (defined["value"].max() - defined["value"].min()) if len(defined) else np.nan
+        top = defined.loc[defined["value"].idxmax(), "language"] if len(defined) else ""
+        bottom = defined.loc[defined["value"].idxmin(), "language"] if len(defined) else ""
+        for _, row in block.iterrows():
+            rows.append({"scope": scope, "category": row["category"], "group_id": group_id, "metric": metric,
+                         "language": row["language"], "value": row["value"], "reference_language": reference,
+                         "difference_from_reference": row["value"] - ref_value, "max_minus_min": spread,
+                         "max_language": top, "min_language": bottom, "n_languages": len(defined)})
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)
+
+
+@exits_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    if not 0 < args.confidence < 1:
+        raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    path = Path(args.predictions)
+    target = output_folder(args.output_dir, args.run_name or f"fairness_{path.stem}")
+    check_writable(target)
+    table = read_predictions(path)
+    identity = args.identity_columns or [args.group_column]
+    hint = ("pass --identity_columns, or write the group ids into a group_id column"
+            if not args.identity_columns else "check the --identity_columns names")
+    require_columns(table, [args.language_column, args.label_column, args.score_column], path,
+                    "name them with --language_column, --label_column, --score_column")
+    require_columns(table, identity, path, hint)
+    check_labels_and_scores(table, args, path)
+    memberships, identity_record = group_memberships(table, args, path)
+
+    rows = []
+    for language, groups in memberships.items():
+        in_language = np.flatnonzero((table[args.language_column] == language).to_numpy())
+        local = np.empty(len(table), dtype=int)
+        local[in_language] = np.arange(len(in_language))
+        y = table[args.label_column].to_numpy()[in_language]
+        s = table[args.score_column].to_numpy()[in_language]
+        local_groups = [(gid, name, cat, local[indices]) for gid, name, cat, indices in groups]
+        rows += language_rows(language, y, s, local_groups, args, rng_for(args.seed, "fairness", language))
+    fairness = pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
+    if args.reference_language not in memberships:
+        print(f"note: reference language {args.reference_language!r} is not in {path}; differences from it are "
+              f"empty (pass --reference_language with one of {', '.join(memberships)})", file=sys.stderr)
+    gaps = gaps_table(fairness, args.reference_language)
+    undefined = int(fairness["value"].isna().sum())
+    manifest = {
+        "command": command_line("analysis.fairness", argv),
+        "parameters": vars(args),
+        "seed": args.seed,
+        "bootstrap": args.bootstrap,
+        "inputs": [input_record(path, len(table), **identity_record)],
+        "definitions": {"power": POWER, "weight": WEIGHT,
+                        "bias_score": "0.25 * (roc_auc + M_p(subgroup_auc) + M_p(bpsn_auc) + M_p(bnsp_auc)), p = -5",
+                        "gaps": "fpr_gap = FPR(group) - FPR(language); fnr_gap likewise"},
+        "summary": {"languages": {lang: len(groups) for lang, groups in memberships.items()},
+                    "undefined_values": undefined},
+    }
+    save_run(target, {"fairness.csv": fairness, "gaps.csv": gaps}, manifest)
+    if undefined:
+        print(f"note: {undefined} metric value(s) are undefined (a set with one class only) and reported as NaN "
+              f"with a note in fairness.csv", file=sys.stderr)
+    print(f"wrote fairness metrics for {len(memberships)} language(s) and "
+          f"{sum(len(g) for g in memberships.values())} group(s) to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The correlation statistics against hand-computed values, brute-force references and their null."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from analysis import correlations as c
+
+
+# ------------------------------------------------------------------ hand-computed values
+
+
+def test_spearman_per_group_by_hand():
+    base = [[0.1, 0.2, 0.3, 0.4],    # ranks 1 2 3 4
+            [0.0, 0.0, 0.5, 0.5],    # ranks 1.5 1.5 3.5 3.5
+            [0.3, 0.1, 0.2, 0.9]]    # ranks 3 1 2 4
+    other = [[0.4, 0.3, 0.2, 0.1],   # ranks 4 3 2 1: reversed
+             [0.1, 0.0, 0.2, 0.3],   # ranks 2 1 3 4
+             [0.2, 0.1, 0.3, 0.9]]   # ranks 2 1 3 4
+    rho = c.spearman_per_group(base, other)
+    # group 1: reversed order
+    # group 2: centred ranks (-1,-1,1,1) and (-.5,-1.5,.5,1.5): dot 4, norms 2 and sqrt(5): 2/sqrt(5)
+    # group 3: d = (1, 0, -1, 0), sum d^2 = 2: 1 - 6*2/(4*15) = 0.8
+    assert rho == pytest.approx([-1.0, 2 / math.sqrt(5), 0.8])
+    assert c.statistic(base, other, method="spearman") == pytest.approx((-1 + 2 / math.sqrt(5) + 0.8) / 3)
+
+
+def test_constant_vector_gives_nan_not_zero():
+    rho = c.spearman_per_group([[0.5, 0.5, 0.5], [0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])
+    assert np.isnan(rho[0]) and rho[1] == 1.0
+    assert c.statistic([[0.5, 0.5, 0.5], [0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]],
+                       method="spearman") == 1.0  # the mean over defined groups
+
+
+def unit(degrees):
+    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
+
+
+# Four groups as 2-D directions; the cosine of two groups is cos(angle difference).
+# base:  a 0°, b 20°, c 50°, d 90°  ->  ab .940, ac .643, ad 0, bc .866, bd .342, cd .766
+# other: a 0°, b 50°, c 20°, d 90°  ->  ab .643, ac .940, ad 0, bc .866, bd .766, cd .342
+RSA_BASE = [unit(0), unit(20), unit(50), [0.0, 1.0]]
+RSA_OTHER = [unit(0), unit(50), unit(20), [0.0, 1.0]]
+
+
+def test_rsa_by_hand_and_the_diagonal_changes_it():
+    # Diagonal excluded, each row ranks 3 values (no ties): rho = 1 - 6 sum d^2 / (3 * 8).
+    #   a: (b .940, c .643, d 0) ranks 3 2 1 vs (.643, .940, 0) ranks 2 3 1: sum d^2 = 2 -> 0.5
+    #   b: (a .940, c .866, d .342) ranks 3 2 1 vs (.643, .866, .766) ranks 1 3 2: 6 -> -0.5
+    #   c: (a .643, b .866, d .766) ranks 1 3 2 vs (.940, .866, .342) ranks 3 2 1: 6 -> -0.5
+    #   d: (a 0, b .342, c .766) ranks 1 2 3 vs (0, .766, .342) ranks 1 3 2: 2 -> 0.5
+    excluded = c.rsa(RSA_BASE, RSA_OTHER, diagonal="exclude")
+    assert excluded["per_group"] == pytest.approx([0.5, -0.5, -0.5, 0.5])
+    assert excluded["rho"] == pytest.approx(0.0, abs=1e-12)
+    # Diagonal included: every row gains its own similarity 1, rank 4 in both: rho = 1 - 6 sum d^2 / 60.
+    #   a: ranks 4 3 2 1 vs 4 2 3 1: 2 -> 0.8;  b: 3 4 2 1 vs 1 4 3 2: 6 -> 0.4
+    #   c: 1 3 4 2 vs 3 2 4 1: 6 -> 0.4;        d: 1 2 3 4 vs 1 3 2 4: 2 -> 0.8
+    included = c.rsa(RSA_BASE, RSA_OTHER, diagonal="include")
+    assert included["per_group"] == pytest.approx([0.8, 0.4, 0.4, 0.8])
+    assert included["rho"] == pytest.approx(0.6)
+
+
+def test_per_emotion_by_hand():
+    base = [[0.1, 0.9], [0.2, 0.5], [0.3, 0.5], [0.4, 0.1]]
+    other = [[0.0, 0.2], [0.1, 0.3], [0.3, 0.1], [0.2, 0.4]]
+    # emotion 1: ranks 1 2 3 4 vs 1 2 4 3: sum d^2 = 2 -> 1 - 12/60 = 0.8
+    # emotion 2: ranks 4 2.5 2.5 1 vs 2 3 1 4; centred (1.5, 0, 0, -1.5) and (-.5, .5, -1.5, 1.5):
+    #            dot -3, norms sqrt(4.5) and sqrt(5): -3 / sqrt(22.5)
+    assert c.per_emotion(base, other) == pytest.approx([0.8, -3 / math.sqrt(22.5)])
+
+
+def test_benjamini_hochberg_by_hand():
+    # m = 4, sorted p .01 .03 .04 .2 -> m p / k = .04 .06 .0533 .2, then running minimum from the top
+    adjusted = c.benjamini_hochberg([0.01, 0.04, 0.03, 0.2])
+    assert adjusted == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.2])
+    with_nan = c.benjamini_hochberg([0.01, np.nan, 0.04, 0.03, 0.2])
+    assert np.isnan(with_nan[1]) and with_nan[[0, 2, 3, 4]] == pytest.approx(adjusted)
+
+
+def test_mean_shift_by_hand():
+    base = [[0.2, 0.5], [0.4, 0.1], [0.0, 0.3]]
+    other = [[0.3, 0.5], [0.4, 0.0], [0.2, 0.3]]
+    result = c.mean_shift(base, other, n_bootstrap=200, seed=0)
+    assert result["shift"] == pytest.approx([0.1, -0.1 / 3])
+    assert result["base_mean"] == pytest.approx([0.2, 0.3])
+    # differences per group: (.1, .0, .2) and (0, -.1, 0): resampled means lie within their range
+    assert 0.0 <= result["ci_low"][0] <= 0.1 <= result["ci_high"][0] <= 0.2 + 1e-12
+    assert -0.1 - 1e-12 <= result["ci_low"][1] <= result["ci_high"][1] <= 0.0
+
+
+def test_bootstrap_interval_is_degenerate_for_equal_values_and_seeded():
+    x = np.array([[0.1, 0.2, 0.3], [0.3, 0.1, 0.2], [0.2, 0.3, 0.1], [0.9, 0.1, 0.5]])
+    assert c.bootstrap_ci(x, x, method="spearman", n_bootstrap=100) == {"ci_low": 1.0, "ci_high": 1.0}
+    rng = np.random.default_rng(3)
+    a, b = rng.random((12, 10)), rng.random((12, 10))
+    for method in c.METHODS:
+        first = c.bootstrap_ci(a, b, method=method, n_bootstrap=200, seed=5)
+        again = c.bootstrap_ci(a, b, method=method, n_bootstrap=200, seed=5)
+        np.testing.assert_array_equal(first["ci_low"], again["ci_low"])
+        estimate = c.statistic(a, b, method=method)
+        assert np.all(np.asarray(first["ci_low"]) <= np.asarray(estimate) + 1e-9)
+        assert np.all(np.asarray(estimate) <= np.asarray(first["ci_high"]) + 1e-9)
+
+
+# ------------------------------------------------------------------ brute-force references
+
+
+def brute_rsa(base, other, diagonal):
+    def cosine(u, v):  # rounded as the implementation does, so that exact ties stay ties
+        return round(sum(x * y for x, y in zip(u, v)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v)), 12)
+
+    n = len(base)
+    rhos = []
+    for g in range(n):
+        columns = [j for j in range(n) if diagonal == "include" or j != g]
+        rhos.append(scipy_stats.spearmanr([cosine(base[g], base[j]) for j in columns],
+                                          [cosine(other[g], other[j]) for j in columns]).statistic)
+    return np.array(rhos)
+
+
+def test_against_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 4, (15, 10)) / 4  # many ties, as in real profiles
+    other = rng.integers(0, 4, (15, 10)) / 4
+    base[base.sum(axis=1) == 0, 0] = 1  # no all-zero vector
+    other[other.sum(axis=1) == 0, 0] = 1
+    expected = [scipy_stats.spearmanr(b, o).statistic for b, o in zip(base, other)]
+    np.testing.assert_allclose(c.spearman_per_group(base, other), expected, atol=1e-12)
+    expected = [scipy_stats.spearmanr(base[:, d], other[:, d]).statistic for d in range(10)]
+    np.testing.assert_allclose(c.per_emotion(base, other), expected, atol=1e-12)
+    for diagonal in c.DIAGONAL_OPTIONS:
+        np.testing.assert_allclose(c.rsa(base, other, diagonal=diagonal)["per_group"],
+                                   brute_rsa(base.tolist(), other.tolist(), diagonal), atol=1e-12)
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+@pytest.mark.parametrize("diagonal", c.DIAGONAL_OPTIONS)
+def test_null_distribution_is_the_statistic_of_relabelled_groups(method, diagonal):
+    """The fast null equals recomputing the statistic with ``other``'s rows permuted (for RSA,
+    permuting profile rows permutes the similarity matrix's rows and columns together)."""
+    rng = np.random.default_rng(1)
+    base, other = rng.random((7, 10)), rng.random((7, 10))
+    permutations = c._permutations(7, 6, rng)
+    null = c._null_distribution(base, other, method=method, diagonal=diagonal, permutations=permutations)
+    for k, perm in enumerate(permutations):
+        np.testing.assert_allclose(null[k], c.statistic(base, other[perm], method=method, diagonal=diagonal),
+                                   atol=1e-9)
+
+
+def test_order_of_groups_does_not_matter():
+    rng = np.random.default_rng(2)
+    base, other = rng.random((9, 10)), rng.random((9, 10))
+    order = rng.permutation(9)
+    for method in c.METHODS:
+        np.testing.assert_allclose(c.statistic(base, other, method=method),
+                                   c.statistic(base[order], other[order], method=method), atol=1e-12)
+
+
+# ------------------------------------------------------------------ permutation p-values
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+def test_p_values_are_uniform_under_the_null(method):
+    """Independent random profiles: p-values spread over (0, 1] (about 5% below 0.05)."""
+    rng = np.random.default_rng(11)
+    p_values = []
+    for _ in range(150):
+        base, other = rng.random((10, 10)), rng.random((10, 10))
+        p = c.permutation_test(base, other, method=method, n_permutations=200, seed=rng)["p_value"]
+        p_values.append(np.atleast_1d(p)[0])
+    p_values = np.array(p_values)
+    assert 0.4 < p_values.mean() < 0.6
+    assert 0.0 <= np.mean(p_values < 0.05) <= 0.12
+    assert scipy_stats.kstest(p_values, "uniform").pvalue > 0.01
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+def test_p_values_are_small_for_identical_profiles(method):
+    rng = np.random.default_rng(12)
+    x = rng.random((12, 10))
+    result = c.permutation_test(x, x, method=method, n_permutations=200, seed=0)
+    assert np.all(np.asarray(result["p_value"]) <= 2 / 201)
+    assert np.allclose(result["statistic"], 1.0)
+
+
+def test_permutation_test_is_seeded_and_its_p_value_is_never_zero():
+    rng = np.random.default_rng(13)
+    a, b = rng.random((8, 10)), rng.random((8, 10))
+    first = c.permutation_test(a, b, method="rsa", n_permutations=50, seed=4)
+    assert first == c.permutation_test(a, b, method="rsa", n_permutations=50, seed=4)
+    assert 1 / 51 <= first["p_value"] <= 1
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="same shape"):
+        c.spearman_per_group([[1, 2, 3]], [[1, 2]])
+    with pytest.raises(ValueError, match="finite"):
+        c.rsa([[1, 2], [np.nan, 1], [1, 1]], [[1, 2], [2, 1], [1, 1]])
+    with pytest.raises(ValueError, match="all zeros"):
+        c.cosine_similarity_matrix([[0, 0], [1, 0]])
+    with pytest.raises(ValueError, match="method must be one of"):
+        c.permutation_test([[1, 2]], [[1, 2]], method="pearson")
+    with pytest.raises(ValueError, match="diagonal must be one of"):
+        c.rsa([[1, 2], [2, 1], [1, 1]], [[1, 2], [2, 1], [1, 1]], diagonal="yes")

@@ -1,0 +1,157 @@
+"""Identity template test sets: every shipped frame renders for every group, and bad frames fail clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from analysis_helpers import one_line_error
+
+from analysis import identity_sets as ids
+from probing import prompts as prompt_files
+
+FRAME_LANGUAGES = ids.available_languages()
+
+
+def test_frames_exist_for_the_starter_languages_and_have_prompt_files():
+    assert {"en", "fr", "es", "el"} <= set(FRAME_LANGUAGES)
+    assert set(FRAME_LANGUAGES) <= set(prompt_files.available_languages())
+
+
+def test_frames_are_parallel_across_languages():
+    loaded = {lang: ids.load_frames(lang) for lang in FRAME_LANGUAGES}
+    ids.check_parallel(loaded)  # same ids, kinds and labels everywhere
+    for frames in loaded.values():
+        for kind in ("groups", "countries"):
+            labels = [f.label for f in frames.frames if f.template.applies_to == kind]
+            assert labels.count(0) == labels.count(1) > 0, (frames.language, kind)
+
+
+@pytest.mark.parametrize("language", FRAME_LANGUAGES)
+def test_every_frame_renders_for_every_group(language):
+    prompts = prompt_files.load_language(language)
+    frames = ids.load_frames(language)
+    table = ids.identity_set(prompts, frames)
+    expressed = [g for g in prompts.groups if g.text is not None]
+    assert table["group_id"].nunique() == len(expressed)
+    for group in expressed:
+        rows = table[table["group_id"] == group.id]
+        assert len(rows) == len(frames.for_group(group)), group.id
+        assert (rows["label"] == 0).sum() == (rows["label"] == 1).sum()
+    text = table["text"]
+    assert not text.str.contains(r"[{}]").any()
+    assert not text.str.contains("  ").any()
+    assert text.str[0].str.isupper().all()
+    assert text.str.endswith(".").all()
+    forms = table.apply(lambda r: any(form.lower() in r["text"].lower() for form in  # first letter capitalised
+                                      next(g for g in expressed if g.id == r["group_id"]).surface_forms()), axis=1)
+    assert forms.all()
+
+
+@pytest.mark.parametrize("language, group_id, frame_id, expected", [
+    ("en", "women", "hate", "I hate women."),
+    ("en", "united_states", "country_disgusting", "The United States is a disgusting country."),
+    ("fr", "women", "are_disgusting", "Les femmes sont dégoûtantes."),
+    ("fr", "germany", "country_friends_in", "J'ai des amis en Allemagne."),
+    ("fr", "united_states", "country_friends_in", "J'ai des amis aux États-Unis."),
+    ("es", "india", "country_visit", "Me gustaría visitar la India."),
+    ("es", "women", "hate", "Odio a las mujeres."),
+    ("el", "women", "hate", "Μισώ τις γυναίκες."),
+    ("el", "germany", "country_friends_in", "Έχω φίλους στη Γερμανία."),
+    ("el", "children", "are_stupid", "Τα παιδιά είναι ηλίθια."),
+])
+def test_rendered_sentences_agree(language, group_id, frame_id, expected):
+    table = ids.identity_set(prompt_files.load_language(language), ids.load_frames(language))
+    row = table[(table["group_id"] == group_id) & (table["frame_id"] == frame_id)]
+    assert row["text"].tolist() == [expected]
+
+
+def test_cli_writes_the_set_and_reruns_identically(tmp_path, cli):
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        code, stdout, stderr = cli(ids.main, ["--languages", "en", "fr", "--categories", "gender", "country",
+                                              "--output_dir", str(out)])
+        assert code == 0, stderr
+        outputs.append(out)
+    table = pd.read_csv(outputs[0] / "identity_set.csv")
+    assert list(table.columns) == ids.COLUMNS
+    assert set(table["language"]) == {"en", "fr"} and set(table["category"]) == {"gender", "country"}
+    assert (outputs[0] / "identity_set.csv").read_bytes() == (outputs[1] / "identity_set.csv").read_bytes()
+    manifest = json.loads((outputs[0] / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["frames"]) == {"en", "fr"} and len(manifest["frames"]["fr"]["sha256"]) == 64
+    assert manifest["summary"]["labels"] == {"0": len(table) // 2, "1": len(table) // 2} or \
+        manifest["summary"]["labels"] == {0: len(table) // 2, 1: len(table) // 2}
+
+
+def test_languages_without_frames_are_skipped_with_a_note(tmp_path, cli):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(ids.FRAMES_DIR / "en.yaml", frames / "en.yaml")
+    out = tmp_path / "out"
+    code, stdout, stderr = cli(ids.main, ["--frames_dir", str(frames), "--categories", "religion",
+                                          "--output_dir", str(out)])
+    assert code == 0, stderr
+    assert "note: no frames for" in stderr and "fr" in stderr
+    assert set(pd.read_csv(out / "identity_set.csv")["language"]) == {"en"}
+
+
+def write_frames(folder, language, frames, agreement=None):
+    folder.mkdir(exist_ok=True)
+    lines = [f"language: {language}", "version: 1"]
+    if agreement:
+        lines.append("agreement:")
+        lines += [f"  {slot}: {table}" for slot, table in agreement.items()]
+    lines.append("frames:")
+    lines += ["  - {" + ", ".join(f"{k}: {v!r}" if k == "text" else f"{k}: {v}" for k, v in frame.items()) + "}"
+              for frame in frames]
+    (folder / f"{language}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+GOOD = [{"id": "a", "applies_to": "groups", "label": 0, "text": "I like {group}."},
+        {"id": "b", "applies_to": "groups", "label": 1, "text": "I hate {group}."}]
+
+
+@pytest.mark.parametrize("case", ["mask", "no_group", "unknown_slot", "bad_label", "one_label", "not_parallel",
+                                  "no_frames_file", "duplicate_id"])
+def test_bad_frames_fail_with_one_line(case, tmp_path, cli):
+    frames_dir = tmp_path / "frames"
+    frames = [dict(f) for f in GOOD]
+    expected = {
+        "mask": "must contain no {mask} slot",
+        "no_group": "exactly one {group}",
+        "unknown_slot": "frame 'a' cannot be rendered for group",
+        "bad_label": "needs label 0 (neutral) or 1 (toxic)",
+        "one_label": "both a neutral (label 0) and a toxic (label 1) frame",
+        "not_parallel": "frame 'b' differs from en.yaml",
+        "no_frames_file": "no identity frames for 'fr'",
+        "duplicate_id": "duplicate frame id 'a'",
+    }[case]
+    languages = ["en"]
+    if case == "mask":
+        frames[0]["text"] = "I like {group} {mask}."
+    if case == "no_group":
+        frames[0]["text"] = "I like people."
+    if case == "unknown_slot":
+        frames[0]["text"] = "I like {colour} {group}."
+    if case == "bad_label":
+        frames[0]["label"] = 2
+    if case == "one_label":
+        frames[1]["label"] = 0
+    if case == "duplicate_id":
+        frames[1]["id"] = "a"
+    write_frames(frames_dir, "en", frames)
+    if case == "not_parallel":
+        write_frames(frames_dir, "fr", [frames[0], {**frames[1], "label": 0}, {**frames[1], "id": "c"}])
+        languages = ["en", "fr"]
+    if case == "no_frames_file":
+        languages = ["en", "fr"]
+    out = tmp_path / "out"
+    line = one_line_error(*cli(ids.main, ["--languages", *languages, "--frames_dir", str(frames_dir),
+                                          "--output_dir", str(out)])[::2])
+    assert expected in line
+    if case == "unknown_slot":
+        assert str(frames_dir / "en.yaml") in line
+    assert not out.exists()
