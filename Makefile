@@ -18,11 +18,24 @@ $(STAMP): pyproject.toml requirements-data.txt
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
+# The whole study on tiny-xlmr (random weights: the numbers mean nothing, the plumbing is real):
+# probe the base model, fine-tune it for a few steps on English text, probe the result, correlate
+# the two runs' profiles, and draw the figures from the saved tables.
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m probing.run --model tiny-xlmr --run_name demo-tiny-xlmr
+	HF_HUB_OFFLINE=1 $(PY) -m finetune.train --config finetune/configs/english.yaml \
+		--base_model tiny-xlmr --output_name demo-english --max_steps 30 --eval_steps 10 \
+		--max_length 64 --batch_size 8 --learning_rate 1e-3 --overwrite
+	HF_HUB_OFFLINE=1 $(PY) -m probing.run --finetuned_model demo-english --run_name demo-english
+	HF_HUB_OFFLINE=1 $(PY) -m analysis.correlate results/profiles/demo-tiny-xlmr \
+		results/profiles/demo-english --output_dir results/analysis/demo-correlate
+	HF_HUB_OFFLINE=1 $(PY) -m analysis.figures results/profiles/demo-tiny-xlmr \
+		results/profiles/demo-english results/analysis/demo-correlate \
+		--output_dir results/analysis/demo-figures
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/probe_speed.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/model_size.py
 
 check-prompts: $(STAMP)
 	$(PY) -m probing.prompts --check
