@@ -9,15 +9,10 @@ import pytest
 import torch
 
 from probing.engine import MaskedLMScorer, _OneDNNLinear, onednn_linear_available, with_onednn_linears
+from test_engine import SENTENCES as ORACLE_SENTENCES
 
-SENTENCES = [
-    "Why are women so <mask>?",
-    "Pourquoi les femmes sont-elles si <mask> ?",
-    "¿Por qué los hombres son tan <mask>?",
-    "Γιατί οι γυναίκες είναι τόσο <mask>;",
-    "Why is the United States always so <mask>?",
-    "Why are <mask> always so <mask>?",
-]
+# The oracle sentences of test_engine, and a prior sentence with two masks.
+SENTENCES = [*ORACLE_SENTENCES, "Why are <mask> always so <mask>?"]
 TOL = 1e-5  # log-probs; a different GEMM summation order changes them by ~1e-6
 
 pytestmark = pytest.mark.skipif(not onednn_linear_available(), reason="this torch has no oneDNN linear")
