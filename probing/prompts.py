@@ -443,7 +443,8 @@ def summary(loaded: dict[str, LanguagePrompts]) -> dict[str, dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(
         prog="python -m probing.prompts",
-        description="Validate prompt files and print {language: {category: number_of_groups}}.",
+        description="Validate prompt files and print {language: {category: number_of_groups}} (groups the "
+                    "language expresses; the groups it marks missing are listed on stderr).",
         epilog="examples:\n  python -m probing.prompts --check\n  python -m probing.prompts --check my_prompts/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -454,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to do; pass --check [DIR]")
     loaded = load_languages(prompts_dir=args.check)
     print(json.dumps(summary(loaded), ensure_ascii=False, indent=2))
+    for lang, prompts in loaded.items():
+        missing = [g.id for g in prompts.groups if g.text is None]
+        if missing:
+            print(f"note: {lang} marks {len(missing)} of {len(prompts.groups)} groups missing "
+                  f"(not probed): {', '.join(missing)}", file=sys.stderr)
     return 0
 
 
