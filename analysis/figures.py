@@ -171,12 +171,12 @@ def shift_bars(block: pd.DataFrame, emotions: list[str], title: str) -> plt.Figu
     for k, language in enumerate(languages):
         values = block[block["language"] == language].set_index("emotion").reindex(emotions)
         shift = values["shift"].to_numpy(dtype=float)
-        low = shift - values["ci_low"].to_numpy(dtype=float)
-        high = values["ci_high"].to_numpy(dtype=float) - shift
         position = x - 0.4 + width * (k + 0.5)
         ax.bar(position, shift, width=width, color=PALETTE[k % len(PALETTE)], label=language)
-        ax.errorbar(position, shift, yerr=np.vstack([low, high]), fmt="none", ecolor="black", elinewidth=0.6,
-                    capsize=1.5)
+        # The interval is drawn from its own ends, not as whiskers around the bar: a percentile
+        # interval need not contain the estimate (and misses it by rounding when the data are constant).
+        ax.vlines(position, values["ci_low"].to_numpy(dtype=float), values["ci_high"].to_numpy(dtype=float),
+                  color="black", linewidth=0.6)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(x, emotions, rotation=45, ha="right")
     ax.set_ylabel("mean shift (other − reference)")
