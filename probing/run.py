@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_parameters": sum(p.numel() for p in loaded.model.parameters()),
                 "dtype": args.precision, "device": str(device),
                 "lm_head_at_mask_only": scorer.head is not None,
+                "onednn_linears": scorer.fast_path,
             },
             "parameters": vars(args),
             "seed": args.seed,

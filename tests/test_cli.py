@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from probing import run
+from probing.engine import onednn_linear_available
 from probing.lexicon import EMOTIONS
 from probing.manifest import AtomicFolder
 from probing.prompts import PROMPTS_DIR
@@ -55,6 +56,7 @@ def test_end_to_end_outputs(tiny_dir, tmp_path, cli):
     manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["model"]["random_weights"] is True
     assert manifest["model"]["name"] == "tiny-xlmr"
+    assert manifest["model"]["onednn_linears"] is onednn_linear_available()
     assert manifest["parameters"]["top_k"] == 30
     assert manifest["seed"] == 0
     assert set(manifest["prompts"]) == {"en", "fr"} and len(manifest["prompts"]["fr"]["sha256"]) == 64
