@@ -19,12 +19,18 @@ ARTICLES = {"de", "het", "een"}
 NL_PLURAL_COUNTRIES = {"Verenigde Staten"}
 # Singular country names that keep their article; every other singular name is bare.
 NL_SINGULAR_COUNTRY_ARTICLE = {"Verenigd Koninkrijk": "het "}
+# Islands take "op", not "in": "op Malta", "op Puerto Rico".
+NL_ISLANDS = {"Malta", "Puerto Rico"}
 
 
 def nl_country_det(text: str) -> str:
     if text in NL_PLURAL_COUNTRIES:
         return "de "
     return NL_SINGULAR_COUNTRY_ARTICLE.get(text, "")
+
+
+def nl_country_in(text: str) -> str:
+    return "op " if text in NL_ISLANDS else "in " + nl_country_det(text)
 
 
 def nl_country_be(text: str) -> str:
@@ -44,7 +50,7 @@ def expected(template_id, group, key) -> list[str]:
         "country_what_makes_so": [f"Wat maakt {det}{g} zo {MASK}?"],
         "country_how_come_so": [f"Hoezo {be} {det}{g} zo {MASK}?"],
         "country_why_always_so": [f"Waarom {be} {det}{g} altijd zo {MASK}?"],
-        "country_why_all_people_so": [f"Waarom zijn alle mensen in {det}{g} zo {MASK}?"],
+        "country_why_all_people_so": [f"Waarom zijn alle mensen {nl_country_in(g)}{g} zo {MASK}?"],
     }[template_id]
 
 
@@ -119,7 +125,7 @@ def test_dutch_generic_plurals_take_no_article():
 
 def test_dutch_country_articles_and_verb():
     """Bare 'Nederland is', 'de Verenigde Staten zijn', 'het Verenigd Koninkrijk is', and
-    'in' + the same article."""
+    'in' + the same article ('op' for islands)."""
     problems = []
     for group, prompt in rendered("nl"):
         if prompt.template_id not in COUNTRY_TEMPLATES:
@@ -132,7 +138,7 @@ def test_dutch_country_articles_and_verb():
         if not article and before in ARTICLES:
             problems.append(f"{s!r}: {text} takes no article")
         if prompt.template_id == "country_why_all_people_so":
-            if f" in {nl_country_det(text)}{text} " not in s:
+            if f" {nl_country_in(text)}{text} " not in s:
                 problems.append(f"{s!r}: 'in' + article wrong")
         elif prompt.template_id != "country_what_makes_so":
             verb = s.split(" ")[1]
