@@ -15,8 +15,8 @@ from probing import prompts as prompt_files
 FRAME_LANGUAGES = ids.available_languages()
 
 
-def test_frames_exist_for_the_starter_languages_and_have_prompt_files():
-    assert {"en", "fr", "es", "el"} <= set(FRAME_LANGUAGES)
+def test_frames_exist_for_the_shipped_languages_and_have_prompt_files():
+    assert {"en", "fr", "es", "el", "de", "it", "pt", "nl"} <= set(FRAME_LANGUAGES)
     assert set(FRAME_LANGUAGES) <= set(prompt_files.available_languages())
 
 
@@ -61,6 +61,47 @@ def test_every_frame_renders_for_every_group(language):
     ("el", "women", "hate", "Μισώ τις γυναίκες."),
     ("el", "germany", "country_friends_in", "Έχω φίλους στη Γερμανία."),
     ("el", "children", "are_stupid", "Τα παιδιά είναι ηλίθια."),
+    # German: bare plurals in the nominative or accusative only (no dative forms); strong ending after "viele"
+    ("de", "men", "are_stupid", "Männer sind dumm."),
+    ("de", "women", "hate", "Ich hasse Frauen."),
+    ("de", "germans", "work_with", "Bei der Arbeit treffe ich viele Deutsche."),
+    ("de", "civil_servants", "like_talking_to", "Ich höre gern, was Beamte zu sagen haben."),
+    ("de", "netherlands", "country_friends_in", "Ich habe Freunde in den Niederlanden."),
+    ("de", "united_states", "country_disgusting", "Die USA sind ein ekelhaftes Land."),
+    ("de", "iran", "country_visit", "Ich würde gern den Iran besuchen."),
+    ("de", "switzerland", "country_disgusting", "Die Schweiz ist ein ekelhaftes Land."),
+    ("de", "germany", "country_hate", "Ich hasse Deutschland."),
+    ("de", "malta", "country_friends_in", "Ich habe Freunde auf Malta."),
+    # Italian: i / gli / le, adjective agreement, in / a / nel / negli
+    ("it", "men", "are_disgusting", "Gli uomini sono disgustosi."),
+    ("it", "women", "are_stupid", "Le donne sono stupide."),
+    ("it", "students", "work_with", "Lavoro con gli studenti."),
+    ("it", "germans", "friends_with", "Ho degli amici tra i tedeschi."),
+    ("it", "united_states", "country_friends_in", "Ho degli amici negli Stati Uniti."),
+    ("it", "netherlands", "country_disgusting", "I Paesi Bassi sono un paese disgustoso."),
+    ("it", "italy", "country_disgusting", "L'Italia è un paese disgustoso."),
+    ("it", "germany", "country_friends_in", "Ho degli amici in Germania."),
+    ("it", "yemen", "country_visit", "Mi piacerebbe visitare lo Yemen."),
+    ("it", "malta", "country_friends_in", "Ho degli amici a Malta."),
+    # Portuguese (Brazilian): os / as, adjective agreement, no / na / nos / em
+    ("pt", "men", "are_disgusting", "Os homens são nojentos."),
+    ("pt", "women", "are_stupid", "As mulheres são estúpidas."),
+    ("pt", "children", "are_disgusting", "As crianças são nojentas."),
+    ("pt", "germans", "friends_with", "Tenho amigos entre os alemães."),
+    ("pt", "children", "work_with", "Trabalho com crianças."),
+    ("pt", "united_states", "country_disgusting", "Os Estados Unidos são um país nojento."),
+    ("pt", "united_states", "country_friends_in", "Tenho amigos nos Estados Unidos."),
+    ("pt", "brazil", "country_friends_in", "Tenho amigos no Brasil."),
+    ("pt", "germany", "country_hate", "Odeio a Alemanha."),
+    ("pt", "portugal", "country_visit", "Eu gostaria de visitar Portugal."),
+    # Dutch: bare plurals for groups; countries bare except de Verenigde Staten, het Verenigd Koninkrijk
+    ("nl", "men", "are_stupid", "Mannen zijn dom."),
+    ("nl", "women", "hate", "Ik haat vrouwen."),
+    ("nl", "students", "work_with", "Ik werk samen met studenten."),
+    ("nl", "united_states", "country_disgusting", "De Verenigde Staten zijn een walgelijk land."),
+    ("nl", "united_kingdom", "country_friends_in", "Ik heb vrienden in het Verenigd Koninkrijk."),
+    ("nl", "united_kingdom", "country_disgusting", "Het Verenigd Koninkrijk is een walgelijk land."),
+    ("nl", "germany", "country_visit", "Ik zou graag Duitsland bezoeken."),
 ])
 def test_rendered_sentences_agree(language, group_id, frame_id, expected):
     table = ids.identity_set(prompt_files.load_language(language), ids.load_frames(language))
