@@ -332,22 +332,15 @@ def _coerce(value, tp, key: str):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-    elif tp is float:
+    elif tp in (int, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            if tp is float:
+                return float(value)
+            if isinstance(value, int) or value.is_integer():  # YAML may write 10 as 10.0
+                return int(value)
         if isinstance(value, str):
             try:
-                return float(value)
+                return tp(value)
             except ValueError:
                 pass
     elif tp is str:
