@@ -118,10 +118,8 @@ def load_frames(language: str, frames_dir: Path | str = FRAMES_DIR) -> LanguageF
         text = str(item["text"])
         prompt_files.check_slots(text, f"{path}: frame {frame_id!r}", masks=0)
         frames.append(Frame(prompt_files.Template(frame_id, applies_to, text, index + 1), int(item["label"])))
-    for kind in ("groups",):
-        labels = {f.label for f in frames if f.template.applies_to == kind}
-        if labels != set(LABELS):
-            raise UserError(f"{path}: the '{kind}' frames need both a neutral (label 0) and a toxic (label 1) frame")
+    if {f.label for f in frames if f.template.applies_to == "groups"} != set(LABELS):
+        raise UserError(f"{path}: the 'groups' frames need both a neutral (label 0) and a toxic (label 1) frame")
     return LanguageFrames(language, int(raw.get("version", 1)), {str(k): v for k, v in agreement.items()},
                           tuple(frames), path, hashlib.sha256(raw_bytes).hexdigest())
 
