@@ -63,16 +63,49 @@ def find_table(path: str | Path, name: str) -> Path:
     return path
 
 
-def read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    """A CSV as a DataFrame; unreadable or empty files are user errors."""
+TABLE_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".jsonl": "JSON lines", ".json": "JSON lines",
+                 ".parquet": "Parquet"}  # by suffix; any other suffix is read as CSV
+FORMAT_HINTS = {
+    "CSV": "pass a comma-separated UTF-8 table",
+    "TSV": "pass a tab-separated UTF-8 table",
+    "JSON lines": "one JSON object a line",
+    "Parquet": "pass a Parquet file written by pandas/pyarrow, or a CSV",
+}
+
+
+def read_table(path: Path, *, fmt: str | None = None, **csv_kwargs) -> pd.DataFrame:
+    """A CSV, TSV, JSON-lines (``.jsonl``/``.json``) or Parquet file as a DataFrame.
+
+    The format is ``fmt`` (a key of :data:`FORMAT_HINTS`), else the suffix (:data:`TABLE_FORMATS`).
+    ``csv_kwargs`` go to :func:`pandas.read_csv` (CSV and TSV only; TSV sets ``sep``); Parquet is
+    read with pyarrow. An unreadable or empty file is a :class:`UserError` naming the fix.
+    """
+    path = Path(path)
+    fmt = fmt or TABLE_FORMATS.get(path.suffix.lower(), "CSV")
+    errors: tuple[type[BaseException], ...] = (ValueError, OSError)  # parser, encoding and JSON errors too
     try:
-        table = pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        if fmt == "Parquet":
+            try:
+                import pyarrow
+            except ImportError:
+                raise UserError(f"reading {path} needs pyarrow; run `pip install pyarrow`") from None
+            errors += (pyarrow.ArrowException,)
+            table = pd.read_parquet(path, engine="pyarrow")
+        elif fmt == "JSON lines":
+            table = pd.read_json(path, lines=True, dtype=False)
+        else:
+            table = pd.read_csv(path, **({"sep": "\t", **csv_kwargs} if fmt == "TSV" else csv_kwargs))
+    except errors as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot read {path} as CSV ({reason}); pass a comma-separated UTF-8 table") from None
+        raise UserError(f"cannot read {path} as {fmt} ({reason}); {FORMAT_HINTS[fmt]}") from None
     if table.empty:
         raise UserError(f"{path} has no rows")
     return table
+
+
+def read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """A CSV as a DataFrame, whatever the suffix; unreadable or empty files are user errors."""
+    return read_table(path, fmt="CSV", **kwargs)
 
 
 def require_columns(table: pd.DataFrame, columns, path: Path, hint: str = "") -> None:

@@ -41,7 +41,7 @@ import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import roc_auc_score
 
-from analysis._common import command_line, input_record, output_folder, read_csv, require_columns, rng_for, save_run
+from analysis._common import command_line, input_record, output_folder, read_table, require_columns, rng_for, save_run
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import check_writable
@@ -447,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("predictions", help="CSV, TSV or JSON-lines file, one row per scored text")
+    add("predictions", help="CSV, TSV, JSON-lines or Parquet file (by suffix: .csv, .tsv, .jsonl/.json, "
+        ".parquet; others are read as CSV), one row per scored text")
     add("--label_column", default="label", help="true label, 0 = not toxic, 1 = toxic (default: label)")
     add("--score_column", default="score", help="predicted toxicity score (default: score)")
     add("--language_column", default="language", help="language code (default: language)")
@@ -469,17 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_predictions(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise UserError(f"{path} does not exist; pass a predictions file (CSV, TSV or JSON lines)")
-    suffix = path.suffix.lower()
-    if suffix in {".jsonl", ".json"}:
-        try:
-            table = pd.read_json(path, lines=True, dtype=False)
-        except ValueError as error:
-            raise UserError(f"cannot read {path} as JSON lines ({str(error).splitlines()[0]}); one JSON object a line")
-        if table.empty:
-            raise UserError(f"{path} has no rows")
-        return table
-    return read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False, na_values=[""])
+        raise UserError(f"{path} does not exist; pass a predictions file (CSV, TSV, JSON lines or Parquet)")
+    return read_table(path, keep_default_na=False, na_values=[""])
 
 
 def _shown(value) -> str:

@@ -28,6 +28,7 @@ from finetune.config import DatasetConfig, DataSource, TaskConfig, TrainConfig
 from finetune.losses import IGNORE_INDEX
 from probing.errors import UserError
 from probing.manifest import PROJECT_ROOT, sha256_file
+from probing.models import hub_endpoint, hub_reachable
 
 GENSIM_PREFIX = "gensim:"
 GENSIM_INSTALL = "pip install --no-deps gensim==4.4.0"
@@ -121,6 +122,11 @@ def read_source(source: DataSource, key: str) -> Table:
 def _read_hub(source: DataSource, key: str) -> Table:
     import datasets
 
+    if not datasets.config.HF_HUB_OFFLINE and not hub_reachable():
+        raise UserError(f"{key}.hub: cannot reach the Hugging Face hub at {hub_endpoint()} to load {source.hub!r}; "
+                        f"download it elsewhere (`hf download {source.hub} --repo-type dataset --local-dir PATH`) "
+                        f"and set {key}.path to a file in PATH, or set HF_HUB_OFFLINE=1 to use the local "
+                        f"Hugging Face cache")
     datasets.disable_progress_bars()
     try:
         data = datasets.load_dataset(source.hub, source.config, split=source.split, revision=source.revision)

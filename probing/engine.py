@@ -13,6 +13,13 @@ Scores (``scoring``):
   tiny prior and could get a large ratio from noise, so candidates are first restricted to the
   ``typicality_pool`` most probable tokens under ``p(w | s)`` (default 1000, at least ``top_k``),
   then ranked by typicality.
+
+Memory does not grow with the number of sentences: results go into ``(n, k)`` arrays allocated
+once per call, the log-softmax of every batch is written into one reused ``(batch, vocab)``
+buffer, and nothing vocabulary-sized outlives its batch. (Small arrays kept per batch would land
+inside the freed vocabulary-sized blocks and stop the heap from shrinking: a full run grew by
+~32 MB a batch that way.) Batches are always padded on the right, whatever the tokenizer's
+``padding_side``.
 """
 
 from __future__ import annotations
@@ -37,9 +44,35 @@ DEFAULT_TYPICALITY_POOL = 1000
 class TopK:
     """The top-k candidates of one sentence, best first."""
 
-    token_ids: np.ndarray  # (k,) int64
+    token_ids: np.ndarray  # (k,) int32
     log_probs: np.ndarray  # (k,) float32, log p(w | s) in nats
     scores: np.ndarray  # (k,) float32, the ranking score
+
+
+@dataclass
+class TopKTable:
+    """The top-k candidates of ``n`` sentences, in input order, best first; ``table[i]`` is a :class:`TopK`."""
+
+    token_ids: np.ndarray  # (n, k) int32
+    log_probs: np.ndarray  # (n, k) float32, log p(w | s) in nats
+    scores: np.ndarray  # (n, k) float32, the ranking score
+
+    @classmethod
+    def empty(cls, n: int, k: int) -> "TopKTable":
+        return cls(np.zeros((n, k), dtype=np.int32), np.zeros((n, k), dtype=np.float32),
+                   np.zeros((n, k), dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    def __getitem__(self, row):
+        """A :class:`TopK` for an integer, a :class:`TopKTable` for a slice."""
+        if isinstance(row, slice):
+            return TopKTable(self.token_ids[row], self.log_probs[row], self.scores[row])
+        return TopK(self.token_ids[row], self.log_probs[row], self.scores[row])
+
+    def __iter__(self):
+        return (self[row] for row in range(len(self)))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -145,6 +178,8 @@ class MaskedLMScorer:
             self.model = with_onednn_linears(self.model)
         self.encoder, self.head = split_lm_head(self.model)
         self.mask_id = tokenizer.mask_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._log_prob_buffer: torch.Tensor | None = None  # (batch_size, vocab), reused by every batch
 
     def _encode(self, sentences: list[str]) -> list[list[int]]:
         encoded = self.tokenizer(sentences, add_special_tokens=True, truncation=True)["input_ids"]
@@ -153,25 +188,46 @@ class MaskedLMScorer:
                 raise UserError(f"sentence {sentence!r} has no {self.tokenizer.mask_token} after tokenisation")
         return encoded
 
+    def _right_padded(self, batch_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids, attention_mask)`` padded on the right: the tokenizer's ``padding_side``
+        is ignored, as left padding shifts the positions the model was trained on."""
+        width = max(len(ids) for ids in batch_ids)
+        input_ids = np.full((len(batch_ids), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(batch_ids), width), dtype=np.int64)
+        for row, ids in enumerate(batch_ids):
+            input_ids[row, :len(ids)] = ids
+            attention_mask[row, :len(ids)] = 1
+        return (torch.from_numpy(input_ids).to(self.device), torch.from_numpy(attention_mask).to(self.device))
+
+    def _buffer(self, rows: int, vocab: int) -> torch.Tensor:
+        if (self._log_prob_buffer is None or self._log_prob_buffer.shape[0] < rows
+                or self._log_prob_buffer.shape[1] != vocab):
+            self._log_prob_buffer = None  # free the old one before allocating
+            self._log_prob_buffer = torch.empty((max(rows, self.batch_size), vocab), dtype=torch.float32,
+                                                device=self.device)
+        return self._log_prob_buffer[:rows]
+
     @torch.inference_mode()
     def _batch_log_probs(self, batch_ids: list[list[int]], mask_index: list[int]) -> torch.Tensor:
-        """(batch, vocab) float32 log-probabilities at each sentence's target mask."""
-        padded = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
-        input_ids = padded["input_ids"].to(self.device)
-        attention_mask = padded["attention_mask"].to(self.device)
-        rows, cols = [], []
-        for row, (ids, which) in enumerate(zip(batch_ids, mask_index)):
+        """(batch, vocab) float32 log-probabilities at each sentence's target mask.
+
+        The result is a view of a buffer that the next call overwrites.
+        """
+        input_ids, attention_mask = self._right_padded(batch_ids)
+        cols = []
+        for ids, which in zip(batch_ids, mask_index):
             positions = [i for i, t in enumerate(ids) if t == self.mask_id]
-            rows.append(row)
             cols.append(positions[which])
-        rows_t = torch.tensor(rows, device=self.device)
+        rows_t = torch.arange(len(batch_ids), device=self.device)
         cols_t = torch.tensor(cols, device=self.device)
         if self.head is not None:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
             logits = self.head(hidden[rows_t, cols_t])
         else:
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows_t, cols_t]
-        return torch.log_softmax(logits.float(), dim=-1)
+        out = self._buffer(*logits.shape)
+        torch.log_softmax(logits.float(), dim=-1, out=out)
+        return out
 
     def iter_log_probs(self, sentences: list[str], mask_index: list[int] | None = None, *, desc: str = "probing"):
         """Yield ``(sentence_indices, log_probs)`` per batch, in length-sorted order.
@@ -187,11 +243,11 @@ class MaskedLMScorer:
 
     def log_probs(self, sentences: list[str], mask_index: list[int] | None = None, *, desc: str = "priors") -> torch.Tensor:
         """(n, vocab) log-probabilities at the target mask of every sentence, in input order."""
-        out = None
+        out = None  # allocated once, at the first batch, when the head's width is known
         for batch, log_probs in self.iter_log_probs(sentences, mask_index, desc=desc):
             if out is None:
-                out = torch.empty((len(sentences), log_probs.shape[1]), dtype=torch.float32, device=log_probs.device)
-            out[torch.tensor(batch, device=log_probs.device)] = log_probs
+                out = torch.empty((len(sentences), log_probs.shape[1]), dtype=torch.float32, device=self.device)
+            out[torch.tensor(batch, device=self.device)] = log_probs
         return out
 
     def top_k(
@@ -203,7 +259,8 @@ class MaskedLMScorer:
         prior_sentences: list[str] | None = None,
         prior_mask_index: list[int] | None = None,
         typicality_pool: int = DEFAULT_TYPICALITY_POOL,
-    ) -> list[TopK]:
+        desc: str = "probing",
+    ) -> TopKTable:
         """Top-``k`` candidates of each sentence's mask by ``scoring`` (see the module docstring)."""
         if k < 1:
             raise UserError(f"--top_k must be at least 1, got {k}")
@@ -219,12 +276,12 @@ class MaskedLMScorer:
             for sentence, which in zip(prior_sentences, prior_mask_index or [0] * len(sentences)):
                 distinct.setdefault((sentence, which), len(distinct))
             keys = list(distinct)
-            priors = self.log_probs([s for s, _ in keys], [w for _, w in keys])
+            priors = self.log_probs([s for s, _ in keys], [w for _, w in keys], desc=f"{desc} (priors)")
             prior_rows = [distinct[(s, w)] for s, w in
                           zip(prior_sentences, prior_mask_index or [0] * len(sentences))]
             pool = min(max(typicality_pool, k), vocab_size)
-        results: list[TopK | None] = [None] * len(sentences)
-        for batch, log_probs in self.iter_log_probs(sentences):
+        results = TopKTable.empty(len(sentences), k)
+        for batch, log_probs in self.iter_log_probs(sentences, desc=desc):
             if scoring == "raw":
                 scores, ids = torch.topk(log_probs, k, dim=-1)
                 chosen_log_probs = scores
@@ -235,7 +292,8 @@ class MaskedLMScorer:
                 scores, where = torch.topk(typicality, k, dim=-1)
                 ids = torch.gather(pool_ids, 1, where)
                 chosen_log_probs = torch.gather(pool_log_probs, 1, where)
-            ids, chosen_log_probs, scores = (t.cpu().numpy() for t in (ids, chosen_log_probs, scores))
-            for row, index in enumerate(batch):
-                results[index] = TopK(ids[row].astype(np.int64), chosen_log_probs[row], scores[row])
+            rows = np.asarray(batch)
+            results.token_ids[rows] = ids.cpu().numpy()
+            results.log_probs[rows] = chosen_log_probs.cpu().numpy()
+            results.scores[rows] = scores.cpu().numpy()
         return results

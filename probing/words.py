@@ -1,9 +1,26 @@
-"""Which vocabulary tokens are whole-word completions in a language's script.
+"""Which vocabulary tokens are words of the probed language.
 
-A completion at the mask must start a word: with SentencePiece (XLM-R) the token begins with
-``▁``, with byte-level BPE (RoBERTa, GPT-2) with ``Ġ``, and with WordPiece (BERT) it does *not*
-begin with ``##``. Its text (marker removed) must be at least two letters, all of the
-language's Unicode script (``unicodedata.name`` starts with the script's name, e.g. ``GREEK``).
+A completion at the mask is kept when, in this order:
+
+1. it starts a word (``not_word_start`` otherwise): with SentencePiece (XLM-R) the token begins
+   with ``▁``, with byte-level BPE (RoBERTa, GPT-2) with ``Ġ``, and with WordPiece (BERT) it does
+   *not* begin with ``##``;
+2. its text (marker removed) is at least two letters, all of the language's Unicode script
+   (``unicodedata.name`` starts with the script's name, e.g. ``GREEK``; ``not_in_script``);
+3. it is a word of the language (:class:`LanguageWords`): its lower-cased form, or its lemma
+   when the lemmatiser knows the form, is listed by the language's word-frequency list
+   (``wordfreq``) at Zipf frequency ``>= min_zipf`` or by the language's emotion lexicon.
+   Otherwise it is ``other_language`` when it is listed (Zipf >= 3) by the word list of another
+   language, else ``not_a_word``;
+4. it is not one of the group's own words (``group_word``), compared lower-cased and as lemmas.
+
+Zipf frequency (Speer et al., wordfreq) is ``log10`` of a word's frequency per billion words:
+``zipf = 9 + log10(f)``; 3 is once per million words, 1 the rarest listed.
+
+Lemmas come from simplemma's dictionaries only (:func:`known_lemma`): a form the lemmatiser does
+not know gets no lemma (simplemma's rule-based guesses would give English "became" the Spanish
+lemma "beca"). Forms are looked up in their original case first, so German nouns find theirs
+(``Ängste`` -> ``angst``).
 """
 
 from __future__ import annotations
@@ -24,7 +41,20 @@ _GROUP_WORD_SPLIT = re.compile(r"[\s\-'’]+")
 # drop reasons written to predictions.csv (empty when the completion is kept)
 NOT_WORD_START = "not_word_start"
 NOT_SCRIPT = "not_in_script"
+NOT_A_WORD = "not_a_word"
+OTHER_LANGUAGE = "other_language"
 GROUP_WORD = "group_word"
+DROP_REASONS = (NOT_WORD_START, NOT_SCRIPT, NOT_A_WORD, OTHER_LANGUAGE, GROUP_WORD)
+
+DEFAULT_MIN_ZIPF = 2.5
+# A word that only the frequency list vouches for (no lexicon entry for it or its lemma) and that
+# is at least 10 times as frequent in another language is taken as that language's
+# (English "the" is in the French list at Zipf 5.4, but at 7.7 in English; French "cool", 4.9
+# against 5.5, stays French).
+FOREIGN_MARGIN_ZIPF = 1.0
+# wordfreq's "small" lists hold the words of Zipf >= 3 of every language it covers; a non-word
+# of the probed language listed there is attributed to the language where it is most frequent.
+OTHER_LANGUAGE_LISTS = "small"
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity, for the script-mask cache
@@ -92,4 +122,125 @@ def _script_mask(vocab: Vocabulary, script: str) -> np.ndarray:
 
 def group_words(surface_forms: list[str]) -> set[str]:
     """Lower-cased words of a group's names ("personnes âgées" -> {"personnes", "âgées"})."""
-    return {w.lower() for form in surface_forms for w in _GROUP_WORD_SPLIT.split(form) if w}
+    return {w.lower() for w in _group_tokens(surface_forms)}
+
+
+def _group_tokens(surface_forms: list[str]) -> list[str]:
+    return [w for form in surface_forms for w in _GROUP_WORD_SPLIT.split(form) if w]
+
+
+def group_word_keys(surface_forms: list[str], lemmatizer: str) -> frozenset[str]:
+    """Lower-cased words of a group's names and their lemmas (lemmatised in their original case).
+
+    >>> sorted(group_word_keys(["Söhne"], "de"))
+    ['sohn', 'söhne']
+    """
+    tokens = _group_tokens(surface_forms)
+    keys = {w.lower() for w in tokens}
+    keys |= {lemma for lemma in (known_lemma(w, lemmatizer) for w in tokens) if lemma}
+    return frozenset(keys)
+
+
+@lru_cache(maxsize=500_000)
+def known_lemma(word: str, lemmatizer: str) -> str:
+    """Lower-cased lemma of ``word`` from simplemma's dictionary, or ``""`` if it is unknown.
+
+    The original case is tried first (German nouns are capitalised in the dictionary), then the
+    lower-cased form. No rule-based guess is made for a form the dictionary lacks.
+
+    >>> known_lemma("Ängste", "de"), known_lemma("belles", "fr"), known_lemma("hospitali", "fr")
+    ('angst', 'beau', '')
+    """
+    import simplemma
+
+    for form in dict.fromkeys((word, word.lower())):
+        if simplemma.is_known(form, lang=lemmatizer):
+            return simplemma.lemmatize(form, lang=lemmatizer).lower()
+    return ""
+
+
+def _zipf_lists(language: str, wordlist: str) -> list[list[str]] | None:
+    """wordfreq's list of ``language`` as buckets: bucket ``i`` holds the words of Zipf ``9 - i/100``.
+
+    Read from wordfreq's data file directly: its ``get_frequency_dict`` caches every list it reads
+    for the life of the process.
+    """
+    import wordfreq
+
+    path = wordfreq.available_languages(wordlist).get(language)
+    return None if path is None else wordfreq.read_cBpack(path)
+
+
+@lru_cache(maxsize=32)
+def _frequent_words(language: str, min_zipf: float) -> dict[str, float] | None:
+    """Word -> Zipf frequency of the words of ``language``'s best wordfreq list at ``>= min_zipf``."""
+    buckets = _zipf_lists(language, "best")
+    if buckets is None:
+        return None
+    last = int(np.floor((9 - min_zipf) * 100 + 1e-9))
+    return {w: 9 - i / 100 for i, bucket in enumerate(buckets[:last + 1]) for w in bucket}
+
+
+@lru_cache(maxsize=1)
+def _most_frequent_language() -> dict[str, tuple[str, float]]:
+    """Each word of wordfreq's small lists -> (the language where it is most frequent, its Zipf)."""
+    import wordfreq
+
+    best: dict[str, tuple[str, float]] = {}
+    for language in sorted(wordfreq.available_languages(OTHER_LANGUAGE_LISTS)):
+        for bucket_index, bucket in enumerate(_zipf_lists(language, OTHER_LANGUAGE_LISTS) or []):
+            zipf = 9 - bucket_index / 100
+            for word in bucket:
+                if len(word) >= MIN_WORD_LETTERS and best.get(word, ("", -1.0))[1] < zipf:
+                    best[word] = (language, zipf)
+    return best
+
+
+def wordfreq_key(word: str, language: str) -> str:
+    """``word`` normalised as wordfreq stores it (case folding, e.g. German ß -> ss, Greek ς -> σ)."""
+    from wordfreq.preprocess import preprocess_text
+
+    return preprocess_text(word, language)
+
+
+@dataclass(frozen=True, eq=False)
+class LanguageWords:
+    """The words of one language: a word-frequency list cut at ``min_zipf``, plus a lexicon.
+
+    ``frequent`` is None when wordfreq has no list for the language; then only ``lexicon_words``
+    (and their lemmas) count as words.
+    """
+
+    language: str
+    lemmatizer: str
+    min_zipf: float
+    frequent: dict[str, float] | None
+    lexicon_words: frozenset[str]
+
+    def classify(self, word: str) -> tuple[str, str]:
+        """``(lemma, reason)`` for a word that passed the word-start and script filters.
+
+        ``reason`` is ``""`` (a word of the language), ``other_language`` or ``not_a_word``.
+        """
+        lemma = known_lemma(word, self.lemmatizer)
+        forms = list(dict.fromkeys(f for f in (word.lower(), lemma) if f))
+        if any(form in self.lexicon_words for form in forms):
+            return lemma, ""
+        elsewhere, zipf_elsewhere = _most_frequent_language().get(wordfreq_key(word, self.language), (None, 0.0))
+        foreign = elsewhere not in (None, self.language)
+        listed = [z for z in (self._zipf(form) for form in forms) if z is not None]
+        if not listed:
+            return lemma, (OTHER_LANGUAGE if foreign else NOT_A_WORD)
+        return lemma, (OTHER_LANGUAGE if foreign and zipf_elsewhere - max(listed) >= FOREIGN_MARGIN_ZIPF else "")
+
+    def _zipf(self, form: str) -> float | None:
+        if self.frequent is None:
+            return None
+        return self.frequent.get(wordfreq_key(form, self.language))
+
+
+def language_words(language: str, lemmatizer: str, lexicon_words, *, min_zipf: float = DEFAULT_MIN_ZIPF) -> LanguageWords:
+    """:class:`LanguageWords` of ``language`` (an ISO 639-1 code, as wordfreq names its lists)."""
+    return LanguageWords(language=language, lemmatizer=lemmatizer, min_zipf=float(min_zipf),
+                         frequent=_frequent_words(language, float(min_zipf)),
+                         lexicon_words=frozenset(lexicon_words))

@@ -239,6 +239,50 @@ def test_bad_input_is_one_line_exit_2(case, scored, tmp_path, cli):
     assert not out.exists()
 
 
+def test_parquet_input_gives_the_same_tables_as_csv(scored, tmp_path, cli):
+    parquet = tmp_path / "scored.parquet"
+    pd.read_csv(scored, keep_default_na=False, na_values=[""]).to_parquet(parquet, index=False)
+    outputs = {}
+    for path in (scored, parquet):
+        outputs[path.suffix] = tmp_path / path.suffix.lstrip(".")
+        code, stdout, stderr = cli(f.main, [str(path), "--bootstrap", "50", "--output_dir", str(outputs[path.suffix])])
+        assert code == 0, stderr
+    for name in ("fairness.csv", "gaps.csv"):
+        assert (outputs[".parquet"] / name).read_bytes() == (outputs[".csv"] / name).read_bytes()
+    manifest = json.loads((outputs[".parquet"] / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"][0]["path"] == str(parquet)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("x.parquet", "as Parquet"), ("x.jsonl", "as JSON lines"), ("empty.parquet", "has no rows"),
+])
+def test_unreadable_or_empty_table_is_one_line_exit_2(name, expected, tmp_path, cli):
+    path = tmp_path / name
+    if name == "empty.parquet":
+        pd.DataFrame({"language": [], "label": [], "score": [], "group_id": []}).to_parquet(path)
+    else:
+        path.write_text("language,label,score,group_id\nen,1,0.9,women\n", encoding="utf-8")  # plain text
+    out = tmp_path / "out"
+    line = one_line_error(*cli(f.main, [str(path), "--output_dir", str(out)])[::2])
+    assert f"{path} {expected}" in line
+    if name == "x.parquet":
+        assert "pass a Parquet file written by pandas/pyarrow, or a CSV" in line
+    assert not out.exists()
+
+
+def test_read_table_reads_every_format_alike(tmp_path):
+    from analysis._common import read_table
+
+    table = pd.DataFrame({"language": ["en", "fr"], "label": [0, 1], "score": [0.25, 0.75], "group_id": ["women", ""]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    table.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    table.to_parquet(tmp_path / "t.parquet", index=False)
+    for name in ("t.csv", "t.tsv", "t.jsonl", "t.parquet"):
+        read = read_table(tmp_path / name, keep_default_na=False)
+        pd.testing.assert_frame_equal(read, table, check_dtype=False, obj=name)
+
+
 def test_help_ends_with_examples():
     lines = f.build_parser().format_help().rstrip().splitlines()
     assert lines[-1].strip().startswith("python -m analysis.fairness")

@@ -15,7 +15,9 @@ from probing import run
 from probing.engine import onednn_linear_available
 from probing.lexicon import EMOTIONS
 from probing.manifest import AtomicFolder
+from probing.predictions import read_predictions
 from probing.prompts import PROMPTS_DIR
+from probing.words import DROP_REASONS
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--model", "tiny-xlmr", "--languages", "en", "fr", "--categories", "gender", "country",
@@ -28,10 +30,14 @@ def test_end_to_end_outputs(tiny_dir, tmp_path, cli):
     assert code == 0, stderr
     assert str(out_dir) in stdout
     assert "random weights" in stderr
-    assert sorted(p.name for p in out_dir.iterdir()) == ["manifest.json", "predictions.csv", "profiles.csv"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "filters.csv", "manifest.json", "predictions.parquet", "profiles.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left behind
 
-    predictions = pd.read_csv(out_dir / "predictions.csv", keep_default_na=False)
+    predictions = read_predictions(out_dir)
     assert list(predictions.columns) == run.PREDICTION_COLUMNS
+    assert str(predictions["rank"].dtype) == "int16" and str(predictions["log_prob"].dtype) == "float32"
+    assert isinstance(predictions["sentence"].dtype, pd.CategoricalDtype)
     per_sentence = predictions.groupby(["language", "group_id", "template_id"])["rank"]
     assert (per_sentence.count() == 30).all() and (per_sentence.min() == 1).all()
     assert set(predictions["language"]) == {"en", "fr"}
@@ -40,8 +46,13 @@ def test_end_to_end_outputs(tiny_dir, tmp_path, cli):
     kept = predictions[predictions["kept"]]
     assert kept["token"].str.startswith("▁").all()
     assert (kept["drop_reason"] == "").all()
-    assert set(predictions.loc[~predictions["kept"], "drop_reason"]) <= {
-        "not_word_start", "not_in_script", "group_word"}
+    assert set(predictions.loc[~predictions["kept"], "drop_reason"]) <= set(DROP_REASONS)
+    assert set(predictions.loc[~predictions["kept"], "drop_reason"]) >= {"not_word_start", "not_a_word"}
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    assert predictions["token"].astype(str).tolist() == tokenizer.convert_ids_to_tokens(
+        predictions["token_id"].tolist())
 
     profiles = pd.read_csv(out_dir / "profiles.csv")
     assert list(profiles.columns) == run.PROFILE_COLUMNS
@@ -49,9 +60,18 @@ def test_end_to_end_outputs(tiny_dir, tmp_path, cli):
     assert len(profiles) == predictions.groupby(["language", "group_id"]).ngroups
     values = profiles[list(EMOTIONS)].to_numpy()
     assert ((values >= 0) & (values <= 1) | pd.isna(values)).all()
-    n_words = kept.assign(w=kept["word"].str.lower()).groupby(["language", "group_id"])["w"].nunique()
+    n_words = kept.assign(w=kept["word"].astype(str).str.lower()).groupby(
+        ["language", "group_id"], observed=True)["w"].nunique()
     merged = profiles.set_index(["language", "group_id"])["n_words"]
     assert (merged.loc[n_words.index] == n_words).all()
+    assert (profiles["n_emotional"] == profiles["n_covered"]).all()  # EmoAtlas lists emotional words only
+
+    filters = pd.read_csv(out_dir / "filters.csv", keep_default_na=False)
+    counts = predictions.assign(outcome=predictions["drop_reason"].astype(str).replace("", "kept")).groupby(
+        ["language", "outcome"], observed=True).size()
+    for row in filters.itertuples():
+        assert row.n == counts.get((row.language, row.outcome), 0)
+    assert filters.groupby("language")["share"].sum().round(9).eq(1).all()
 
     manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["model"]["random_weights"] is True
@@ -63,7 +83,10 @@ def test_end_to_end_outputs(tiny_dir, tmp_path, cli):
     assert manifest["lexicon"]["fr"]["source"] == "emoatlas"
     assert manifest["env"]["packages"]["transformers"]
     assert "commit" in manifest["env"]["git"]
-    assert manifest["outputs"]["predictions.csv"]["rows"] == len(predictions)
+    assert manifest["outputs"]["predictions.parquet"]["rows"] == len(predictions)
+    assert manifest["kept_share"]["fr"] == pytest.approx(predictions.loc[predictions["language"] == "fr", "kept"].mean())
+    assert manifest["word_lists"]["fr"]["min_zipf"] == 2.5
+    assert "kept candidates" in stdout and "fr " in stdout
 
 
 def test_typicality_and_probability_run(tiny_dir, tmp_path, cli):
@@ -71,9 +94,9 @@ def test_typicality_and_probability_run(tiny_dir, tmp_path, cli):
     code, _, stderr = cli(run.main, [*SMALL, "--scoring", "typicality", "--weighting", "probability",
                               "--output_dir", str(out_dir)])
     assert code == 0, stderr
-    predictions = pd.read_csv(out_dir / "predictions.csv", keep_default_na=False)
-    first = predictions.groupby(["language", "group_id", "template_id"]).head(30)
-    assert (first.groupby(["language", "group_id", "template_id"])["score"].apply(
+    predictions = read_predictions(out_dir)
+    first = predictions.groupby(["language", "group_id", "template_id"], observed=True).head(30)
+    assert (first.groupby(["language", "group_id", "template_id"], observed=True)["score"].apply(
         lambda s: s.is_monotonic_decreasing)).all()
     assert (predictions["score"] != predictions["log_prob"]).any()
 
@@ -94,8 +117,8 @@ def break_template(prompts_dir):
 
 @pytest.mark.parametrize("case", [
     "template_without_slot", "unknown_language", "unknown_category", "missing_lexicon",
-    "malformed_lexicon", "unknown_model", "unreachable_hub", "unwritable_output", "top_k_zero",
-    "wrong_flag",
+    "malformed_lexicon", "lexicon_is_a_folder", "unknown_model", "unreachable_hub", "unwritable_output",
+    "top_k_zero", "min_zipf_out_of_range", "shard_sentences_zero", "wrong_flag",
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_dir, tmp_path, cli):
     out_dir = tmp_path / "out"
@@ -106,6 +129,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_dir, tmp_pat
         "unknown_category": "unknown category 'hobbies'",
         "missing_lexicon": "not found",
         "malformed_lexicon": "not an NRC EmoLex table",
+        "lexicon_is_a_folder": "is a folder; pass the NRC EmoLex file itself",
+        "min_zipf_out_of_range": "--min_zipf must lie in [0, 8]",
+        "shard_sentences_zero": "--shard_sentences must be at least 1",
         "unknown_model": "unknown model 'no-such-model'",
         "unreachable_hub": "--model PATH",
         "unwritable_output": "cannot write to",
@@ -125,6 +151,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_dir, tmp_pat
     if case == "malformed_lexicon":
         (tmp_path / "lex.txt").write_text("just some text\n", encoding="utf-8")
         argv += ["--lexicon", f"nrc:{tmp_path / 'lex.txt'}"]
+    if case == "lexicon_is_a_folder":
+        argv += ["--lexicon", f"nrc:{tmp_path}"]
+    if case == "min_zipf_out_of_range":
+        argv += ["--min_zipf", "9"]
+    if case == "shard_sentences_zero":
+        argv += ["--shard_sentences", "0"]
     if case == "unknown_model":
         argv = [a for a in argv if a not in ("--model", "tiny-xlmr")] + ["--finetuned_model", "no-such-model"]
     if case == "unreachable_hub":
