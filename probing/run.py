@@ -228,16 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         score_shards(scorer, prompts, plan, store, done, args)
     except KeyboardInterrupt:
         store.release()
-        if not done:
+        saved = store.n_done()
+        if not saved:
             store.remove()
             print("interrupted before any shard was complete; nothing was saved", file=sys.stderr)
         else:
-            print(f"interrupted: {len(done)} of {len(plan)} shards saved in {store.folder}; run the same command "
+            print(f"interrupted: {saved} of {len(plan)} shards saved in {store.folder}; run the same command "
                   f"again to resume", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     except BaseException:
         store.release()
-        if not done:
+        if not store.n_done():
             store.remove()
         raise
 

@@ -148,6 +148,10 @@ class ShardStore:
             os.fsync(handle.fileno())
         os.replace(partial, path)
 
+    def n_done(self) -> int:
+        """How many complete shard files are on disk."""
+        return len(list(self.folder.glob("shard-*.npz")))
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with np.load(self.shard_path(index)) as data:
             return data["token_ids"], data["log_probs"], data["scores"]
