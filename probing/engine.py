@@ -189,8 +189,10 @@ class MaskedLMScorer:
         return encoded
 
     def _right_padded(self, batch_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(input_ids, attention_mask)`` padded on the right: the tokenizer's ``padding_side``
-        is ignored, as left padding shifts the positions the model was trained on."""
+        """``(input_ids, attention_mask)`` padded on the right, whatever the tokenizer's
+        ``padding_side``: models with absolute positions counted from the start of the row (BERT)
+        give other log-probabilities when padded on the left. (XLM-R and RoBERTa count positions
+        over non-pad tokens and are indifferent; right padding is correct for both.)"""
         width = max(len(ids) for ids in batch_ids)
         input_ids = np.full((len(batch_ids), width), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(batch_ids), width), dtype=np.int64)

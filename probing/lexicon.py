@@ -25,6 +25,7 @@ import ast
 import hashlib
 import importlib.util
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def _package_dir(name: str) -> Path | None:
 
 def _literal_set(path: Path, name: str) -> set[str]:
     """The string set assigned to ``name`` in a Python data file, read without executing it."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    with warnings.catch_warnings():  # EmoAtlas's Portuguese file has a stray "\ " in a string
+        warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             value = node.value

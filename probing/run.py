@@ -13,6 +13,7 @@ their manifest (:mod:`probing.manifest`).
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -107,19 +108,16 @@ def validate_args(args) -> None:
 class LanguageData:
     prompts: prompt_files.LanguagePrompts
     lexicon: Lexicon
-    words: vocab_words.LanguageWords
 
 
 def load_language_data(args) -> dict[str, LanguageData]:
     loaded = prompt_files.load_languages(args.languages, args.prompts_dir)
     data = {}
     for lang, p in loaded.items():
-        lexicon = load_lexicon(args.lexicon, lang, p.name, p.lemmatizer)
-        words = vocab_words.language_words(lang, p.lemmatizer, lexicon.entries, min_zipf=args.min_zipf)
-        if words.frequent is None:
+        if not vocab_words.has_word_list(lang):
             print(f"note: wordfreq has no word list for {lang}; only words the lexicon lists (or their lemmas) "
                   f"are kept", file=sys.stderr)
-        data[lang] = LanguageData(p, lexicon, words)
+        data[lang] = LanguageData(p, load_lexicon(args.lexicon, lang, p.name, p.lemmatizer))
     return data
 
 
@@ -159,26 +157,46 @@ def score_shards(scorer, prompts, plan, store: ShardStore, done: set[int], args)
         done.add(shard.index)
 
 
-def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab, data, weighting: str):
-    """Build predictions.parquet shard by shard (each a row group) and the profiles of all groups."""
-    classifiers = {lang: TokenClassifier(vocab, d.prompts.script, d.words, d.lexicon) for lang, d in data.items()}
-    group_keys = {lang: {g.id: vocab_words.group_word_keys(g.surface_forms(), d.prompts.lemmatizer)
-                         for g in d.prompts.groups} for lang, d in data.items()}
-    profiles, counts = [], {}
+def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab, data, args):
+    """Build predictions.parquet shard by shard (each a row group) and the profiles of all groups.
+
+    Returns ``(rows, profiles, filters, word_lists)``. One language's word list and lemma
+    dictionary are in memory at a time (shards are ordered by language), so memory does not grow
+    with the number of languages.
+    """
+    profiles, counts, word_lists = [], {}, {}
+    current: dict = {}
+
+    def for_language(language: str) -> dict:
+        if current.get("language") != language:
+            current.clear()  # release the previous language's word list first
+            d = data[language]
+            words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries,
+                                               min_zipf=args.min_zipf)
+            word_lists[language] = {"source": "wordfreq" if words.frequent is not None else None,
+                                    "min_zipf": words.min_zipf,
+                                    "n_words": len(words.frequent) if words.frequent is not None else 0}
+            current.update(language=language,
+                           classifier=TokenClassifier(vocab, d.prompts.script, words, d.lexicon),
+                           group_keys={g.id: vocab_words.group_word_keys(g.surface_forms(), d.prompts.lemmatizer)
+                                       for g in d.prompts.groups})
+        return current
 
     def tables():
         for shard in plan:
             token_ids, log_probs, scores = store.load(shard.index)
+            language = for_language(shard.language)
             built = build_shard(model_name, prompts[shard.start:shard.stop], token_ids, log_probs, scores,
-                                classifiers[shard.language], group_keys[shard.language], weighting)
+                                language["classifier"], language["group_keys"], args.weighting)
             profiles.append(built.profiles)
             language_counts = counts.setdefault(shard.language, {})
             for reason, n in built.drop_counts.items():
                 language_counts[reason] = language_counts.get(reason, 0) + n
             yield built.predictions
+        current.clear()
 
     rows = write_predictions(staging / PREDICTIONS_FILE, tables())
-    return rows, pd.concat(profiles, ignore_index=True)[PROFILE_COLUMNS], filters_table(counts)
+    return rows, pd.concat(profiles, ignore_index=True)[PROFILE_COLUMNS], filters_table(counts), word_lists
 
 
 def filters_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
@@ -242,23 +260,26 @@ def main(argv: list[str] | None = None) -> int:
             store.remove()
         raise
 
+    model_info = {
+        "name": model_name, "source": source, "revision": loaded.revision,
+        "random_weights": loaded.random_weights, "head": loaded.head,
+        "class": type(loaded.model).__name__,
+        "n_parameters": sum(p.numel() for p in loaded.model.parameters()),
+        "dtype": args.precision, "device": str(device),
+        "lm_head_at_mask_only": scorer.head is not None,
+        "onednn_linears": scorer.fast_path,
+    }
+    del scorer, loaded  # the weights are not needed to build the tables: free them first
+    gc.collect()
     with AtomicFolder(output_dir) as staging:
-        rows, profiles, filters = assemble(staging, model_name, prompts, plan, store, vocab, data, args.weighting)
+        rows, profiles, filters, word_lists = assemble(staging, model_name, prompts, plan, store, vocab, data, args)
         profiles.to_csv(staging / "profiles.csv", index=False)
         filters.to_csv(staging / "filters.csv", index=False)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "created": now_utc(),
             "command": ["python", "-m", "probing.run", *(argv if argv is not None else sys.argv[1:])],
-            "model": {
-                "name": model_name, "source": source, "revision": loaded.revision,
-                "random_weights": loaded.random_weights, "head": loaded.head,
-                "class": type(loaded.model).__name__,
-                "n_parameters": sum(p.numel() for p in loaded.model.parameters()),
-                "dtype": args.precision, "device": str(device),
-                "lm_head_at_mask_only": scorer.head is not None,
-                "onednn_linears": scorer.fast_path,
-            },
+            "model": model_info,
             "parameters": vars(args),
             "seed": args.seed,
             "prompts": {lang: {"file": str(d.prompts.path.name), "version": d.prompts.version,
@@ -267,10 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                                "sha256": d.lexicon.sha256, "n_entries": len(d.lexicon.entries),
                                "n_emotional_entries": sum(1 for dims in d.lexicon.entries.values() if dims)}
                         for lang, d in data.items()},
-            "word_lists": {lang: {"source": "wordfreq" if d.words.frequent is not None else None,
-                                  "min_zipf": d.words.min_zipf,
-                                  "n_words": len(d.words.frequent) if d.words.frequent is not None else 0}
-                           for lang, d in data.items()},
+            "word_lists": word_lists,
             "vocabulary": {"scheme": vocab.scheme, "size": len(vocab.words)},
             "filters": {lang: {row.outcome: int(row.n) for row in part.itertuples()}
                         for lang, part in filters.groupby("language", sort=False)},

@@ -141,22 +141,27 @@ def group_word_keys(surface_forms: list[str], lemmatizer: str) -> frozenset[str]
     return frozenset(keys)
 
 
+@lru_cache(maxsize=1)
+def _dictionary_lookup():
+    """simplemma's dictionary-only strategy (no rules), holding one language's dictionary at a
+    time: a run lemmatises one language after the other, and eight dictionaries take ~0.5 GB."""
+    from simplemma.strategies import DefaultDictionaryFactory, DictionaryLookupStrategy
+
+    return DictionaryLookupStrategy(DefaultDictionaryFactory(cache_max_size=1))
+
+
 @lru_cache(maxsize=500_000)
 def known_lemma(word: str, lemmatizer: str) -> str:
     """Lower-cased lemma of ``word`` from simplemma's dictionary, or ``""`` if it is unknown.
 
-    The original case is tried first (German nouns are capitalised in the dictionary), then the
-    lower-cased form. No rule-based guess is made for a form the dictionary lacks.
+    The original case is looked up first (German nouns are capitalised in the dictionary), then
+    the other case. No rule-based guess is made for a form the dictionary lacks.
 
     >>> known_lemma("Ängste", "de"), known_lemma("belles", "fr"), known_lemma("hospitali", "fr")
     ('angst', 'beau', '')
     """
-    import simplemma
-
-    for form in dict.fromkeys((word, word.lower())):
-        if simplemma.is_known(form, lang=lemmatizer):
-            return simplemma.lemmatize(form, lang=lemmatizer).lower()
-    return ""
+    lemma = _dictionary_lookup().get_lemma(word, lemmatizer)
+    return lemma.lower() if lemma else ""
 
 
 def _zipf_lists(language: str, wordlist: str) -> list[list[str]] | None:
@@ -171,7 +176,6 @@ def _zipf_lists(language: str, wordlist: str) -> list[list[str]] | None:
     return None if path is None else wordfreq.read_cBpack(path)
 
 
-@lru_cache(maxsize=32)
 def _frequent_words(language: str, min_zipf: float) -> dict[str, float] | None:
     """Word -> Zipf frequency of the words of ``language``'s best wordfreq list at ``>= min_zipf``."""
     buckets = _zipf_lists(language, "best")
@@ -239,8 +243,18 @@ class LanguageWords:
         return self.frequent.get(wordfreq_key(form, self.language))
 
 
+def has_word_list(language: str) -> bool:
+    """Whether wordfreq has a word list for ``language``."""
+    import wordfreq
+
+    return language in wordfreq.available_languages("best")
+
+
 def language_words(language: str, lemmatizer: str, lexicon_words, *, min_zipf: float = DEFAULT_MIN_ZIPF) -> LanguageWords:
-    """:class:`LanguageWords` of ``language`` (an ISO 639-1 code, as wordfreq names its lists)."""
+    """:class:`LanguageWords` of ``language`` (an ISO 639-1 code, as wordfreq names its lists).
+
+    It holds the language's word list (~10-50 MB): a run builds one language's at a time.
+    """
     return LanguageWords(language=language, lemmatizer=lemmatizer, min_zipf=float(min_zipf),
                          frequent=_frequent_words(language, float(min_zipf)),
                          lexicon_words=frozenset(lexicon_words))

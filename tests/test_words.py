@@ -1,13 +1,19 @@
-"""Word-start and script filters for the three sub-word schemes, and a BERT model end to end."""
+"""Word-start and script filters for the three sub-word schemes, a BERT model end to end, and the
+word-of-the-language filter (sub-words, foreign words, lemmas) on the real EmoAtlas lexicons."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from probing.engine import MaskedLMScorer, split_lm_head
-from probing.words import group_words, is_script_word, vocabulary
+from probing.lexicon import load_lexicon
+from probing.predictions import TokenClassifier, build_shard
+from probing.words import (GROUP_WORD, NOT_A_WORD, NOT_WORD_START, OTHER_LANGUAGE, Vocabulary, group_word_keys,
+                           group_words, is_script_word, known_lemma, language_words, vocabulary)
 
 
 class FakeTokenizer:
@@ -87,3 +93,153 @@ def test_bert_head_at_mask_equals_fill_mask_pipeline(tiny_bert):
     assert vocab.word_start[tokenizer.convert_tokens_to_ids("happy")]
     assert not vocab.word_start[tokenizer.convert_tokens_to_ids("##ly")]
     assert not vocab.word_start[tokenizer.mask_token_id]
+
+
+# --- words of the probed language, on the real EmoAtlas lexicons ---------------------------------
+
+LANGUAGE_NAMES = {"fr": "French", "es": "Spanish", "el": "Greek", "de": "German", "it": "Italian",
+                  "pt": "Portuguese", "nl": "Dutch"}
+
+
+@pytest.fixture(scope="module")
+def words_of():
+    """``words_of(code)``: the :class:`LanguageWords` a run builds for ``code`` (EmoAtlas lexicon)."""
+    built = {}
+
+    def get(code):
+        if code not in built:
+            lexicon = load_lexicon("emoatlas", code, LANGUAGE_NAMES[code], code)
+            built[code] = language_words(code, code, lexicon.entries)
+        return built[code]
+
+    return get
+
+
+# Per language: sub-word fragments that SentencePiece splits off longer words (not_a_word), words
+# of other languages (other_language: Vietnamese khóa, English, German weil, French pourquoi) and
+# genuine inflected words (kept, with their lemma). Grouped by language, so that the tests load
+# each language's lemma dictionary once.
+CASES = {
+    "fr": {"fragments": ["hospitali", "hospit", "intellig"],
+           "foreign": ["khóa", "the", "became", "people", "weil"],
+           "inflected": {"méchants": "méchant", "belles": "beau", "heureuses": "heureux", "jalouses": "jaloux",
+                         "gentils": "gentil", "femmes": "femme", "vieilles": "vieux"}},
+    "es": {"fragments": ["hospit", "simpátic"],
+           "foreign": ["became", "the", "khóa", "people", "pourquoi"],
+           "inflected": {"perezosos": "perezoso", "hermosas": "hermoso", "felices": "feliz", "celosas": "celoso",
+                         "tontos": "tonto", "fuertes": "fuerte"}},
+    "el": {"fragments": ["παρακολουθήσ", "ευτυχισμέν", "θυμωμέν"],
+           "foreign": [],  # foreign words in Latin script never get here (not_in_script)
+           "inflected": {"όμορφες": "όμορφος", "θυμωμένοι": "θυμωμένος", "έξυπνοι": "έξυπνος",
+                         "τεμπέληδες": "τεμπέλης", "χαρούμενες": "χαρούμενος", "γυναίκες": "γυναίκα"}},
+    "de": {"fragments": ["glückl", "intellig", "Freundl", "gefähr"],
+           "foreign": ["the", "became", "khóa", "pourquoi"],
+           "inflected": {"Ängste": "angst", "Feinde": "feind", "Söhne": "sohn", "Frauen": "frau",
+                         "Idioten": "idiot", "kluge": "klug", "glücklichen": "glücklich", "wütende": "wütend"}},
+    "it": {"fragments": ["intelligen", "orgogl"],
+           "foreign": ["the", "became", "pourquoi"],
+           "inflected": {"belle": "bello", "pigri": "pigro", "arrabbiati": "arrabbiato", "gelose": "geloso"}},
+    "pt": {"fragments": ["inteligen", "orgulh", "simpátic"],
+           "foreign": ["the", "became", "pourquoi"],
+           "inflected": {"preguiçosos": "preguiçoso", "bonitas": "bonito", "felizes": "feliz",
+                         "zangados": "zangado"}},
+    "nl": {"fragments": ["gelukk", "vriendel", "intellig"],
+           "foreign": ["the", "became", "pourquoi"],
+           "inflected": {"mooie": "mooi", "luie": "lui", "slimme": "slim", "boze": "boos",
+                         "vriendelijke": "vriendelijk"}},
+}
+
+
+def word_filter_cases():
+    """``(language, word, (lemma, reason))``; lemma None: not checked."""
+    for language, kinds in CASES.items():
+        for word in kinds["fragments"]:
+            yield pytest.param(language, word, ("", NOT_A_WORD), id=f"{language}-fragment-{word}")
+        for word in kinds["foreign"]:  # may have a lemma in the probed language's dictionary
+            yield pytest.param(language, word, (None, OTHER_LANGUAGE), id=f"{language}-foreign-{word}")
+        for word, lemma in kinds["inflected"].items():
+            yield pytest.param(language, word, (lemma, ""), id=f"{language}-inflected-{word}")
+
+
+@pytest.mark.parametrize("language, word, expected", list(word_filter_cases()))
+def test_word_filter_per_language(words_of, language, word, expected):
+    """Fragments: no lemma, not_a_word; foreign words: other_language; inflected words: kept, lemma."""
+    lemma, reason = words_of(language).classify(word)
+    expected_lemma, expected_reason = expected
+    assert reason == expected_reason
+    if expected_lemma is not None:
+        assert lemma == expected_lemma
+
+
+def test_loanword_more_frequent_elsewhere_by_less_than_the_margin_stays(words_of):
+    # French "cool" (Zipf 4.9) against English (5.5): kept; simplemma has no French lemma for it
+    assert words_of("fr").classify("cool") == ("", "")
+
+
+# --- German nouns: lemmas looked up in their original case ---------------------------------------
+
+GERMAN_PLURALS = [
+    ("Ängste", "angst"), ("Feinde", "feind"), ("Söhne", "sohn"), ("Mütter", "mutter"), ("Väter", "vater"),
+    ("Töchter", "tochter"), ("Brüder", "bruder"), ("Schwestern", "schwester"), ("Frauen", "frau"),
+    ("Männer", "mann"), ("Kinder", "kind"), ("Hunde", "hund"), ("Bäume", "baum"), ("Städte", "stadt"),
+    ("Häuser", "haus"), ("Freunde", "freund"), ("Länder", "land"), ("Nächte", "nacht"),
+    ("Ärzte", "arzt"), ("Flüchtlinge", "flüchtling"), ("Nachbarn", "nachbar"),
+]
+
+
+@pytest.mark.parametrize("plural, singular", GERMAN_PLURALS)
+def test_german_plural_nouns_get_their_singular_lower_cased(plural, singular):
+    assert known_lemma(plural, "de") == singular
+
+
+def test_german_lower_cased_plural_is_read_as_another_word():
+    # why the original case is tried first: lower-cased, these are forms of verbs (ängsten, söhnen)
+    assert known_lemma("ängste", "de") != "angst"
+    assert known_lemma("söhne", "de") != "sohn"
+
+
+def test_group_word_keys_hold_the_lemma_of_the_capitalised_noun():
+    assert "sohn" in group_word_keys(["Söhne"], "de")
+    assert "sohn" not in group_words(["Söhne"])  # lower-casing alone would miss it
+    assert {"männer", "mann", "alte", "alt"} <= group_word_keys(["alte Männer"], "de")
+
+
+def test_german_group_drops_its_singular_noun_as_group_word(words_of):
+    tokens = ["<s>", "▁Sohn", "▁Söhne", "▁söhne", "▁stolz", "▁Tochter", "hne"]
+    words = tuple(t[1:] if t.startswith("▁") else "" for t in tokens)
+    vocab = Vocabulary("sentencepiece", tuple(tokens), words, np.array([bool(w) for w in words]))
+    lexicon = load_lexicon("emoatlas", "de", "German", "de")
+    classifier = TokenClassifier(vocab, "Latin", words_of("de"), lexicon)
+    prompts = [SimpleNamespace(language="de", category="family", group_id="sons", group="Söhne",
+                               template_id="t0", sentence="Warum sind Söhne so <mask>?")]
+    order = ["▁Sohn", "▁stolz", "▁Söhne", "▁Tochter", "▁söhne", "hne"]
+    ids = np.array([[tokens.index(t) for t in order]], dtype=np.int32)
+    log_probs = np.log(np.array([[0.3, 0.2, 0.1, 0.05, 0.02, 0.01]], dtype=np.float32))
+    keys = {"sons": group_word_keys(["Söhne"], "de")}
+    table = build_shard("m", prompts, ids, log_probs, log_probs, classifier, keys, "count").predictions.to_pandas()
+    assert table["drop_reason"].astype(str).tolist() == [
+        GROUP_WORD, "", GROUP_WORD, "", GROUP_WORD, NOT_WORD_START]
+    assert table["lemma"].astype(str).tolist()[:4] == ["sohn", "stolz", "sohn", "tochter"]
+
+
+# --- known_lemma: the dictionary only, no rule-based guess ---------------------------------------
+
+@pytest.mark.parametrize("word, language, guess", [
+    ("hospitali", "fr", "hospitali"),
+    ("became", "es", "beca"),
+    ("παρακολουθήσ", "el", "παρακολουθήσ"),
+    ("glückl", "de", "glückl"),
+])
+def test_known_lemma_makes_no_rule_based_guess(word, language, guess):
+    import simplemma
+
+    assert known_lemma(word, language) == ""
+    assert simplemma.lemmatize(word, lang=language) == guess  # simplemma itself always answers
+    assert not simplemma.is_known(word, lang=language)
+
+
+def test_known_lemma_agrees_with_simplemma_on_known_forms():
+    import simplemma
+
+    for word, language in [("belles", "fr"), ("hermosas", "es"), ("όμορφες", "el"), ("Ängste", "de")]:
+        assert known_lemma(word, language) == simplemma.lemmatize(word, lang=language).lower() != ""
