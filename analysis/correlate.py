@@ -31,9 +31,9 @@ from analysis import correlations as stats
 from analysis._common import command_line, find_table, input_record, output_folder, read_csv, require_columns, rng_for, save_run
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import check_writable, sha256_file
+from probing.predictions import PROFILE_META_COLUMNS
 
 KEY_COLUMNS = ["language", "category", "group_id"]
-META_COLUMNS = ["model", "language", "category", "group_id", "group", "n_words", "n_covered"]
 ALL_CATEGORIES = "all"
 MODES = ("models", "languages")
 MIN_GROUPS = 3
@@ -136,13 +136,13 @@ def load_profiles(raw_path: str, label: str) -> Profiles:
     table["language"] = table["language"].astype(str)
     if "group" not in table.columns:
         table["group"] = table["group_id"]
-    emotions = [c for c in table.columns if c not in META_COLUMNS]
+    emotions = [c for c in table.columns if c not in PROFILE_META_COLUMNS]
     if not emotions:
-        raise UserError(f"{path} has no emotion columns besides {', '.join(META_COLUMNS)}")
+        raise UserError(f"{path} has no emotion columns besides {', '.join(PROFILE_META_COLUMNS)}")
     not_numeric = [c for c in emotions if not pd.api.types.is_numeric_dtype(table[c])]
     if not_numeric:
         raise UserError(f"{path}: column(s) {', '.join(not_numeric)} are not numeric; emotion columns hold "
-                        f"profile values in [0, 1] (expected columns: {', '.join(META_COLUMNS)} and the emotions)")
+                        f"profile values in [0, 1] (expected columns: {', '.join(PROFILE_META_COLUMNS)} and the emotions)")
     duplicated = table[table.duplicated(["language", "group_id"], keep=False)]
     if not duplicated.empty:
         first = duplicated.iloc[0]

@@ -38,9 +38,9 @@ import pandas as pd  # noqa: E402
 from analysis._common import command_line, input_record, output_folder, read_csv, safe_name, save_run  # noqa: E402
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
 from probing.manifest import check_writable  # noqa: E402
+from probing.predictions import PROFILE_META_COLUMNS  # noqa: E402
 
 TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv")
-PROFILE_META = ["model", "language", "category", "group_id", "group", "n_words", "n_covered"]
 FORMATS = ("png", "pdf")
 ALL = "all"
 STYLE = {
@@ -212,7 +212,7 @@ def forest(block: pd.DataFrame, row_labels: list[str], key_column: str, metrics:
 
 def profile_figures(run: Run) -> Iterator[Figure]:
     profiles = run.tables["profiles.csv"]
-    emotions = [c for c in profiles.columns if c not in PROFILE_META]
+    emotions = [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
     for category in sorted(profiles["category"].unique()):
         title = f"{run.label}: emotion profiles, {category}"
         yield Figure(f"emotions_{run.label}_{category}",
@@ -311,7 +311,7 @@ def report_sections(run: Run, figures: list[Figure]) -> list[str]:
 
     if "profiles.csv" in run.tables:
         profiles = run.tables["profiles.csv"]
-        emotions = [c for c in profiles.columns if c not in PROFILE_META]
+        emotions = [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
         coverage = (profiles.assign(defined=profiles[emotions].notna().all(axis=1))
                     .groupby("language").agg(groups=("group_id", "size"), with_profile=("defined", "sum")).reset_index())
         lines += ["### Emotion profiles", "", markdown_table(coverage), ""]

@@ -7,11 +7,15 @@ Every result folder holds tidy tables plus ``manifest.json``::
       "created": ISO-8601 time (UTC),
       "command": the argv that made it,
       "model": {name, source (hub id or folder), revision, random_weights, head, class,
-                n_parameters, dtype, device},
+                n_parameters, dtype, device, lm_head_at_mask_only, onednn_linears},
       "parameters": every option of the run,
       "seed": int,
       "prompts": {language: {file, version, sha256}},
-      "lexicon": {language: {source, files, sha256, n_entries}},
+      "lexicon": {language: {source, files, sha256, n_entries, n_emotional_entries}},
+      "word_lists": {language: {source ("wordfreq" or null), min_zipf, n_words}},   # probing.run
+      "filters": {language: {outcome ("kept" or a drop reason): candidates}},        # probing.run
+      "kept_share": {language: share of candidates kept},                           # probing.run
+      "shards": {planned, resumed, max_sentences},                                  # probing.run
       "env": {python, platform, packages: {name: version}, git: {commit, dirty}},
       "outputs": {file name: {rows, sha256}},
       ... run-specific summaries (e.g. "dropped")

@@ -28,8 +28,10 @@ PREDICTIONS_FILE = "predictions.parquet"
 PREDICTIONS_SCHEMA_VERSION = 2
 METADATA_KEY = b"stereoprobe"
 SENTENCE_COLUMNS = ["model", "language", "category", "group_id", "group", "template_id", "sentence"]
-PROFILE_COLUMNS = ["model", "language", "category", "group_id", "group", *EMOTIONS,
-                   "n_words", "n_covered", "n_emotional"]
+PROFILE_KEY_COLUMNS = ["model", "language", "category", "group_id", "group"]
+PROFILE_COUNT_COLUMNS = ["n_words", "n_covered", "n_emotional"]
+PROFILE_COLUMNS = [*PROFILE_KEY_COLUMNS, *EMOTIONS, *PROFILE_COUNT_COLUMNS]
+PROFILE_META_COLUMNS = [*PROFILE_KEY_COLUMNS, *PROFILE_COUNT_COLUMNS]  # every profiles.csv column but the emotions
 # drop_reason codes: 0 is kept (""), then the reasons in the order the filters apply
 REASONS = ("", *vocab_words.DROP_REASONS)
 _CODE = {reason: code for code, reason in enumerate(REASONS)}

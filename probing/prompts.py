@@ -105,7 +105,7 @@ class Prompt:
     prior_mask_index: int  # which mask of ``prior_sentence`` is the target (0 or 1)
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: 5x faster
     """A YAML loader that records each mapping's 1-based line as the key ``__line__``."""
 
 

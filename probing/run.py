@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a completion is a word of the language if its word-frequency list has it (or its lemma) at this "
              f"Zipf frequency or more, or its lexicon lists it (default: {vocab_words.DEFAULT_MIN_ZIPF}; "
              "3 = once per million words)")
-    add("--batch_size", type=int, default=32, help="sentences per forward pass (default: 32)")
+    add("--batch_size", type=int, default=64, help="sentences per forward pass (default: 64)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
     add("--precision", default="fp32", choices=sorted(PRECISIONS), help="forward-pass precision (default: fp32)")
     add("--prompts_dir", default=str(prompt_files.PROMPTS_DIR), help="folder of prompt files (default: prompts/)")
@@ -166,13 +166,14 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
     """
     profiles, counts, word_lists = [], {}, {}
     current: dict = {}
+    other_languages = vocab_words.other_language_index(vocab.word_keys())
 
     def for_language(language: str) -> dict:
         if current.get("language") != language:
             current.clear()  # release the previous language's word list first
             d = data[language]
             words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries,
-                                               min_zipf=args.min_zipf)
+                                               min_zipf=args.min_zipf, other_languages=other_languages)
             word_lists[language] = {"source": "wordfreq" if words.frequent is not None else None,
                                     "min_zipf": words.min_zipf,
                                     "n_words": len(words.frequent) if words.frequent is not None else 0}

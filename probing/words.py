@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 
@@ -69,6 +71,10 @@ class Vocabulary:
     def script_mask(self, script: str) -> np.ndarray:
         """(vocab,) bool: starts a word of ``script`` letters only."""
         return _script_mask(self, script.upper())
+
+    def word_keys(self) -> frozenset[str]:
+        """The case-folded words that tokens start (what word lists are asked about)."""
+        return _word_keys(self)
 
 
 def _detect_scheme(tokens: list[str]) -> str:
@@ -113,6 +119,11 @@ def is_script_word(word: str, script: str) -> bool:
         if not unicodedata.name(char, "").startswith(script + " "):
             return False
     return True
+
+
+@lru_cache(maxsize=4)
+def _word_keys(vocab: Vocabulary) -> frozenset[str]:
+    return frozenset(w.casefold() for w, start in zip(vocab.words, vocab.word_start) if start)
 
 
 @lru_cache(maxsize=16)
@@ -185,18 +196,36 @@ def _frequent_words(language: str, min_zipf: float) -> dict[str, float] | None:
     return {w: 9 - i / 100 for i, bucket in enumerate(buckets[:last + 1]) for w in bucket}
 
 
+def other_language_index(candidates: frozenset[str] | None = None) -> dict[str, tuple[str, float]]:
+    """Word -> (the language where it is most frequent, its Zipf), over wordfreq's small lists.
+
+    ``candidates`` (case-folded words, e.g. :meth:`Vocabulary.word_keys`) restricts the index to
+    the words that can be asked about, which keeps it ~10x smaller and faster to build; None
+    indexes every word (cached).
+    """
+    if candidates is None:
+        return _full_other_language_index()
+    return _build_other_language_index(candidates)
+
+
 @lru_cache(maxsize=1)
-def _most_frequent_language() -> dict[str, tuple[str, float]]:
-    """Each word of wordfreq's small lists -> (the language where it is most frequent, its Zipf)."""
+def _full_other_language_index() -> dict[str, tuple[str, float]]:
+    return _build_other_language_index(None)
+
+
+def _build_other_language_index(candidates: frozenset[str] | None) -> dict[str, tuple[str, float]]:
     import wordfreq
 
+    lists = {language: _zipf_lists(language, OTHER_LANGUAGE_LISTS) or []
+             for language in sorted(wordfreq.available_languages(OTHER_LANGUAGE_LISTS))}
     best: dict[str, tuple[str, float]] = {}
-    for language in sorted(wordfreq.available_languages(OTHER_LANGUAGE_LISTS)):
-        for bucket_index, bucket in enumerate(_zipf_lists(language, OTHER_LANGUAGE_LISTS) or []):
-            zipf = 9 - bucket_index / 100
-            for word in bucket:
-                if len(word) >= MIN_WORD_LETTERS and best.get(word, ("", -1.0))[1] < zipf:
-                    best[word] = (language, zipf)
+    # Most frequent buckets first, so the first language to claim a word is where it is most
+    # frequent; setdefault over map() keeps the insertions in C.
+    for bucket_index in range(max(map(len, lists.values()), default=0)):
+        for language, buckets in lists.items():
+            if bucket_index < len(buckets) and buckets[bucket_index]:
+                words = buckets[bucket_index] if candidates is None else candidates.intersection(buckets[bucket_index])
+                deque(map(best.setdefault, words, repeat((language, 9 - bucket_index / 100))), maxlen=0)
     return best
 
 
@@ -220,6 +249,7 @@ class LanguageWords:
     min_zipf: float
     frequent: dict[str, float] | None
     lexicon_words: frozenset[str]
+    other_languages: dict[str, tuple[str, float]]  # see other_language_index
 
     def classify(self, word: str) -> tuple[str, str]:
         """``(lemma, reason)`` for a word that passed the word-start and script filters.
@@ -230,7 +260,7 @@ class LanguageWords:
         forms = list(dict.fromkeys(f for f in (word.lower(), lemma) if f))
         if any(form in self.lexicon_words for form in forms):
             return lemma, ""
-        elsewhere, zipf_elsewhere = _most_frequent_language().get(wordfreq_key(word, self.language), (None, 0.0))
+        elsewhere, zipf_elsewhere = self.other_languages.get(wordfreq_key(word, self.language), (None, 0.0))
         foreign = elsewhere not in (None, self.language)
         listed = [z for z in (self._zipf(form) for form in forms) if z is not None]
         if not listed:
@@ -250,11 +280,14 @@ def has_word_list(language: str) -> bool:
     return language in wordfreq.available_languages("best")
 
 
-def language_words(language: str, lemmatizer: str, lexicon_words, *, min_zipf: float = DEFAULT_MIN_ZIPF) -> LanguageWords:
+def language_words(language: str, lemmatizer: str, lexicon_words, *, min_zipf: float = DEFAULT_MIN_ZIPF,
+                   other_languages: dict[str, tuple[str, float]] | None = None) -> LanguageWords:
     """:class:`LanguageWords` of ``language`` (an ISO 639-1 code, as wordfreq names its lists).
 
     It holds the language's word list (~10-50 MB): a run builds one language's at a time.
+    ``other_languages`` is an :func:`other_language_index` (default: the full one).
     """
     return LanguageWords(language=language, lemmatizer=lemmatizer, min_zipf=float(min_zipf),
                          frequent=_frequent_words(language, float(min_zipf)),
-                         lexicon_words=frozenset(lexicon_words))
+                         lexicon_words=frozenset(lexicon_words),
+                         other_languages=other_language_index() if other_languages is None else other_languages)

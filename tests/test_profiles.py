@@ -32,7 +32,7 @@ def shard(rows, lexicon, language="en", group=("gender", "women", "women"), freq
     """Profile of one group from ``rows``: one list of (token, probability) per template, best first."""
     tokens = sorted({t for template in rows for t, _ in template} | {"<s>"}, key=lambda t: (t != "<s>", t))
     vocab = vocabulary(tokens)
-    words = LanguageWords(language, language, 2.5, {w: 5.0 for w in frequent}, frozenset(lexicon.entries))
+    words = LanguageWords(language, language, 2.5, {w: 5.0 for w in frequent}, frozenset(lexicon.entries), {})
     classifier = TokenClassifier(vocab, "Latin", words, lexicon)
     category, group_id, text = group
     prompts = [SimpleNamespace(language=language, category=category, group_id=group_id, group=text,
