@@ -1,12 +1,42 @@
 """Speed of the probing engine against the transformers ``fill-mask`` pipeline, at full XLM-R size.
 
-Run with ``make bench``, or::
+Run with ``make bench`` (both modes), or::
 
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/probe_speed.py --end_to_end [--pipeline_sentences 60]
+        [--no-check] [--threads N] [--layers 1 --hidden 64 --categories religion]   # smoke test
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/probe_speed.py [--sentences 500]
         [--pipeline_sentences 80] [--batch_size 64] [--precision fp32|bf16] [--threads N]
 
-What it does
-------------
+End to end (``--end_to_end``)
+-----------------------------
+* Builds the same random model as below (seed 0, xlm-roberta-base's shape, 278M parameters) and
+  saves it with ``save_pretrained`` in a temp dir, with the genuine XLM-R tokenizer
+  (:func:`probing.models.build_xlmr_tokenizer`) and a ``manifest.json`` saying
+  ``random_weights: true``, as ``probing.models.build_tiny_xlmr`` does for tiny-xlmr. Its weight
+  size is the bytes of its unique parameter tensors (the tied decoder counted once).
+* Runs the whole CLI on it as a child process, everything included (Python start-up, imports,
+  loading prompts, lexicons and the 1.1 GB model, probing, writing the tables)::
+
+      python -m probing.run --model <dir> --languages en fr --top_k 200 --output_dir <tmp> --quiet
+
+  (all categories, the CLI's default batch size, fp32), with ``HF_HUB_OFFLINE=1``. Its wall time
+  and its exact peak RSS come from ``os.wait4`` on the child (``benchmarks/measure.py``).
+* Loads the saved model again in this process and times ``pipeline("fill-mask", top_k=200)``
+  called one sentence at a time (after one warm-up call) on ``--pipeline_sentences`` (default 60)
+  of the **same** sentences: every en+fr prompt the CLI probes, rendered by ``probing.prompts``
+  with the tokenizer's mask token, each language shuffled with seed 0 and the two interleaved.
+  Its rate is extrapolated to all of them; the pipeline's own load time is printed but not
+  counted (which only makes the speed-up smaller).
+* Checks (exit status 1 if one fails): the speed-up, extrapolated pipeline time over the CLI's
+  wall time, is at least 15x; the CLI's peak RSS is at most the weights plus 2.5 GB (GB = 10^9
+  bytes); and on the pipeline's sentences the CLI's top-200 (from ``predictions.parquet``, or
+  ``predictions.csv`` with each ``token`` mapped back to its id) equals the pipeline's up to
+  exact ties, as defined below. ``--no-check`` reports the first two without failing on them
+  (the agreement is always checked). ``--layers``/``--hidden`` (FFN 4x the width, heads of 64)
+  and ``--categories`` shrink the run for smoke tests; the targets are meant for the defaults.
+
+Engine alone (default)
+----------------------
 * Builds a randomly initialised (seeded) ``XLMRobertaForMaskedLM`` with xlm-roberta-base's exact
   shape (12 layers, width 768, FFN 3072, vocabulary 250002: 278M parameters; speed does not depend
   on the weights, so no download is needed) and the genuine XLM-R tokenizer in a temp dir.
@@ -46,6 +76,8 @@ measured on a representative shape, ``(B*T) x 768 @ 768 x 3072``, both with ``to
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import math
 import os
 import random
@@ -57,6 +89,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -64,16 +97,24 @@ import torch  # noqa: E402
 TOP_K = 200
 TIE = 1e-5
 LANGUAGES = ("en", "fr", "es", "el")
+E2E_LANGUAGES = ("en", "fr")
 SEED = 0
 HIDDEN, FFN, LAYERS, VOCAB = 768, 3072, 12, 250002
+E2E_SPEEDUP_TARGET = 15.0
+E2E_RSS_HEADROOM_GB = 2.5  # peak RSS at most the weights plus this
 
 
-def xlmr_base_config():
+def xlmr_base_config(layers: int = LAYERS, hidden: int = HIDDEN):
+    """xlm-roberta-base's shape; ``layers``/``hidden`` shrink it for smoke tests (FFN 4x, heads of 64)."""
     from transformers import XLMRobertaConfig
 
+    heads = 12 if hidden == HIDDEN else max(1, hidden // 64)
+    if hidden % heads:
+        heads = 1
     return XLMRobertaConfig(
         vocab_size=VOCAB, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-        hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=12, intermediate_size=FFN,
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=FFN if hidden == HIDDEN else 4 * hidden,
         pad_token_id=1, bos_token_id=0, eos_token_id=2,
     )
 
@@ -172,21 +213,237 @@ def time_engine(model, tokenizer, sentences: list[str], batch_size: int, dtype, 
     results = scorer.top_k(sentences, k=TOP_K)
     return time.perf_counter() - start, results, scorer.fast_path
 
+def unique_parameter_bytes(model) -> int:
+    """Bytes of the model's parameters, each tensor once (XLM-R's decoder shares the embeddings)."""
+    seen, total = set(), 0
+    for parameter in model.parameters():
+        key = (parameter.untyped_storage().data_ptr(), parameter.storage_offset(), parameter.numel())
+        if key not in seen:
+            seen.add(key)
+            total += parameter.numel() * parameter.element_size()
+    return total
+
+
+def build_random_model_dir(target: Path, config) -> tuple[int, int]:
+    """Save a seeded random ``XLMRobertaForMaskedLM`` and the XLM-R tokenizer to ``target``.
+
+    Marked ``random_weights`` in its ``manifest.json`` as ``build_tiny_xlmr`` marks tiny-xlmr.
+    Returns ``(parameters, weight bytes)``; the model is freed before returning.
+    """
+    from transformers import XLMRobertaForMaskedLM
+
+    from probing.models import REGISTRY_FILE, build_xlmr_tokenizer
+
+    target.mkdir(parents=True)
+    build_xlmr_tokenizer(target)
+    torch.manual_seed(SEED)
+    model = XLMRobertaForMaskedLM(config).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    weight_bytes = unique_parameter_bytes(model)
+    model.save_pretrained(target)
+    (target / REGISTRY_FILE).write_text(json.dumps({
+        "name": target.name, "random_weights": True, "seed": SEED,
+        "description": "randomly initialised XLMRobertaForMaskedLM (benchmarks/probe_speed.py --end_to_end)",
+    }, indent=2), encoding="utf-8")
+    del model
+    gc.collect()
+    return n_params, weight_bytes
+
+
+def e2e_prompts(mask_token: str, categories: list[str] | None):
+    """Every prompt the CLI probes for en+fr, and the pipeline's subset order: each language
+    shuffled with ``SEED``, the two interleaved round-robin (the rest of the longer one after)."""
+    from probing.prompts import build_prompts, load_languages
+
+    loaded = load_languages(list(E2E_LANGUAGES))
+    per_language = [build_prompts(loaded[lang], mask_token=mask_token, categories=categories)
+                    for lang in E2E_LANGUAGES]
+    everything = [p for prompts in per_language for p in prompts]
+    shuffled = []
+    for lang, prompts in zip(E2E_LANGUAGES, per_language):
+        prompts = list(prompts)
+        random.Random(f"{SEED}-{lang}").shuffle(prompts)
+        shuffled.append(prompts)
+    shortest = min(map(len, shuffled))
+    order = [p for row in zip(*shuffled) for p in row] + [p for prompts in shuffled for p in prompts[shortest:]]
+    return everything, order
+
+
+def read_cli_top_k(output_dir: Path, tokenizer, keys: set[tuple[str, str, str]]):
+    """``{(language, group_id, template_id): (sentence, ids, log-probs)}`` of the CLI's predictions,
+    for ``keys`` only, ordered by rank. Reads ``predictions.parquet`` when the run wrote one, else
+    ``predictions.csv`` (whose ``token`` strings are mapped back to ids with the tokenizer)."""
+    import pandas as pd
+
+    parquet, csv = output_dir / "predictions.parquet", output_dir / "predictions.csv"
+    if parquet.is_file():
+        table, source = pd.read_parquet(parquet), parquet.name
+    elif csv.is_file():
+        table = pd.read_csv(csv, usecols=["language", "group_id", "template_id", "sentence", "rank", "token",
+                                          "log_prob"], dtype={"token": str}, keep_default_na=False)
+        source = csv.name
+    else:
+        raise FileNotFoundError(f"no predictions.parquet or predictions.csv in {output_dir}")
+    key = list(zip(table["language"], table["group_id"], table["template_id"]))
+    table = table[[k in keys for k in key]]
+    if "token_id" not in table.columns:
+        table = table.assign(token_id=tokenizer.convert_tokens_to_ids(table["token"].tolist()))
+    out = {}
+    for k, rows in table.sort_values("rank").groupby(["language", "group_id", "template_id"], sort=False):
+        out[tuple(k)] = (rows["sentence"].iloc[0], rows["token_id"].to_numpy(dtype=np.int64),
+                         rows["log_prob"].to_numpy(dtype=np.float64))
+    return out, source
+
+
+def end_to_end(args) -> int:
+    """``--end_to_end``: the CLI as a child process against the pipeline on the same sentences."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from measure import GB, child_env, load_average, prediction_rows, probe_command, run_measured
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    started = time.perf_counter()
+    shape_override = args.layers != LAYERS or args.hidden != HIDDEN
+    restricted = shape_override or args.categories is not None
+    n_subset = args.pipeline_sentences or 60
+    env = child_env(**({"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+                       if args.threads else {}))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {load_average()}")
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="probe_speed_e2e-") as tmp:
+        tmp = Path(tmp)
+        model_dir = tmp / (f"random-xlmr-l{args.layers}-h{args.hidden}" if shape_override else "random-xlmr-base")
+        n_params, weight_bytes = build_random_model_dir(model_dir, xlmr_base_config(args.layers, args.hidden))
+        if not shape_override:
+            assert round(n_params / 1e6) == 278, n_params
+        shape = (f"{args.layers} layers of width {args.hidden} (smoke test)" if shape_override
+                 else "xlm-roberta-base shape")
+        print(f"model: random XLMRobertaForMaskedLM, {shape}, {n_params:,} parameters, weights "
+              f"{weight_bytes / GB:.3f} GB (seed {SEED}), saved to {model_dir} in {time.perf_counter() - started:.1f}s")
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        prompts, order = e2e_prompts(tokenizer.mask_token, args.categories)
+        subset = order[:n_subset]
+        print(f"sentences: {len(prompts)} ({'+'.join(E2E_LANGUAGES)}, "
+              f"{'categories ' + ' '.join(args.categories) if args.categories else 'all categories'}); "
+              f"the pipeline runs on {len(subset)} of them (shuffled, languages interleaved)")
+
+        # 1. The whole CLI, load included, as a child process.
+        output_dir = tmp / "run"
+        command = probe_command(str(model_dir), output_dir, languages=list(E2E_LANGUAGES), top_k=TOP_K,
+                                categories=args.categories)
+        print(f"cli: {' '.join(['python', *command[1:]])}")
+        load_before = load_average()
+        cli = run_measured(command, log_dir=tmp / "logs", name="cli", env=env)
+        if cli.returncode != 0:
+            print(f"FAILED: the CLI exited with {cli.returncode}:\n{cli.tail()}", file=sys.stderr)
+            return 1
+        cli_rate = len(prompts) / cli.wall_s
+        print(f"cli: {len(prompts)} sentences end to end in {cli.wall_s:.1f}s = {cli_rate:.2f} sent/s, "
+              f"peak RSS {cli.peak_rss / GB:.3f} GB (load average before: {load_before})")
+        rows = prediction_rows(output_dir)
+        if rows is not None and rows != len(prompts) * TOP_K:
+            print(f"note: the CLI's manifest records {rows} prediction rows, not {len(prompts)} x {TOP_K}")
+
+        # 2. The fill-mask pipeline, one sentence per call, on the subset; its rate extrapolated.
+        load_start = time.perf_counter()
+        model = AutoModelForMaskedLM.from_pretrained(model_dir).eval()
+        pipe_load_s = time.perf_counter() - load_start
+        pipe_s, pipe_results = time_pipeline(model, tokenizer, [p.sentence for p in subset])
+        pipe_rate = len(subset) / pipe_s
+        pipe_all_s = len(prompts) / pipe_rate
+        print(f"pipeline: {len(subset)} sentences one at a time in {pipe_s:.1f}s = {pipe_rate:.2f} sent/s; "
+              f"extrapolated to {len(prompts)}: {pipe_all_s:.0f}s (+ {pipe_load_s:.1f}s to load, not counted)")
+        del model
+        gc.collect()
+
+        # 3. The CLI's top-200 on the subset against the pipeline's, up to exact ties.
+        keys = {(p.language, p.group_id, p.template_id) for p in subset}
+        cli_top, source = read_cli_top_k(output_dir, tokenizer, keys)
+        max_diff, swaps = 0.0, 0
+        for prompt, (ids, lps) in zip(subset, pipe_results):
+            key = (prompt.language, prompt.group_id, prompt.template_id)
+            if key not in cli_top:
+                failures.append(f"{key}: not in the CLI's {source}")
+                continue
+            sentence, cli_ids, cli_lps = cli_top[key]
+            if sentence != prompt.sentence:
+                failures.append(f"{key}: the CLI probed {sentence!r}, the pipeline {prompt.sentence!r}")
+                continue
+            if len(cli_ids) != TOP_K:
+                failures.append(f"{key}: {len(cli_ids)} candidates in the CLI's {source}, expected {TOP_K}")
+                continue
+            ok, diff, differ = compare_top_k(cli_ids, cli_lps, ids, lps)
+            max_diff, swaps = max(max_diff, diff), swaps + differ
+            if not ok:
+                failures.append(f"{key} {prompt.sentence!r}: CLI vs pipeline top-{TOP_K} differ beyond ties "
+                                f"(max log-prob diff by rank {diff:.2e}, {differ} ranks with other ids)")
+        agree = not failures
+        print(f"agreement ({source}): CLI vs pipeline on {len(subset)} sentences: max |log-prob diff| "
+              f"{max_diff:.2e}, {swaps} of {len(subset) * TOP_K} ranks swapped within ties")
+
+    speedup = pipe_all_s / cli.wall_s
+    rss_limit = weight_bytes + E2E_RSS_HEADROOM_GB * GB
+    print()
+    note = "; smoke test: the speed and memory targets are meant for the full shape and all categories"
+    print(f"summary (end to end, {'+'.join(E2E_LANGUAGES)}, top-{TOP_K}, fp32, {len(prompts)} sentences, pipeline "
+          f"on {len(subset)}; load average now {load_average()}{note if restricted else ''})")
+    checks = [
+        (f"speed-up: CLI {cli.wall_s:.1f}s (load included) vs pipeline {pipe_all_s:.0f}s (extrapolated) = "
+         f"{speedup:.1f}x >= {E2E_SPEEDUP_TARGET:.0f}x", speedup >= E2E_SPEEDUP_TARGET, args.check),
+        (f"peak RSS: {cli.peak_rss / GB:.3f} GB <= weights {weight_bytes / GB:.3f} GB + {E2E_RSS_HEADROOM_GB} GB "
+         f"= {rss_limit / GB:.3f} GB", cli.peak_rss <= rss_limit, args.check),
+        (f"top-{TOP_K} of the CLI equals the pipeline's up to exact ties (|diff| <= {TIE:g}) on {len(subset)} "
+         f"sentences", agree, True),
+    ]
+    for line, ok, checked in checks:
+        print(f"  {('PASS' if ok else 'FAIL') if checked else '----'}  {line}{'' if checked else ' (--no-check)'}")
+    print(f"  total wall time {time.perf_counter() - started:.0f}s")
+    failed = [line for line, ok, checked in checks if checked and not ok]
+    if failures:
+        print(f"FAILED: {len(failures)} top-k disagreements:", file=sys.stderr)
+        for failure in failures[:10]:
+            print(f"  {failure}", file=sys.stderr)
+    if failed:
+        print(f"FAILED: {len(failed)} of the end-to-end checks", file=sys.stderr)
+    return 1 if failed or failures else 0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=500, help="sentences the engine scores (default 500)")
-    parser.add_argument("--pipeline_sentences", type=int, default=80,
-                        help="the first N of them also go through the pipeline (default 80)")
+    parser.add_argument("--pipeline_sentences", type=int, default=None,
+                        help="the first N of them also go through the pipeline (default 80; --end_to_end: 60)")
     parser.add_argument("--batch_size", type=int, default=64, help="engine batch size (default 64)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16 also runs the engine in bfloat16 and compares it with fp32")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's); "
+                             "--end_to_end: also OMP/MKL_NUM_THREADS of the CLI")
+    e2e = parser.add_argument_group("end to end (--end_to_end)")
+    e2e.add_argument("--end_to_end", action="store_true",
+                     help="time the whole CLI (child process, load included) on en+fr against the pipeline")
+    e2e.add_argument("--layers", type=int, default=LAYERS,
+                     help=f"model layers (default {LAYERS}; fewer for smoke tests)")
+    e2e.add_argument("--hidden", type=int, default=HIDDEN,
+                     help=f"model width (default {HIDDEN}; smaller for smoke tests)")
+    e2e.add_argument("--categories", nargs="+", default=None, metavar="CATEGORY",
+                     help="probe these categories only (smoke tests; default: all)")
+    e2e.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                     help="fail on the speed-up and memory targets (default: on; top-k agreement is always checked)")
     args = parser.parse_args(argv)
-    if args.sentences < 1 or args.batch_size < 1 or not 1 <= args.pipeline_sentences <= args.sentences:
-        parser.error("need --sentences >= 1, --batch_size >= 1 and 1 <= --pipeline_sentences <= --sentences")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.end_to_end:
+        if args.layers < 1 or args.hidden < 1 or (args.pipeline_sentences is not None and args.pipeline_sentences < 1):
+            parser.error("need --layers >= 1, --hidden >= 1 and --pipeline_sentences >= 1")
+        return end_to_end(args)
+    if args.pipeline_sentences is None:
+        args.pipeline_sentences = 80
+    if args.sentences < 1 or args.batch_size < 1 or not 1 <= args.pipeline_sentences <= args.sentences:
+        parser.error("need --sentences >= 1, --batch_size >= 1 and 1 <= --pipeline_sentences <= --sentences")
 
     from transformers import AutoTokenizer, XLMRobertaForMaskedLM
     from transformers.utils import logging as hf_logging
