@@ -135,7 +135,7 @@ def run_fingerprint(args, loaded, scorer, prompts, plan) -> dict:
         "model": model_stamp(loaded.source, loaded.revision),
         "engine": {"top_k": args.top_k, "scoring": args.scoring, "typicality_pool": args.typicality_pool,
                    "batch_size": args.batch_size, "device": str(scorer.device), "precision": args.precision,
-                   "onednn_linears": scorer.fast_path},
+                   "onednn_linears": scorer.fast_path, "last_layer_at_mask": scorer.last_layer_at_mask},
         "sentences_sha256": sentences.hexdigest(),
         "shards": [[shard.language, shard.start, shard.stop] for shard in plan],
         "packages": {name: env["packages"].get(name) for name in ("torch", "transformers", "tokenizers")},
@@ -268,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         "n_parameters": sum(p.numel() for p in loaded.model.parameters()),
         "dtype": args.precision, "device": str(device),
         "lm_head_at_mask_only": scorer.head is not None,
+        "last_layer_at_mask_only": scorer.last_layer_at_mask,
         "onednn_linears": scorer.fast_path,
+        "tokenizer_class": type(loaded.tokenizer).__name__,
     }
     del scorer, loaded  # the weights are not needed to build the tables: free them first
     gc.collect()

@@ -128,7 +128,11 @@ def _word_keys(vocab: Vocabulary) -> frozenset[str]:
 
 @lru_cache(maxsize=16)
 def _script_mask(vocab: Vocabulary, script: str) -> np.ndarray:
-    return np.array([start and is_script_word(w, script) for w, start in zip(vocab.words, vocab.word_start)])
+    # Each distinct character is classified once; a word then needs one C-level subset test.
+    characters = set("".join(vocab.words))
+    letters = frozenset(c for c in characters if is_script_word(c * MIN_WORD_LETTERS, script))
+    return np.array([start and len(w) >= MIN_WORD_LETTERS and letters.issuperset(w)
+                     for w, start in zip(vocab.words, vocab.word_start)], dtype=bool)
 
 
 def group_words(surface_forms: list[str]) -> set[str]:

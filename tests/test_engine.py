@@ -106,3 +106,30 @@ def test_prior_is_computed_once_per_distinct_prior_sentence(tiny, monkeypatch):
     scorer.top_k(["Why are women so <mask>?", "Why are men so <mask>?"], k=5, scoring="typicality",
                  prior_sentences=[prior, prior], prior_mask_index=[1, 1])
     assert seen == [[prior]]
+
+
+def test_last_layer_at_mask_equals_the_full_layer(tiny):
+    """The encoder's last layer run at the mask only gives the full layer's top-k (float rounding)."""
+    model, tokenizer = tiny
+    trimmed = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=3, progress=False)
+    full = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=3, progress=False,
+                          last_layer_at_mask=False)
+    assert trimmed.last_layer_at_mask and not full.last_layer_at_mask
+    calls = []
+    trimmed._last_layer.register_forward_hook(lambda *_: calls.append(1))
+    for a, b in zip(trimmed.top_k(SENTENCES, k=50), full.top_k(SENTENCES, k=50)):
+        assert_same_ranking(a.token_ids, a.log_probs, b.token_ids, b.log_probs)
+    assert len(calls) == 2  # five sentences in batches of three: the trimmed layer ran
+
+
+def test_last_layer_that_disagrees_is_not_used(tiny, monkeypatch):
+    from probing import engine
+
+    model, tokenizer = tiny
+    ids = torch.tensor([[0, 5, tokenizer.mask_token_id, 2]])
+    rows, cols = torch.tensor([0]), torch.tensor([2])
+    encoder = model.base_model
+    assert engine.with_last_layer_at_mask(encoder, ids, torch.ones_like(ids), rows, cols)[1] is not None
+    exact = engine._LastLayerAtMask.forward
+    monkeypatch.setattr(engine._LastLayerAtMask, "forward", lambda self, *a, **k: exact(self, *a, **k) + 1e-3)
+    assert engine.with_last_layer_at_mask(encoder, ids, torch.ones_like(ids), rows, cols) == (encoder, None)

@@ -139,3 +139,23 @@ def test_hub_data_set_fails_fast_when_the_hub_is_out_of_reach(monkeypatch, close
     message = str(error.value)
     assert message.startswith("datasets.demo.train.hub: cannot reach the Hugging Face hub")
     assert "HF_HUB_OFFLINE=1" in message and "datasets.demo.train.path" in message
+
+
+def test_generic_tokenizer_encodes_like_the_model_class(tiny_dir):
+    """load_tokenizer reads tokenizer.json with the generic fast class; it must encode every prompt
+    sentence, and name every token and special token, exactly as AutoTokenizer's class does."""
+    from transformers import AutoTokenizer
+
+    from probing.models import load_tokenizer
+    from probing.prompts import build_prompts, load_languages
+
+    generic, specific = load_tokenizer(str(tiny_dir)), AutoTokenizer.from_pretrained(tiny_dir)
+    assert type(generic) is not type(specific)
+    sentences = [p.sentence for prompts in load_languages(None).values()
+                 for p in build_prompts(prompts, mask_token=specific.mask_token)]
+    assert generic(sentences)["input_ids"] == specific(sentences)["input_ids"]
+    assert len(generic) == len(specific)
+    everything = list(range(len(specific)))
+    assert generic.convert_ids_to_tokens(everything) == specific.convert_ids_to_tokens(everything)
+    for name in ("mask_token_id", "pad_token_id", "cls_token_id", "sep_token_id", "all_special_ids"):
+        assert getattr(generic, name) == getattr(specific, name), name
