@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,7 @@ class ChildRun:
     peak_rss: int  # bytes
     stdout: str
     stderr: str
+    timings: dict = field(default_factory=dict)  # the run's manifest "timings", when read
 
     def tail(self, lines: int = 15) -> str:
         text = (self.stderr.strip() or self.stdout.strip()).splitlines()
@@ -90,6 +91,14 @@ def prediction_rows(output_dir: Path) -> int | None:
         if name.startswith("predictions") and isinstance(entry, dict) and isinstance(entry.get("rows"), int):
             return entry["rows"]
     return None
+
+
+def run_timings(output_dir: Path) -> dict:
+    """The phase timings (wall seconds) the run's ``manifest.json`` records, or {}."""
+    try:
+        return json.loads((output_dir / "manifest.json").read_text(encoding="utf-8")).get("timings", {})
+    except (OSError, ValueError):
+        return {}
 
 
 def load_average() -> str:

@@ -17,6 +17,7 @@ Every result folder holds tidy tables plus ``manifest.json``::
       "filters": {language: {outcome ("kept" or a drop reason): candidates}},        # probing.run
       "kept_share": {language: share of candidates kept},                           # probing.run
       "shards": {planned, resumed, max_sentences},                                  # probing.run
+      "timings": {load_s, score_s, tables_s, write_predictions_s} (wall seconds)   # probing.run
       "env": {python, platform, packages: {name: version}, git: {commit, dirty}},
       "outputs": {file name: {rows, sha256}},
       ... run-specific summaries (e.g. "dropped")
