@@ -227,6 +227,49 @@ def filters_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["language", "outcome", "n", "share"])
 
 
+def write_results(output_dir: Path, argv, args, model_name: str, model_info: dict, prompts, plan,
+                  store: ShardStore, vocab, data, *, timings: dict, resumed: int):
+    """Build the tables from the saved shards and write the result folder at once, manifest last.
+
+    Returns ``(prediction rows, profiles, manifest)``.
+    """
+    tables_started = time.perf_counter()
+    with AtomicFolder(output_dir) as staging:
+        rows, write_seconds, profiles, filters, word_lists = assemble(staging, model_name, prompts, plan, store,
+                                                                      vocab, data, args)
+        timings = {**timings, "tables_s": time.perf_counter() - tables_started, "write_predictions_s": write_seconds}
+        profiles.to_csv(staging / "profiles.csv", index=False)
+        filters.to_csv(staging / "filters.csv", index=False)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "created": now_utc(),
+            "command": ["python", "-m", "probing.run", *(argv if argv is not None else sys.argv[1:])],
+            "model": model_info,
+            "parameters": vars(args),
+            "seed": args.seed,
+            "prompts": {lang: {"file": str(d.prompts.path.name), "version": d.prompts.version,
+                               "sha256": d.prompts.sha256} for lang, d in data.items()},
+            "lexicon": {lang: {"source": d.lexicon.source, "files": [str(f) for f in d.lexicon.files],
+                               "sha256": d.lexicon.sha256, "n_entries": len(d.lexicon.entries),
+                               "n_emotional_entries": sum(1 for dims in d.lexicon.entries.values() if dims)}
+                        for lang, d in data.items()},
+            "word_lists": word_lists,
+            "vocabulary": {"scheme": vocab.scheme, "size": len(vocab.words)},
+            "filters": {lang: {row.outcome: int(row.n) for row in part.itertuples()}
+                        for lang, part in filters.groupby("language", sort=False)},
+            "kept_share": {lang: float(part.loc[part["outcome"] == "kept", "share"].sum())
+                           for lang, part in filters.groupby("language", sort=False)},
+            "shards": {"planned": len(plan), "resumed": resumed, "max_sentences": args.shard_sentences},
+            "timings": {name: round(value, 3) for name, value in timings.items()},
+            "env": environment(),
+            "outputs": {name: {"rows": n, "sha256": sha256_file(staging / name)}
+                        for name, n in ((PREDICTIONS_FILE, rows), ("profiles.csv", len(profiles)),
+                                        ("filters.csv", len(filters)))},
+        }
+        write_json(staging / "manifest.json", manifest)
+    return rows, profiles, manifest
+
+
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
@@ -294,40 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     del scorer, loaded  # the weights are not needed to build the tables: free them first
     gc.collect()
-    with AtomicFolder(output_dir) as staging:
-        rows, write_seconds, profiles, filters, word_lists = assemble(staging, model_name, prompts, plan, store,
-                                                                      vocab, data, args)
-        timings = {"load_s": loaded_at - started, "score_s": scored_at - loaded_at,
-                   "tables_s": time.perf_counter() - scored_at, "write_predictions_s": write_seconds}
-        profiles.to_csv(staging / "profiles.csv", index=False)
-        filters.to_csv(staging / "filters.csv", index=False)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "created": now_utc(),
-            "command": ["python", "-m", "probing.run", *(argv if argv is not None else sys.argv[1:])],
-            "model": model_info,
-            "parameters": vars(args),
-            "seed": args.seed,
-            "prompts": {lang: {"file": str(d.prompts.path.name), "version": d.prompts.version,
-                               "sha256": d.prompts.sha256} for lang, d in data.items()},
-            "lexicon": {lang: {"source": d.lexicon.source, "files": [str(f) for f in d.lexicon.files],
-                               "sha256": d.lexicon.sha256, "n_entries": len(d.lexicon.entries),
-                               "n_emotional_entries": sum(1 for dims in d.lexicon.entries.values() if dims)}
-                        for lang, d in data.items()},
-            "word_lists": word_lists,
-            "vocabulary": {"scheme": vocab.scheme, "size": len(vocab.words)},
-            "filters": {lang: {row.outcome: int(row.n) for row in part.itertuples()}
-                        for lang, part in filters.groupby("language", sort=False)},
-            "kept_share": {lang: float(part.loc[part["outcome"] == "kept", "share"].sum())
-                           for lang, part in filters.groupby("language", sort=False)},
-            "shards": {"planned": len(plan), "resumed": resumed, "max_sentences": args.shard_sentences},
-            "timings": {name: round(value, 3) for name, value in timings.items()},
-            "env": environment(),
-            "outputs": {name: {"rows": n, "sha256": sha256_file(staging / name)}
-                        for name, n in ((PREDICTIONS_FILE, rows), ("profiles.csv", len(profiles)),
-                                        ("filters.csv", len(filters)))},
-        }
-        write_json(staging / "manifest.json", manifest)
+    try:
+        rows, profiles, manifest = write_results(
+            output_dir, argv, args, model_name, model_info, prompts, plan, store, vocab, data,
+            timings={"load_s": loaded_at - started, "score_s": scored_at - loaded_at}, resumed=resumed)
+    except KeyboardInterrupt:  # every shard is saved: a rerun only builds the tables
+        store.release()
+        print(f"interrupted while writing the tables; all {len(plan)} shards are saved in {store.folder}; run the "
+              f"same command again to finish", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     store.remove()
     covered = int((profiles["n_covered"] > 0).sum())
     shares = ", ".join(f"{lang} {100 * share:.1f}%" for lang, share in manifest["kept_share"].items())

@@ -165,3 +165,21 @@ def test_a_run_in_progress_locks_its_staging_folder(tiny_dir, tmp_path, cli):
     lines = [line for line in stderr.splitlines() if line.strip() and "random weights" not in line]
     assert len(lines) == 1 and "another probing run is writing" in lines[0]
     assert not out.exists()
+
+
+def test_ctrl_c_while_writing_the_tables_keeps_every_shard(reference, tmp_path, monkeypatch, cli):
+    out = tmp_path / "run"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "assemble", interrupted)
+    code, _, stderr = cli(run.main, [*ARGS, "--output_dir", str(out)])
+    assert code == run.INTERRUPTED_EXIT_CODE and "interrupted while writing the tables" in stderr
+    assert not out.exists() and not list(tmp_path.glob(".run.tmp-*"))
+    monkeypatch.undo()
+    total = len(plan_shards_of(reference))
+    code, _, stderr = cli(run.main, [*ARGS, "--output_dir", str(out)])
+    assert code == 0, stderr
+    assert f"resuming: {total} of {total} shards done" in stderr
+    assert_same_results(out, reference)
