@@ -101,13 +101,20 @@ def split_lm_head(model) -> tuple[torch.nn.Module, torch.nn.Module | None]:
 
 
 class _OneDNNLinear(torch.nn.Linear):
-    """An ``nn.Linear`` whose fp32 CPU forward calls oneDNN instead of the default BLAS (MKL)."""
+    """An ``nn.Linear`` whose fp32 CPU forward calls oneDNN instead of the default BLAS (MKL).
+
+    ``packed_weight``, when set, is the weight reordered once into oneDNN's blocked layout, which
+    the GEMM otherwise redoes on every call (same values: the results are bitwise identical).
+    """
+
+    packed_weight: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.dtype != torch.float32 or x.device.type != "cpu" or self.weight.dtype != torch.float32
                 or (torch.is_grad_enabled() and self.weight.requires_grad)):
             return super().forward(x)  # the op has no autograd; also any dtype/device it does not cover
-        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        weight = self.packed_weight if self.packed_weight is not None else self.weight
+        return torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, "none", [], "")
 
 
 def onednn_linear_available() -> bool:
@@ -121,7 +128,16 @@ def onednn_linear_available() -> bool:
     return out.shape == (2, 4) and bool((out == 3).all())
 
 
-def with_onednn_linears(module: torch.nn.Module) -> torch.nn.Module:
+def _structural_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module``'s structure that shares all its tensors (parameters, buffers, packed
+    weights): changing the copy's modules leaves ``module`` as it was, at no memory cost."""
+    tensors = [*module.parameters(), *module.buffers(),
+               *(m.packed_weight for m in module.modules() if getattr(m, "packed_weight", None) is not None)]
+    return copy.deepcopy(module, memo={id(t): t for t in tensors})
+
+
+def with_onednn_linears(module: torch.nn.Module, *, pack_rows: int | None = None,
+                        pack_max_out: int = 100_000) -> torch.nn.Module:
     """A copy of ``module`` whose ``nn.Linear`` layers run through oneDNN in fp32 on the CPU.
 
     Why: on x86 CPUs PyTorch runs fp32 ``nn.Linear`` with MKL. oneDNN's fp32 GEMM
@@ -135,16 +151,22 @@ def with_onednn_linears(module: torch.nn.Module) -> torch.nn.Module:
 
     The copy shares every parameter and buffer with ``module`` (no extra memory; tied weights
     stay tied) and only changes the class of its ``nn.Linear`` children, so ``module`` itself is
-    untouched. Results differ from the plain path by float rounding only (another summation
+    untouched. With ``pack_rows`` (the typical number of input rows), each layer with at most
+    ``pack_max_out`` outputs also keeps its weight reordered once into oneDNN's blocked layout
+    (``torch.ops.mkldnn._reorder_linear_weight``), which the GEMM would otherwise redo on every
+    call: bitwise identical results, 8-20% faster on the encoder's shapes, for a second copy of
+    those weights (0.34 GB at xlm-roberta-base size; the 250k-row decoder is left unpacked). Results differ from the plain path by float rounding only (another summation
     order: at most ~6e-6 on log-probabilities over 500 sentences x the full vocabulary, at
     xlm-roberta-base size). Layers fall back to ``F.linear`` for non-fp32, non-CPU or autograd
     inputs.
     """
-    shared = {id(t): t for t in (*module.parameters(), *module.buffers())}
-    fast = copy.deepcopy(module, memo=shared)
+    fast = _structural_copy(module)
     for sub in fast.modules():
         if type(sub) is torch.nn.Linear:
             sub.__class__ = _OneDNNLinear
+            if pack_rows and sub.out_features <= pack_max_out:
+                with torch.no_grad():
+                    sub.packed_weight = torch.ops.mkldnn._reorder_linear_weight(sub.weight.detach(), pack_rows)
     return fast
 
 
@@ -205,8 +227,7 @@ def with_last_layer_at_mask(encoder: torch.nn.Module, probe_ids: torch.Tensor, p
                       ("query", "key", "value", "num_attention_heads", "attention_head_size")))
     if not needed:
         return encoder, None
-    shared = {id(t): t for t in (*encoder.parameters(), *encoder.buffers())}
-    trimmed = copy.deepcopy(encoder, memo=shared)
+    trimmed = _structural_copy(encoder)
     wrapper = _LastLayerAtMask(trimmed.encoder.layer[-1])
     trimmed.encoder.layer[-1] = wrapper
     wrapper.rows, wrapper.cols = rows, cols
@@ -235,12 +256,16 @@ class MaskedLMScorer:
         log-softmax is always computed in float32.
     cpu_fast_path : on the CPU in float32, run the Linear layers through oneDNN (see
         :func:`with_onednn_linears`; same results up to float rounding). ``False`` turns it off.
+    pack_weights : with the CPU fast path, reorder the encoder's weights into oneDNN's layout once
+        (bitwise the same results, ~10% faster; costs a second copy of the encoder's weights, the
+        vocabulary-sized decoder excluded).
     last_layer_at_mask : run the encoder's last layer at the target mask only (see
         :class:`_LastLayerAtMask`; same results up to float rounding, checked at start-up).
     """
 
     def __init__(self, model, tokenizer, *, device, batch_size: int = 32, dtype=torch.float32,
-                 progress: bool = True, cpu_fast_path: bool = True, last_layer_at_mask: bool = True):
+                 progress: bool = True, cpu_fast_path: bool = True, last_layer_at_mask: bool = True,
+                 pack_weights: bool = True):
         if batch_size < 1:
             raise UserError(f"--batch_size must be at least 1, got {batch_size}")
         self.tokenizer = tokenizer
@@ -252,7 +277,8 @@ class MaskedLMScorer:
         self.fast_path = (cpu_fast_path and torch.device(device).type == "cpu" and dtype == torch.float32
                           and onednn_linear_available())
         if self.fast_path:
-            self.model = with_onednn_linears(self.model)
+            # typical rows of an encoder GEMM: a batch of ~16-token sentences
+            self.model = with_onednn_linears(self.model, pack_rows=batch_size * 16 if pack_weights else None)
         self.encoder, self.head = split_lm_head(self.model)
         self.mask_id = tokenizer.mask_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

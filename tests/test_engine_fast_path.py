@@ -80,3 +80,18 @@ def test_onednn_linear_matches_linear_and_falls_back_for_autograd():
     out = fast(x)  # grad enabled: plain F.linear, so backward works
     out.sum().backward()
     assert linear.weight.grad is not None
+
+
+def test_packed_weights_give_bitwise_the_same_results(tiny):
+    """Weights reordered once into oneDNN's layout: the same numbers as packing on every call."""
+    model, tokenizer = tiny
+    kwargs = dict(device=torch.device("cpu"), batch_size=3, progress=False)
+    packed = MaskedLMScorer(model, tokenizer, **kwargs)
+    unpacked = MaskedLMScorer(model, tokenizer, pack_weights=False, **kwargs)
+    linears = [m for m in packed.model.modules() if isinstance(m, _OneDNNLinear)]
+    assert all((m.packed_weight is not None) == (m.out_features <= 100_000) for m in linears)
+    assert any(m.packed_weight is not None for m in linears) and any(m.packed_weight is None for m in linears)
+    assert not any(getattr(m, "packed_weight", None) is not None for m in unpacked.model.modules())
+    a, b = packed.top_k(SENTENCES, k=40), unpacked.top_k(SENTENCES, k=40)
+    np.testing.assert_array_equal(a.token_ids, b.token_ids)
+    np.testing.assert_array_equal(a.log_probs, b.log_probs)
