@@ -9,7 +9,8 @@ is left out and listed in ``excluded.csv``. The statistics are :mod:`analysis.co
 Writes ``results/analysis/<name>/`` (atomically):
 
 * ``correlations.csv``: one row per test: ``comparison, language, category, method, emotion,
-  rho, p, p_adjusted, ci_low, ci_high, n_groups, reference, other, note``;
+  rho, p, p_adjusted, null_mean, null_low, null_high, ci_low, ci_high, n_groups, reference, other,
+  note``;
 * ``per_group.csv``: the per-group rhos behind ``spearman`` and ``rsa``;
 * ``shifts.csv``: per emotion, the mean over groups of ``other - reference`` with its interval;
 * ``excluded.csv``: every group (or language) left out, and why;
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import correlations as stats
-from analysis._common import command_line, find_table, input_record, output_folder, read_csv, require_columns, rng_for, save_run
+from analysis._common import command_line, find_table, input_record, output_folder, read_csv, require_columns, save_run
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import check_writable, sha256_file
 from probing.predictions import PROFILE_META_COLUMNS
@@ -38,7 +39,8 @@ ALL_CATEGORIES = "all"
 MODES = ("models", "languages")
 MIN_GROUPS = 3
 CORRELATION_COLUMNS = ["comparison", "language", "category", "method", "emotion", "rho", "p", "p_adjusted",
-                       "ci_low", "ci_high", "n_groups", "reference", "other", "note"]
+                       "null_mean", "null_low", "null_high", "ci_low", "ci_high", "n_groups", "reference", "other",
+                       "note"]
 PER_GROUP_COLUMNS = ["comparison", "language", "category", "method", "group_id", "group", "rho"]
 SHIFT_COLUMNS = ["comparison", "language", "category", "emotion", "reference_mean", "other_mean", "shift",
                  "ci_low", "ci_high", "n_groups", "reference", "other"]
@@ -69,6 +71,7 @@ class Comparison:
     other: str
     language: str
     table: pd.DataFrame  # aligned groups: KEY_COLUMNS, group, ref_<emotion>, oth_<emotion>
+    categories: list[str]  # every category of either side, aligned groups or not
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,50 +173,49 @@ def _language_rows(profiles: Profiles, language: str) -> pd.DataFrame:
 
 
 def align(reference: Profiles, ref_language: str, other: Profiles, other_language: str, emotions: list[str],
-          *, name: str, ref_label: str, other_label: str) -> tuple[pd.DataFrame, list[dict]]:
+          *, name: str, ref_label: str, other_label: str) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """Groups of ``reference`` in ``ref_language`` paired by ``group_id`` with those of ``other`` in
-    ``other_language``; returns the aligned table and the excluded groups with their reason."""
-    ref = _language_rows(reference, ref_language).set_index("group_id")
-    oth = _language_rows(other, other_language).set_index("group_id")
-    excluded = []
+    ``other_language``; returns the aligned table, the excluded groups with their reason (each under
+    the language and name of the profile the reason is about), and every category of either side."""
+    columns = ["language", "category", "group_id", "group", *emotions]
+    ref = _language_rows(reference, ref_language)[columns]
+    oth = _language_rows(other, other_language)[columns]
+    categories = sorted(set(ref["category"]) | set(oth["category"]))
 
-    def exclude(group_id, row, reason):
-        excluded.append({"comparison": name, "language": other_language, "category": row["category"],
-                         "group_id": group_id, "group": row["group"], "reason": reason})
+    def excluded_rows(rows: pd.DataFrame, reasons) -> list[dict]:
+        return rows.assign(comparison=name, reason=reasons)[EXCLUDED_COLUMNS].to_dict("records")
 
-    for group_id in ref.index.difference(oth.index, sort=False):
-        exclude(group_id, ref.loc[group_id], f"only in {ref_label}")
-    for group_id in oth.index.difference(ref.index, sort=False):
-        exclude(group_id, oth.loc[group_id], f"only in {other_label}")
-    common = ref.index.intersection(oth.index, sort=False)
-    clash = [g for g in common if ref.at[g, "category"] != oth.at[g, "category"]]
-    if clash:
-        g = clash[0]
+    excluded = (excluded_rows(ref[~ref["group_id"].isin(oth["group_id"])], f"only in {ref_label}")
+                + excluded_rows(oth[~oth["group_id"].isin(ref["group_id"])], f"only in {other_label}"))
+    pairs = ref.merge(oth, on="group_id", suffixes=("_ref", "_oth"))  # inner join, in the reference's order
+    clash = pairs[pairs["category_ref"] != pairs["category_oth"]]
+    if not clash.empty:
+        g = clash.iloc[0]
         raise UserError(
-            f"group {g!r} has category {ref.at[g, 'category']!r} in {reference.path} ({ref_language}) but "
-            f"{oth.at[g, 'category']!r} in {other.path} ({other_language}); group ids must mean the same group"
+            f"group {g['group_id']!r} has category {g['category_ref']!r} in {reference.path} ({ref_language}) but "
+            f"{g['category_oth']!r} in {other.path} ({other_language}); group ids must mean the same group"
         )
-    rows = []
-    for group_id in common:
-        r, o = ref.loc[group_id], oth.loc[group_id]
-        r_values = r[emotions].to_numpy(dtype=float)
-        o_values = o[emotions].to_numpy(dtype=float)
-        reason = None
-        for label, values in ((ref_label, r_values), (other_label, o_values)):
-            if reason is None and np.isnan(values).any():
-                reason = f"undefined profile in {label} (no covered word)"
-            elif reason is None and not np.any(values):
-                reason = f"all-zero profile in {label}"
-        if reason:
-            exclude(group_id, r, reason)
-            continue
-        rows.append({"language": other_language, "category": r["category"], "group_id": group_id,
-                     "group": o["group"] if ref_language != other_language else r["group"],
-                     **{f"ref_{e}": v for e, v in zip(emotions, r_values)},
-                     **{f"oth_{e}": v for e, v in zip(emotions, o_values)}})
-    columns = ["language", "category", "group_id", "group", *(f"ref_{e}" for e in emotions),
-               *(f"oth_{e}" for e in emotions)]
-    return pd.DataFrame(rows, columns=columns), excluded
+    def defective(side):  # (undefined, all-zero) per pair, on one side
+        values = pairs[[f"{e}_{side}" for e in emotions]]
+        return values.isna().any(axis=1).to_numpy(), ~(values.fillna(0) != 0).any(axis=1).to_numpy()
+
+    (ref_nan, ref_zero), (oth_nan, oth_zero) = defective("ref"), defective("oth")
+    reason = np.select([ref_nan, ref_zero, oth_nan, oth_zero],
+                       [f"undefined profile in {ref_label} (no covered word)", f"all-zero profile in {ref_label}",
+                        f"undefined profile in {other_label} (no covered word)", f"all-zero profile in {other_label}"],
+                       default="")
+    in_reference = ref_nan | ref_zero
+    for side, mask in (("ref", in_reference), ("oth", (reason != "") & ~in_reference)):
+        rows = pairs[mask].rename(columns={f"{c}_{side}": c for c in ("language", "category", "group")})
+        excluded += excluded_rows(rows, reason[mask])
+    kept = pairs[reason == ""]
+    table = pd.DataFrame({
+        "language": other_language, "category": kept["category_ref"], "group_id": kept["group_id"],
+        "group": kept["group_oth"] if ref_language != other_language else kept["group_ref"],
+        **{f"ref_{e}": kept[f"{e}_ref"].astype(float) for e in emotions},
+        **{f"oth_{e}": kept[f"{e}_oth"].astype(float) for e in emotions},
+    }).reset_index(drop=True)
+    return table, excluded, categories
 
 
 def build_comparisons(inputs: list[Profiles], emotions: list[str], args) -> tuple[list[Comparison], list[dict]]:
@@ -237,10 +239,10 @@ def build_comparisons(inputs: list[Profiles], emotions: list[str], args) -> tupl
             for language in sorted(ref_languages & other_languages):
                 if not keep(language):
                     continue
-                table, left_out = align(reference, language, other, language, emotions, name=name,
-                                        ref_label=reference.label, other_label=other.label)
+                table, left_out, categories = align(reference, language, other, language, emotions, name=name,
+                                                    ref_label=reference.label, other_label=other.label)
                 excluded += left_out
-                comparisons.append(Comparison(name, reference.label, other.label, language, table))
+                comparisons.append(Comparison(name, reference.label, other.label, language, table, categories))
     else:
         ref_language = args.reference_language
         for item in inputs:
@@ -253,10 +255,10 @@ def build_comparisons(inputs: list[Profiles], emotions: list[str], args) -> tupl
                     continue
                 name = f"{item.label}: {ref_language} vs {language}"
                 ref_label, other_label = f"{item.label}/{ref_language}", f"{item.label}/{language}"
-                table, left_out = align(item, ref_language, item, language, emotions, name=name,
-                                        ref_label=ref_label, other_label=other_label)
+                table, left_out, categories = align(item, ref_language, item, language, emotions, name=name,
+                                                    ref_label=ref_label, other_label=other_label)
                 excluded += left_out
-                comparisons.append(Comparison(name, ref_label, other_label, language, table))
+                comparisons.append(Comparison(name, ref_label, other_label, language, table, categories))
     if wanted and not comparisons:
         raise UserError(f"none of --languages {' '.join(sorted(wanted))} is in every input to compare")
     if not comparisons:
@@ -269,60 +271,66 @@ def build_comparisons(inputs: list[Profiles], emotions: list[str], args) -> tupl
     return comparisons, excluded
 
 
+def _undefined_rows(common: dict, methods, emotions, n: int) -> list[dict]:
+    note = (f"only {n} group(s) with a profile in both; need {MIN_GROUPS}" if n else
+            "no group with a profile in both (see excluded.csv)")
+    return [{**common, "method": method, "emotion": emotion, "n_groups": n, "note": note}
+            for method in methods for emotion in (emotions if method == "emotion" else [""])]
+
+
 def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     rows, per_group, shifts = [], [], []
+    ref_columns, oth_columns = [f"ref_{e}" for e in emotions], [f"oth_{e}" for e in emotions]
     for comparison in comparisons:
         table = comparison.table
-        categories = sorted(set(table["category"])) + [ALL_CATEGORIES] if not table.empty else []
-        for category in categories:
-            subset = table if category == ALL_CATEGORIES else table[table["category"] == category]
-            base = subset[[f"ref_{e}" for e in emotions]].to_numpy(dtype=float)
-            other = subset[[f"oth_{e}" for e in emotions]].to_numpy(dtype=float)
+        by_category = dict(tuple(table.groupby("category", sort=False)))
+        for category in [*comparison.categories, ALL_CATEGORIES]:
+            subset = table if category == ALL_CATEGORIES else by_category.get(category, table.iloc[:0])
+            base = subset[ref_columns].to_numpy(dtype=float)
+            other = subset[oth_columns].to_numpy(dtype=float)
+            # Pooled rows permute groups within their category: their null is "no agreement beyond
+            # what the categories explain".
+            strata = subset["category"].to_numpy() if category == ALL_CATEGORIES else None
             common = {"comparison": comparison.name, "language": comparison.language, "category": category,
                       "reference": comparison.reference, "other": comparison.other}
             n = len(subset)
             if n >= 2:
                 shift = stats.mean_shift(base, other, n_bootstrap=max(args.bootstrap, 1), confidence=args.confidence,
-                                         seed=rng_for(args.seed, comparison.name, comparison.language, category, "shift"))
-                for i, emotion in enumerate(emotions):
-                    shifts.append({**common, "emotion": emotion, "reference_mean": shift["base_mean"][i],
-                                   "other_mean": shift["other_mean"][i], "shift": shift["shift"][i],
-                                   "ci_low": shift["ci_low"][i] if args.bootstrap else np.nan,
-                                   "ci_high": shift["ci_high"][i] if args.bootstrap else np.nan, "n_groups": n})
+                                         seed=stats.data_streams(args.seed, base, other)["shift"])
+                interval = {"ci_low": shift["ci_low"], "ci_high": shift["ci_high"]} if args.bootstrap else {}
+                shifts.append(pd.DataFrame({"emotion": emotions, "reference_mean": shift["base_mean"],
+                                            "other_mean": shift["other_mean"], "shift": shift["shift"], **interval,
+                                            "n_groups": n}).assign(**common))
+            if n < MIN_GROUPS:
+                rows += _undefined_rows(common, args.methods, emotions, n)
+                continue
             for method in args.methods:
-                labels = emotions if method == "emotion" else [""]
-                if n < MIN_GROUPS:
-                    for emotion in labels:
-                        rows.append({**common, "method": method, "emotion": emotion, "rho": np.nan, "p": np.nan,
-                                     "ci_low": np.nan, "ci_high": np.nan, "n_groups": n,
-                                     "note": f"only {n} group(s) with a profile in both; need {MIN_GROUPS}"})
-                    continue
                 result = stats.compare(base, other, method=method, n_permutations=args.permutations,
                                        n_bootstrap=args.bootstrap, confidence=args.confidence,
-                                       diagonal=args.rsa_diagonal,
-                                       seed=rng_for(args.seed, comparison.name, comparison.language, category, method))
+                                       diagonal=args.rsa_diagonal, strata=strata, seed=args.seed)
+                values = {key: result[key] for key in ("null_mean", "null_low", "null_high", "ci_low", "ci_high")}
                 if method == "emotion":
                     for i, emotion in enumerate(emotions):
                         rho = result["statistic"][i]
                         rows.append({**common, "method": method, "emotion": emotion, "rho": rho,
-                                     "p": result["p_value"][i], "ci_low": result["ci_low"][i],
-                                     "ci_high": result["ci_high"][i], "n_groups": n,
-                                     "note": "constant across groups: rho undefined" if np.isnan(rho) else ""})
+                                     "p": result["p_value"][i], **{k: v[i] for k, v in values.items()},
+                                     "n_groups": n, "note": "constant across groups: rho undefined" if np.isnan(rho) else ""})
                     continue
                 defined = int(np.sum(~np.isnan(result["per_group"])))
                 rows.append({**common, "method": method, "emotion": "", "rho": result["statistic"],
-                             "p": result["p_value"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
-                             "n_groups": defined,
+                             "p": result["p_value"], **values, "n_groups": defined,
                              "note": "" if defined == n else f"{n - defined} group(s) with a constant vector: rho undefined"})
-                for (_, group_row), rho in zip(subset.iterrows(), result["per_group"]):
-                    per_group.append({"comparison": comparison.name, "language": comparison.language,
-                                      "category": category, "method": method, "group_id": group_row["group_id"],
-                                      "group": group_row["group"], "rho": rho})
+                per_group.append(subset[["group_id", "group"]].assign(
+                    comparison=comparison.name, language=comparison.language, category=category, method=method,
+                    rho=result["per_group"]))
     correlations = pd.DataFrame(rows, columns=[c for c in CORRELATION_COLUMNS if c != "p_adjusted"])
     correlations.insert(CORRELATION_COLUMNS.index("p_adjusted"), "p_adjusted",
                         stats.benjamini_hochberg(correlations["p"].to_numpy(dtype=float)))
-    return (correlations[CORRELATION_COLUMNS], pd.DataFrame(per_group, columns=PER_GROUP_COLUMNS),
-            pd.DataFrame(shifts, columns=SHIFT_COLUMNS))
+
+    def stacked(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+        return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
+
+    return correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS), stacked(shifts, SHIFT_COLUMNS)
 
 
 def input_manifest_summary(path: Path) -> dict:
@@ -363,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "permutations": args.permutations,
         "bootstrap": args.bootstrap,
-        "p_value": "one-sided permutation p = (1 + #{T_perm >= T_obs}) / (1 + permutations); "
-                   "Benjamini-Hochberg across every test of this run",
+        "p_value": "one-sided permutation p = (1 + #{T_perm >= T_obs}) / (1 + permutations); category 'all' "
+                   "permutes groups within their category; Benjamini-Hochberg across every test of this run",
         "emotions": emotions,
         "inputs": [input_record(item.path, len(item.table), label=item.label, **input_manifest_summary(item.path))
                    for item in inputs],

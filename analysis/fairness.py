@@ -15,7 +15,9 @@ A metric that is undefined (an AUC over one class only, a rate with an empty den
 with an ``UndefinedMetricWarning``, never a crash and never a silent 0 or 0.5.
 
 Command line (``python -m analysis.fairness PREDICTIONS``): per-language and per-group tables
-with seeded bootstrap intervals, and the gaps across languages; see ``--help``.
+with seeded bootstrap intervals, and the gaps across languages; see ``--help``. An interval is
+left empty, with a note, where its stratum has fewer than ``MIN_CLASS_SIZE`` (10) toxic or
+non-toxic examples (:func:`interval_defined`).
 
 References
 ----------
@@ -38,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import pmean
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from analysis._common import command_line, input_record, output_folder, read_table, require_columns, rng_for, save_run
 from probing import prompts as prompt_files
@@ -48,6 +51,14 @@ from probing.manifest import check_writable
 
 POWER = -5
 WEIGHT = 0.25
+# A bootstrap interval needs at least this many toxic and this many non-toxic examples in its
+# stratum (the group, or the language); below it the interval is reported empty, with a note.
+# With 3 + 3 examples a resampled subgroup AUC takes few values and is 0 whenever every toxic draw
+# falls below every non-toxic one, and one such group pulls the p = -5 generalized mean of that
+# replicate to 0; the coverage check in tests/test_analysis_fairness.py uses the 10 + 10 of the
+# shipped identity frames. The generalized means and the bias score need every group with a
+# defined bias AUC to pass the rule.
+MIN_CLASS_SIZE = 10
 LANGUAGE_METRICS = ("roc_auc", "f1", "fpr", "fnr", "generalized_mean_subgroup_auc", "generalized_mean_bpsn_auc",
                     "generalized_mean_bnsp_auc", "bias_score")
 GROUP_METRICS = ("subgroup_auc", "bpsn_auc", "bnsp_auc", "fpr", "fnr", "fpr_gap", "fnr_gap")
@@ -191,7 +202,7 @@ def generalized_mean(values, *, p: float = POWER) -> float:
                       stacklevel=2)
         return float("nan")
     with np.errstate(divide="ignore", over="ignore"):
-        return float(np.mean(defined ** p) ** (1.0 / p))
+        return float(pmean(defined, p))
 
 
 def bias_score(overall_auc: float, subgroup_aucs, bpsn_aucs, bnsp_aucs, *, p: float = POWER,
@@ -228,11 +239,8 @@ def error_rates(y_true, y_score, *, threshold: float = 0.5) -> dict[str, float]:
     (0.25, 0.0, 0.8889)
     """
     y_true, y_score = _binary(y_true, y_score)
-    predicted = y_score >= threshold
-    tp = int(np.sum(predicted & (y_true == 1)))
-    fp = int(np.sum(predicted & (y_true == 0)))
-    fn = int(np.sum(~predicted & (y_true == 1)))
-    tn = int(np.sum(~predicted & (y_true == 0)))
+    predicted = (y_score >= threshold).astype(int)
+    tn, fp, fn, tp = (int(c) for c in confusion_matrix(y_true, predicted, labels=[0, 1]).ravel())
 
     def ratio(numerator, denominator, name):
         if denominator == 0:
@@ -340,10 +348,10 @@ def weighted_metrics(y_true, y_score, groups, weights, *, threshold: float = 0.5
 
 
 def _generalized_mean_rows(values: np.ndarray, p: float = POWER) -> np.ndarray:
-    """:func:`generalized_mean` of each row, NaN ignored, without warnings."""
+    """:func:`generalized_mean` of each row, NaN ignored, without warnings (NaN for a row of NaNs)."""
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values ** p, axis=1) ** (1.0 / p)
+        warnings.simplefilter("ignore")  # scipy's SmallSampleWarning for all-NaN rows, 0 ** -5
+        return np.asarray(pmean(values, p, axis=1, nan_policy="omit"), dtype=float).reshape(len(values))
 
 
 def language_summary(metrics: dict[str, np.ndarray], p: float = POWER, weight: float = WEIGHT) -> dict[str, np.ndarray]:
@@ -528,14 +536,16 @@ def group_memberships(table: pd.DataFrame, args, path: Path) -> tuple[dict, dict
                         f"file or pass --identity_columns")
     # Each language's ids are matched against its own file (probing.prompts --check keeps them parallel).
     inventory = {lang: prompt_files.load_language(lang, args.prompts_dir) for lang in languages}
-    ids = table[args.group_column].fillna("").astype(str)
+    # One (row, group id) pair per mention; an id repeated in one cell ("women;women") counts once.
+    mentions = pd.DataFrame({"row": np.arange(len(table)), "language": table[args.language_column].to_numpy(),
+                             "group_id": table[args.group_column].fillna("").astype(str).str.split(";").to_numpy()})
+    mentions = mentions.explode("group_id")
+    mentions["group_id"] = mentions["group_id"].str.strip()
+    mentions = mentions[mentions["group_id"] != ""].drop_duplicates(["row", "group_id"])
     for lang in languages:
         known = {g.id: g for g in inventory[lang].groups}
-        in_language = (table[args.language_column] == lang).to_numpy()
-        rows_of: dict[str, list[int]] = {}
-        for row in np.flatnonzero(in_language):
-            for group_id in filter(None, (part.strip() for part in ids.iloc[row].split(";"))):
-                rows_of.setdefault(group_id, []).append(row)
+        rows_of = {group_id: rows["row"].to_numpy(dtype=int)
+                   for group_id, rows in mentions[mentions["language"] == lang].groupby("group_id", sort=False)}
         unknown = sorted(set(rows_of) - set(known))
         if unknown:
             close = difflib.get_close_matches(unknown[0], list(known), n=3)
@@ -545,7 +555,7 @@ def group_memberships(table: pd.DataFrame, args, path: Path) -> tuple[dict, dict
         for group in inventory[lang].groups:  # inventory order, so tables follow the prompt files
             if group.id in rows_of:
                 memberships[lang].append((group.id, group.text or group.id, group.category,
-                                          np.array(rows_of[group.id], dtype=int)))
+                                          np.sort(rows_of[group.id])))
     record = {"identities": "group_id", "column": args.group_column,
               "prompts": {lang: {"file": p.path.name, "version": p.version, "sha256": p.sha256}
                           for lang, p in inventory.items()}}
@@ -559,6 +569,19 @@ def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     alpha = (1 - confidence) / 2
     low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
     return float(low), float(high)
+
+
+def interval_defined(n_pos: int, n_neg: int, *, min_class_size: int = MIN_CLASS_SIZE) -> bool:
+    """Whether a stratum is large enough for a bootstrap interval: ``min_class_size`` of each class.
+
+    >>> interval_defined(10, 10), interval_defined(3, 3), interval_defined(12, 9)
+    (True, False, False)
+    """
+    return n_pos >= min_class_size and n_neg >= min_class_size
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _undefined_note(value: float, n_pos: int, n_neg: int, metric: str) -> str:
@@ -592,42 +615,62 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
     boot = (bootstrap_metrics(y, s, members, threshold=args.threshold, n_bootstrap=args.bootstrap,
                               strata=strata_of(y, members, len(y)), seed=rng) if args.bootstrap else None)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    n_min = MIN_CLASS_SIZE
+    sizes = [(int(y[indices].sum()), len(indices) - int(y[indices].sum())) for *_, indices in groups]
+    too_small = sum(not interval_defined(p, n) for (p, n), values in zip(sizes, per_group)
+                    if any(not np.isnan(values[m]) for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc")))
+    language_ok = interval_defined(n_pos, n_neg)
     rows = []
     for metric in LANGUAGE_METRICS:
         value = float(overall[metric])
-        low, high = _interval(boot[metric], args.confidence) if boot else (np.nan, np.nan)
+        combined = metric.startswith("generalized") or metric == "bias_score"
+        why = ""
+        if boot and not np.isnan(value) and not language_ok:
+            why = (f"interval undefined: the language has {n_pos} toxic and {n_neg} non-toxic examples "
+                   f"(the bootstrap needs {n_min} of each)")
+        elif boot and not np.isnan(value) and combined and too_small:
+            why = (f"interval undefined: {too_small} group(s) have fewer than {n_min} toxic or {n_min} non-toxic "
+                   f"examples")
+        low, high = _interval(boot[metric], args.confidence) if boot and not why else (np.nan, np.nan)
         rows.append({"language": language, "scope": "language", "category": "", "group_id": "", "group": "",
                      "metric": metric, "value": value, "ci_low": low, "ci_high": high, "n": len(y),
-                     "n_positive": n_pos, "n_negative": n_neg, "note": _undefined_note(value, n_pos, n_neg, metric)})
-    for k, ((group_id, group, category, indices), values) in enumerate(zip(groups, per_group)):
-        g_pos = int(y[indices].sum())
-        g_neg = len(indices) - g_pos
+                     "n_positive": n_pos, "n_negative": n_neg,
+                     "note": _join(_undefined_note(value, n_pos, n_neg, metric), why)})
+    for k, ((group_id, group, category, indices), values, (g_pos, g_neg)) in enumerate(zip(groups, per_group, sizes)):
+        group_ok = interval_defined(g_pos, g_neg) and language_ok
         for metric in GROUP_METRICS:
             value = float(values[metric])
-            low, high = _interval(boot[f"group_{metric}"][:, k], args.confidence) if boot else (np.nan, np.nan)
+            why = ""
+            if boot and not np.isnan(value) and not group_ok:
+                where = "group" if language_ok else "language"
+                why = f"interval undefined: fewer than {n_min} toxic or {n_min} non-toxic examples in the {where}"
+            low, high = (_interval(boot[f"group_{metric}"][:, k], args.confidence) if boot and not why
+                         else (np.nan, np.nan))
             rows.append({"language": language, "scope": "group", "category": category, "group_id": group_id,
                          "group": group, "metric": metric, "value": value, "ci_low": low, "ci_high": high,
                          "n": len(indices), "n_positive": g_pos, "n_negative": g_neg,
-                         "note": _undefined_note(value, g_pos, g_neg, metric)})
+                         "note": _join(_undefined_note(value, g_pos, g_neg, metric), why)})
     return rows
 
 
 def gaps_table(fairness: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Per metric (and group), each language's difference from ``reference`` and max minus min."""
-    rows = []
-    for (scope, group_id, metric), block in fairness.groupby(["scope", "group_id", "metric"], sort=False):
-        defined = block.dropna(subset=["value"])
-        ref = block.loc[block["language"] == reference, "value"]
-        ref_value = float(ref.iloc[0]) if len(ref) else np.nan
-        spread = (defined["value"].max() - defined["value"].min()) if len(defined) else np.nan
-        top = defined.loc[defined["value"].idxmax(), "language"] if len(defined) else ""
-        bottom = defined.loc[defined["value"].idxmin(), "language"] if len(defined) else ""
-        for _, row in block.iterrows():
-            rows.append({"scope": scope, "category": row["category"], "group_id": group_id, "metric": metric,
-                         "language": row["language"], "value": row["value"], "reference_language": reference,
-                         "difference_from_reference": row["value"] - ref_value, "max_minus_min": spread,
-                         "max_language": top, "min_language": bottom, "n_languages": len(defined)})
-    return pd.DataFrame(rows, columns=GAP_COLUMNS)
+    keys = ["scope", "group_id", "metric"]
+    table = fairness[["scope", "category", "group_id", "metric", "language", "value"]].copy()
+    # group order: first appearance, as the fairness table lists them
+    table["_key"] = table.groupby(keys, sort=False).ngroup()
+    table = table.sort_values("_key", kind="stable")
+    by = table.groupby("_key")["value"]
+    reference_value = table["value"].where(table["language"] == reference)
+    table["reference_language"] = reference
+    table["difference_from_reference"] = table["value"] - reference_value.groupby(table["_key"]).transform("first")
+    table["max_minus_min"] = by.transform("max") - by.transform("min")
+    defined = table.dropna(subset=["value"])
+    ends = defined.groupby("_key").agg(top=("value", "idxmax"), bottom=("value", "idxmin"))
+    table["max_language"] = table["_key"].map(ends["top"].map(table["language"])).fillna("")
+    table["min_language"] = table["_key"].map(ends["bottom"].map(table["language"])).fillna("")
+    table["n_languages"] = by.transform("count")
+    return table[GAP_COLUMNS].reset_index(drop=True)
 
 
 @exits_on_user_error
@@ -665,22 +708,26 @@ def main(argv: list[str] | None = None) -> int:
               f"empty (pass --reference_language with one of {', '.join(memberships)})", file=sys.stderr)
     gaps = gaps_table(fairness, args.reference_language)
     undefined = int(fairness["value"].isna().sum())
+    no_interval = int(fairness["note"].str.contains("interval undefined", regex=False).sum())
     manifest = {
         "command": command_line("analysis.fairness", argv),
         "parameters": vars(args),
         "seed": args.seed,
         "bootstrap": args.bootstrap,
         "inputs": [input_record(path, len(table), **identity_record)],
-        "definitions": {"power": POWER, "weight": WEIGHT,
+        "definitions": {"power": POWER, "weight": WEIGHT, "min_class_size": MIN_CLASS_SIZE,
                         "bias_score": "0.25 * (roc_auc + M_p(subgroup_auc) + M_p(bpsn_auc) + M_p(bnsp_auc)), p = -5",
                         "gaps": "fpr_gap = FPR(group) - FPR(language); fnr_gap likewise"},
         "summary": {"languages": {lang: len(groups) for lang, groups in memberships.items()},
-                    "undefined_values": undefined},
+                    "undefined_values": undefined, "undefined_intervals": no_interval},
     }
     save_run(target, {"fairness.csv": fairness, "gaps.csv": gaps}, manifest)
     if undefined:
         print(f"note: {undefined} metric value(s) are undefined (a set with one class only) and reported as NaN "
               f"with a note in fairness.csv", file=sys.stderr)
+    if no_interval:
+        print(f"note: {no_interval} interval(s) are undefined (fewer than {MIN_CLASS_SIZE} toxic or non-toxic "
+              f"examples in the group or language) and left empty, with a note in fairness.csv", file=sys.stderr)
     print(f"wrote fairness metrics for {len(memberships)} language(s) and "
           f"{sum(len(g) for g in memberships.values())} group(s) to {target}")
     return 0

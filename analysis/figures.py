@@ -4,17 +4,22 @@
 
 Each RUN_DIR is read for the tables it holds, and each table gives its figures:
 
-* ``profiles.csv`` (``python -m probing.run``): emotion heatmaps, groups by emotions, one figure
-  per category with one panel per language (rows aligned by ``group_id``);
+* ``profiles.csv`` (``python -m probing.run``): emotion heatmaps, groups (labelled with their
+  names) by emotions, one figure per category (split into parts of at most ``--heatmap_groups``
+  groups) with one panel per language (rows aligned by ``group_id``), coloured on the category's
+  data range;
 * ``correlations.csv`` (``python -m analysis.correlate``): heatmaps of rho per category and
   language for ``spearman`` and ``rsa`` (``*``: Benjamini-Hochberg adjusted p < 0.05), and per
-  emotion for ``emotion``;
-* ``shifts.csv`` (``analysis.correlate``): per-emotion shift bars with their intervals;
+  emotion for ``emotion``, titled with the models compared;
+* ``shifts.csv`` (``analysis.correlate``): per-emotion shift bars with their intervals (one grouped
+  figure per input in ``--mode languages``);
 * ``fairness.csv`` (``python -m analysis.fairness``): forest plots of the per-language metrics and of
-  the groups with the lowest bias AUCs.
+  the groups with the lowest bias AUCs, one x range per metric, lines at 0.5 and the overall AUC,
+  "undefined" where a value is missing.
 
-Writes ``figures/<name>.png`` and ``.pdf``, ``report.md`` (the figures and tables) and
-``manifest.json`` (each table read, with its sha256). The style is fixed (Agg backend, fixed
+Writes ``figures/<name>.png`` and ``.pdf``, ``report.md`` (a methods section from the runs'
+manifests, the tables, and each figure once under the run it is drawn from; paths relative to
+report.md) and ``manifest.json`` (each table read, with its sha256). The style is fixed (Agg backend, fixed
 rcParams, sizes and dpi, no timestamps in the files), so the same tables give the same bytes.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +43,7 @@ import pandas as pd  # noqa: E402
 
 from analysis._common import command_line, input_record, output_folder, read_csv, safe_name, save_run  # noqa: E402
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
-from probing.manifest import check_writable  # noqa: E402
+from probing.manifest import check_writable, sha256_file  # noqa: E402
 from probing.predictions import PROFILE_META_COLUMNS  # noqa: E402
 
 TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv")
@@ -65,6 +71,7 @@ METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None
 PALETTE = plt.get_cmap("tab10").colors
 LANGUAGE_METRICS = ("roc_auc", "bias_score", "fpr", "fnr")
 GROUP_METRICS = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
+MAX_GROUPS = 40  # rows of one emotion heatmap; longer categories are split into several figures
 
 EXAMPLES = """examples:
   python -m analysis.figures results/profiles/demo-tiny-xlmr results/analysis/demo-correlate
@@ -85,6 +92,8 @@ class Figure:
     name: str
     caption: str
     figure: plt.Figure | None  # None once rendered and closed
+    run: str = ""   # the label of the run it is drawn from: report.md lists it under that run only
+    kind: str = ""  # emotions, correlations, shifts or fairness: the report section it goes in
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,12 +104,64 @@ def _colormap(name: str):
     return plt.get_cmap(name).with_extremes(bad="#d9d9d9")
 
 
-def emotion_heatmap(profiles: pd.DataFrame, category: str, emotions: list[str], title: str) -> plt.Figure:
-    """Groups (rows, aligned by group_id) by emotions, one panel per language; grey = no profile."""
+def data_range(values) -> tuple[float, float]:
+    """The colour scale of an emotion heatmap: the finite data's min and max (0-1 when none).
+
+    >>> data_range([0.2, float("nan"), 0.6])
+    (0.2, 0.6)
+    >>> data_range([0.3, 0.3])  # constant data: widened so that the scale is not empty
+    (0.29, 0.31)
+    """
+    array = np.asarray(values, dtype=float)
+    finite = array[np.isfinite(array)]
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    if high - low < 1e-12:
+        low, high = round(low - 0.01, 12), round(high + 0.01, 12)
+    return low, high
+
+
+def group_labels(block: pd.DataFrame, group_ids: list[str]) -> list[str]:
+    """Row labels of an emotion heatmap: each group's name in English when the table has it, else in the
+    first language that has the group (``group_id`` when no name)."""
+    names: dict[str, str] = {}
+    languages = sorted(block["language"].unique(), key=lambda lang: (lang != "en", lang))
+    for language in languages:
+        rows = block[block["language"] == language]
+        for group_id, name in zip(rows["group_id"], rows["group"].astype(object).fillna("").astype(str)):
+            if group_id not in names and name.strip():
+                names[group_id] = name.strip()
+    return [names.get(g, g) for g in group_ids]
+
+
+def split_rows(items: list, most: int) -> list[list]:
+    """``items`` cut into the fewest parts of at most ``most`` each, as equal in size as they can be.
+
+    >>> [len(part) for part in split_rows(list(range(90)), 40)]
+    [30, 30, 30]
+    >>> split_rows([1, 2], 40)
+    [[1, 2]]
+    """
+    if not items:
+        return []
+    parts = -(-len(items) // most)
+    size = -(-len(items) // parts)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def emotion_heatmap(profiles: pd.DataFrame, category: str, emotions: list[str], title: str,
+                    group_ids: list[str] | None = None, vrange: tuple[float, float] | None = None) -> plt.Figure:
+    """Groups (rows, aligned by group_id, labelled with their names) by emotions, one panel per language.
+
+    Coloured on ``vrange`` (default: the category's data range, see :func:`data_range`); grey = no profile.
+    """
     block = profiles[profiles["category"] == category]
     languages = sorted(block["language"].unique())
-    group_ids = list(dict.fromkeys(block["group_id"]))
-    width = 1.4 + len(languages) * (0.17 * len(emotions) + 0.25) + 0.6
+    group_ids = group_ids if group_ids is not None else list(dict.fromkeys(block["group_id"]))
+    vmin, vmax = vrange if vrange is not None else data_range(block[emotions].to_numpy(dtype=float))
+    labels = group_labels(block, group_ids)
+    width = 1.0 + 0.045 * max(map(len, labels), default=8) + len(languages) * (0.17 * len(emotions) + 0.25) + 0.6
     height = 1.3 + 0.16 * len(group_ids)
     fig, axes = plt.subplots(1, len(languages), figsize=(width, height), sharey=True, squeeze=False,
                              layout="constrained")
@@ -108,15 +169,16 @@ def emotion_heatmap(profiles: pd.DataFrame, category: str, emotions: list[str], 
     image = None
     for ax, language in zip(axes[0], languages):
         values = block[block["language"] == language].set_index("group_id").reindex(group_ids)[emotions]
-        image = ax.imshow(values.to_numpy(dtype=float), vmin=0, vmax=1, cmap=cmap, aspect="auto")
+        image = ax.imshow(values.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
         ax.set_title(language)
         ax.set_xticks(range(len(emotions)), emotions, rotation=90)
-        ax.set_yticks(range(len(group_ids)), group_ids)
+        ax.set_yticks(range(len(group_ids)), labels)
         ax.tick_params(length=0)
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.suptitle(title, fontsize=8)
-    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label="share of covered words")
+    fig.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02,
+                 label="share of covered words")
     return fig
 
 
@@ -131,6 +193,15 @@ def _column_labels(block: pd.DataFrame) -> tuple[list[tuple[str, str]], list[str
     else:
         labels = [f"{o}\n{lang}" for o, lang in columns]
     return columns, labels
+
+
+def comparison_phrase(block: pd.DataFrame) -> str:
+    """What a correlation block compares, for titles: ``"ft vs base"``, ``"ft, ft2 vs base"``."""
+    others = list(dict.fromkeys(block["other"].astype(str)))
+    references = list(dict.fromkeys(block["reference"].astype(str)))
+    if len(others) > 3:
+        others = [*others[:3], f"{len(others) - 3} more"]
+    return f"{', '.join(others)} vs {', '.join(references)}"
 
 
 def correlation_heatmap(block: pd.DataFrame, rows: list[str], row_column: str, title: str) -> plt.Figure:
@@ -153,6 +224,8 @@ def correlation_heatmap(block: pd.DataFrame, rows: list[str], row_column: str, t
                         fontsize=5.5, color="white" if abs(grid[i, j]) > 0.6 else "black")
     ax.set_xticks(range(len(columns)), labels, rotation=90 if max(map(len, labels)) > 4 else 0)
     ax.set_yticks(range(len(rows)), rows)
+    others = list(dict.fromkeys(block["other"].astype(str)))
+    ax.set_xlabel(f"language ({others[0]})" if len(others) == 1 else "compared model / language")
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -185,22 +258,83 @@ def shift_bars(block: pd.DataFrame, emotions: list[str], title: str) -> plt.Figu
     return fig
 
 
-def forest(block: pd.DataFrame, row_labels: list[str], key_column: str, metrics: tuple[str, ...], title: str,
-           xlim: dict[str, tuple[float, float]] | None = None) -> plt.Figure:
-    """One panel per metric; a point and its interval per row."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(1.4 + 1.7 * len(metrics), 0.9 + 0.2 * len(row_labels)),
+def forest_data(block: pd.DataFrame, row_labels: list[str], key_column: str, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """What a forest plot draws: one row per (row label, metric), top row first.
+
+    Columns ``row, metric, y, value, ci_low, ci_high, undefined, note``; ``undefined`` is True where
+    the value is missing (a metric over one class only, or no row at all), and ``note`` then says why
+    (the table's ``note``, or ``"no value"``). The plot writes "undefined" there instead of a point.
+
+    >>> table = pd.DataFrame({"group_id": ["a", "b"], "metric": ["m", "m"], "value": [0.7, float("nan")],
+    ...                       "ci_low": [0.6, float("nan")], "ci_high": [0.8, float("nan")], "note": ["", "one class"]})
+    >>> forest_data(table, ["a", "b"], "group_id", ("m",))[["row", "y", "undefined", "note"]].values.tolist()
+    [['a', 1, False, ''], ['b', 0, True, 'one class']]
+    """
+    records = []
+    for metric in metrics:
+        rows = block[block["metric"] == metric].drop_duplicates(key_column).set_index(key_column)
+        for k, label in enumerate(row_labels):
+            present = label in rows.index
+            value = float(rows.at[label, "value"]) if present else np.nan
+            undefined = not np.isfinite(value)
+            note = str(rows.at[label, "note"]) if present and "note" in rows.columns else ""
+            records.append({"row": label, "metric": metric, "y": len(row_labels) - 1 - k, "value": value,
+                            "ci_low": float(rows.at[label, "ci_low"]) if present else np.nan,
+                            "ci_high": float(rows.at[label, "ci_high"]) if present else np.nan,
+                            "undefined": undefined,
+                            "note": (note if note and note != "nan" else "no value") if undefined else ""})
+    return pd.DataFrame(records, columns=["row", "metric", "y", "value", "ci_low", "ci_high", "undefined", "note"])
+
+
+def metric_limits(table: pd.DataFrame, metrics, references: dict[str, list[float]] | None = None
+                  ) -> dict[str, tuple[float, float]]:
+    """One x range per metric, over every value and interval end of ``table`` (and the reference lines),
+    so that all forest plots of a run share their axes.
+
+    >>> metric_limits(pd.DataFrame({"metric": ["m"], "value": [0.6], "ci_low": [0.55], "ci_high": [0.7]}), ["m"],
+    ...               {"m": [0.5]})
+    {'m': (0.48, 0.72)}
+    """
+    limits = {}
+    for metric in metrics:
+        rows = table[table["metric"] == metric]
+        values = np.concatenate([rows[c].to_numpy(dtype=float) for c in ("value", "ci_low", "ci_high")]
+                                + [np.asarray((references or {}).get(metric, []), dtype=float)])
+        values = values[np.isfinite(values)]
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        pad = max(0.02, 0.05 * (high - low))
+        limits[metric] = (round(low - pad, 6), round(high + pad, 6))
+    return limits
+
+
+def forest(data: pd.DataFrame, row_labels: list[str], metrics: tuple[str, ...], title: str,
+           xlim: dict[str, tuple[float, float]], references: dict[str, list[tuple[float, str]]] | None = None
+           ) -> plt.Figure:
+    """One panel per metric (x range ``xlim[metric]``); a point and its interval per row of
+    :func:`forest_data`, "undefined" written where there is no value; ``references``: vertical lines
+    (value, label) per metric."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(1.4 + 1.7 * len(metrics), 1.0 + 0.2 * len(row_labels)),
                              sharey=True, squeeze=False, layout="constrained")
     y = np.arange(len(row_labels))[::-1]
+    styles = ((0.6, "--", "#555555"), (0.8, ":", PALETTE[3]))
     for ax, metric in zip(axes[0], metrics):
-        values = block[block["metric"] == metric].set_index(key_column).reindex(row_labels)
-        value = values["value"].to_numpy(dtype=float)
-        low, high = values["ci_low"].to_numpy(dtype=float), values["ci_high"].to_numpy(dtype=float)
-        ax.hlines(y, low, high, color="black", linewidth=0.8)
-        ax.plot(value, y, "o", color=PALETTE[0], markersize=3)
+        part = data[data["metric"] == metric]
+        low, high = xlim[metric]
+        for k, (x, label) in enumerate((references or {}).get(metric, [])):
+            width, style, colour = styles[min(k, 1)]
+            ax.axvline(x, linewidth=width, linestyle=style, color=colour, label=label)
+        defined = part[~part["undefined"]]
+        ax.hlines(defined["y"], defined["ci_low"], defined["ci_high"], color="black", linewidth=0.8)
+        ax.plot(defined["value"], defined["y"], "o", color=PALETTE[0], markersize=3)
+        for row in part[part["undefined"]].itertuples():
+            ax.plot([low + 0.03 * (high - low)], [row.y], "x", color="#888888", markersize=3)
+            ax.text(low + 0.06 * (high - low), row.y, "undefined", va="center", fontsize=5, color="#666666")
+        ax.set_xlim(low, high)
+        ax.set_ylim(-0.7, len(row_labels) - 0.3)
         ax.set_title(metric)
-        if xlim and metric in xlim:
-            ax.set_xlim(*xlim[metric])
         ax.grid(axis="x", linewidth=0.3, color="#cccccc")
+        if (references or {}).get(metric):
+            ax.legend(frameon=False, loc="lower right", fontsize=5)
     axes[0][0].set_yticks(y, row_labels)
     fig.suptitle(title, fontsize=8)
     return fig
@@ -210,14 +344,23 @@ def forest(block: pd.DataFrame, row_labels: list[str], key_column: str, metrics:
 # Figures of each table
 # ---------------------------------------------------------------------------------------------
 
-def profile_figures(run: Run) -> Iterator[Figure]:
+def profile_figures(run: Run, max_groups: int = MAX_GROUPS) -> Iterator[Figure]:
     profiles = run.tables["profiles.csv"]
     emotions = [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
+    model = (run.manifest.get("model") or {}).get("name")
     for category in sorted(profiles["category"].unique()):
-        title = f"{run.label}: emotion profiles, {category}"
-        yield Figure(f"emotions_{run.label}_{category}",
-                     f"Emotion profiles of the {category} groups ({run.label}); grey: no covered word.",
-                     emotion_heatmap(profiles, category, emotions, title))
+        block = profiles[profiles["category"] == category]
+        vrange = data_range(block[emotions].to_numpy(dtype=float))
+        parts = split_rows(list(dict.fromkeys(block["group_id"])), max_groups)
+        for k, group_ids in enumerate(parts):
+            part = f" ({k + 1} of {len(parts)})" if len(parts) > 1 else ""
+            suffix = f"_{k + 1}of{len(parts)}" if len(parts) > 1 else ""
+            title = f"{run.label}{f' ({model})' if model else ''}: emotion profiles, {category}{part}"
+            yield Figure(f"emotions_{run.label}_{category}{suffix}",
+                         f"Emotion profiles of the {category} groups{part} ({run.label}); colour scale: the "
+                         f"category's data range, {vrange[0]:.2f}–{vrange[1]:.2f}; grey: no covered word.",
+                         emotion_heatmap(profiles, category, emotions, title, group_ids, vrange),
+                         run=run.label, kind="emotions")
 
 
 def correlation_figures(run: Run) -> Iterator[Figure]:
@@ -233,45 +376,81 @@ def correlation_figures(run: Run) -> Iterator[Figure]:
                 rows, row_column = categories + ([ALL] if ALL in set(block["category"]) else []), "category"
             if block.empty:
                 continue
-            title = f"{method}: rho against {reference}"
+            compared = comparison_phrase(block)
+            title = f"{method}: rho, {compared}"
             yield Figure(
                 f"correlations_{run.label}_{method}_{reference}",
-                f"{method}: Spearman's rho against {reference}, by {row_column} and comparison ({run.label}); "
+                f"{method}: Spearman's rho of {compared}, by {row_column} and language ({run.label}); "
                 f"an asterisk marks a Benjamini-Hochberg adjusted p < 0.05; grey: undefined (fewer than "
                 f"3 groups, or constant values).",
-                correlation_heatmap(block, rows, row_column, title))
+                correlation_heatmap(block, rows, row_column, title), run=run.label, kind="correlations")
 
 
 def shift_figures(run: Run) -> Iterator[Figure]:
+    """One figure per comparison; in ``--mode languages`` one grouped figure per input (a bar per language)."""
     table = run.tables["shifts.csv"]
-    for comparison in dict.fromkeys(table["comparison"]):
-        block = table[(table["comparison"] == comparison) & (table["category"] == ALL)]
+    table = table[table["category"] == ALL]
+    languages_mode = (run.manifest.get("parameters") or {}).get("mode") == "languages"
+    key = "reference" if languages_mode else "comparison"
+    for value in dict.fromkeys(table[key]):
+        block = table[table[key] == value]
         if block.empty:
             continue
         emotions = list(dict.fromkeys(block["emotion"]))
-        yield Figure(f"shifts_{run.label}_{comparison}",
-                     f"Mean per-emotion shift, {comparison}, all groups, with bootstrap intervals.",
-                     shift_bars(block, emotions, f"shift: {comparison}"))
+        if languages_mode:
+            source, _, reference_language = str(value).rpartition("/")
+            yield Figure(f"shifts_{run.label}_{source}_languages",
+                         f"Mean per-emotion shift of each language against {reference_language} ({source}), all "
+                         f"groups, with bootstrap intervals.",
+                         shift_bars(block, emotions, f"shift: {source}, each language vs {reference_language}"),
+                         run=run.label, kind="shifts")
+        else:
+            yield Figure(f"shifts_{run.label}_{value}",
+                         f"Mean per-emotion shift, {value} (other − reference), all groups, with bootstrap "
+                         f"intervals.", shift_bars(block, emotions, f"shift: {value}"), run=run.label, kind="shifts")
+
+
+AUC_METRICS = ("roc_auc", "bias_score", *GROUP_METRICS)
 
 
 def fairness_figures(run: Run, n_groups: int) -> Iterator[Figure]:
     table = run.tables["fairness.csv"]
+    if "note" not in table.columns:
+        table = table.assign(note="")
     languages = sorted(table["language"].unique())
     overall = table[table["scope"] == "language"]
-    yield Figure(f"fairness_languages_{run.label}", f"Per-language metrics with bootstrap intervals ({run.label}).",
-                 forest(overall, languages, "language", LANGUAGE_METRICS, f"{run.label}: per language"))
+    auc = overall[overall["metric"] == "roc_auc"].set_index("language")["value"]
+    chance = {m: [0.5] for m in AUC_METRICS}
+    limits = metric_limits(table[table["scope"] == "language"], LANGUAGE_METRICS, chance)
+    language_refs = {m: [(0.5, "0.5 (chance)")] for m in LANGUAGE_METRICS if m in AUC_METRICS}
+    yield Figure(f"fairness_languages_{run.label}",
+                 f"Per-language metrics with bootstrap intervals ({run.label}); dashed: 0.5 (chance); "
+                 f"'undefined': no value (one class only).",
+                 forest(forest_data(overall, languages, "language", LANGUAGE_METRICS), languages, LANGUAGE_METRICS,
+                        f"{run.label}: per language", limits, language_refs),
+                 run=run.label, kind="fairness")
     groups = table[(table["scope"] == "group") & table["metric"].isin(GROUP_METRICS)]
+    # one x range per metric, shared by every language's plot, covering 0.5 and each language's overall AUC
+    group_limits = metric_limits(groups, GROUP_METRICS,
+                                 {m: [0.5, *auc.to_numpy(dtype=float)] for m in GROUP_METRICS})
     for language in languages:
         block = groups[groups["language"] == language]
         if block.empty:
             continue
-        worst = (block.groupby("group_id", sort=False)["value"].min().sort_values(kind="stable")
+        # undefined values sort last (NaN), so the lowest defined AUCs come first
+        worst = (block.groupby("group_id", sort=False)["value"].min().sort_values(kind="stable", na_position="last")
                  .head(n_groups).index.tolist())
+        references = {m: [(0.5, "0.5 (chance)")] for m in GROUP_METRICS}
+        if language in auc.index and np.isfinite(auc[language]):
+            references = {m: [*r, (float(auc[language]), f"overall AUC {auc[language]:.2f}")]
+                          for m, r in references.items()}
         yield Figure(
             f"fairness_groups_{run.label}_{language}",
-            f"The {len(worst)} groups with the lowest bias AUC in {language} ({run.label}).",
-            forest(block[block["group_id"].isin(worst)], worst, "group_id", GROUP_METRICS,
-                   f"{run.label}, {language}: lowest bias AUCs", xlim={m: (0, 1.02) for m in GROUP_METRICS}))
+            f"The {len(worst)} groups with the lowest bias AUC in {language} ({run.label}); dashed: 0.5 (chance), "
+            f"dotted: the language's overall ROC-AUC; axes shared by every language; 'undefined': no value.",
+            forest(forest_data(block[block["group_id"].isin(worst)], worst, "group_id", GROUP_METRICS), worst,
+                   GROUP_METRICS, f"{run.label}, {language}: lowest bias AUCs", group_limits, references),
+            run=run.label, kind="fairness")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,16 +476,233 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _interval(table: pd.DataFrame) -> pd.Series:
-    return table.apply(lambda r: "n/a" if np.isnan(r["ci_low"]) else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", axis=1)
+def _interval(table: pd.DataFrame, low: str = "ci_low", high: str = "ci_high") -> pd.Series:
+    return table.apply(lambda r: "n/a" if pd.isna(r[low]) or pd.isna(r[high]) else f"[{r[low]:.3f}, {r[high]:.3f}]",
+                       axis=1)
 
 
-def report_sections(run: Run, figures: list[Figure]) -> list[str]:
-    lines = [f"## {run.label}", "", f"Folder: `{run.path}`", ""]
+def p_floor(permutations) -> float | None:
+    """The smallest p-value ``permutations`` permutations can give, 1/(B+1); None without permutations.
 
-    def embed(prefix):
+    >>> p_floor(999)
+    0.001
+    """
+    try:
+        b = int(permutations)
+    except (TypeError, ValueError):
+        return None
+    return 1.0 / (b + 1) if b > 0 else None
+
+
+def format_p(p, floor: float | None) -> str:
+    """p with 3 significant digits; ``"0.0196 †"`` when it sits at the permutation floor.
+
+    >>> format_p(1 / 51, 1 / 51), format_p(0.5, 1 / 51), format_p(float("nan"), None)
+    ('0.0196 †', '0.5', 'n/a')
+    """
+    if p is None or pd.isna(p):
+        return "n/a"
+    text = f"{float(p):.3g}"
+    return f"{text} †" if floor is not None and np.isclose(float(p), floor, rtol=1e-9, atol=0) else text
+
+
+def floor_note(permutations) -> str:
+    floor = p_floor(permutations)
+    return (f"†: p = 1/(B+1) = {floor:.3g} (B = {int(permutations)} permutations), the smallest p the B permutations "
+            f"can give: the true p may be smaller (p < 1/(B+1)); more permutations (`--permutations`) would tell.")
+
+
+def _permutations(run: Run):
+    return run.manifest.get("permutations", (run.manifest.get("parameters") or {}).get("permutations"))
+
+
+def correlation_table(rows: pd.DataFrame, keys: list[str], floor: float | None) -> pd.DataFrame:
+    """The report's table of correlation rows: keys, rho, 95% CI, the null band (when the table has
+    ``null_low``/``null_high``), p and adjusted p (``†`` at the floor), n_groups."""
+    out = rows[keys + ["rho"]].copy()
+    out["95% CI"] = _interval(rows)
+    if {"null_low", "null_high"} <= set(rows.columns):
+        if "null_mean" in rows.columns:
+            out["null mean"] = rows["null_mean"].to_numpy(dtype=float)
+        out["null 95% band"] = _interval(rows, "null_low", "null_high")
+    out["p"] = [format_p(p, floor) for p in rows["p"]]
+    out["p_adjusted"] = [format_p(p, floor) for p in rows["p_adjusted"]]
+    out["n_groups"] = rows["n_groups"].to_numpy()
+    return out
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to the folder ``base`` (where report.md is), with forward slashes."""
+    try:
+        return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+    except ValueError:  # another drive (Windows): no relative path exists
+        return Path(os.path.abspath(path)).as_posix()
+
+
+def _yes_no(flag) -> str:
+    return {True: "yes (random weights: the numbers measure no learned association)", False: "no"}.get(flag,
+                                                                                                   "not recorded")
+
+
+@dataclass
+class ModelRun:
+    """A probing run, as the methods section describes it."""
+    label: str
+    manifest: dict
+    profiles: pd.DataFrame | None = None
+    where: str = ""  # the run folder, relative to report.md
+    note: str = ""
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def model_runs(runs: list[Run], base: Path) -> tuple[list[ModelRun], list[dict]]:
+    """The probing runs behind the report: those given, then those a correlate run read (from the
+    manifest.json next to each input table, when it is still there and its sha256 matches the one the
+    correlate run recorded; otherwise the model name and random-weights flag it recorded).
+    Returns them and the records of the manifests read for them (for this run's manifest)."""
+    found: list[ModelRun] = []
+    read: list[dict] = []
+    for run in runs:
+        if "profiles.csv" in run.tables:
+            found.append(ModelRun(run.label, run.manifest, run.tables["profiles.csv"], _relative(run.path, base)))
+    for run in runs:
+        if "correlations.csv" not in run.tables:
+            continue
+        for item in run.manifest.get("inputs") or []:
+            label = str(item.get("label", ""))
+            if not label or any(m.label == label for m in found):
+                continue
+            summary = item.get("run_manifest") or {}
+            table_path = Path(str(item.get("path", "")))
+            manifest_path = Path(str(summary.get("path", table_path.parent / "manifest.json")))
+            manifest, note = None, ""
+            if manifest_path.is_file():
+                digest = sha256_file(manifest_path)
+                if summary.get("sha256") in (None, digest):
+                    manifest = read_json(manifest_path)
+                    if manifest is not None:
+                        read.append({"path": str(manifest_path), "sha256": digest, "for": label, "run": run.label})
+                else:
+                    note = "its manifest.json changed since the comparison; only what the comparison recorded is shown"
+            if manifest is None:
+                manifest = {"model": {"name": summary.get("model"), "random_weights": summary.get("random_weights")}}
+                note = note or "its manifest.json was not found; only what the comparison recorded is shown"
+            where = _relative(table_path.parent, base) if str(table_path) else ""
+            found.append(ModelRun(label, manifest, None, where, note))
+    return found, read
+
+
+def _languages_of(model: ModelRun) -> list[str]:
+    languages = set((model.manifest.get("prompts") or {}) | (model.manifest.get("lexicon") or {}))
+    if model.profiles is not None:
+        languages |= set(model.profiles["language"])
+    return sorted(languages)
+
+
+def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]:
+    """``## Methods``: the models, the probing settings, the lexicon and its coverage per language, the
+    groups per language and category, and the tests and corrections of each comparison, read from the
+    run folders' manifest.json files and profiles.csv."""
+    models, read = model_runs(runs, base)
+    lines = ["## Methods", ""]
+    if models:
+        lines += ["### Models and probing", ""]
+        rows = []
+        for m in models:
+            model = m.manifest.get("model") or {}
+            parameters = m.manifest.get("parameters") or {}
+            finetuned = parameters.get("finetuned_model")
+            rows.append({"run": m.label, "model": model.get("name") or "not recorded",
+                         "fine-tuned": finetuned if finetuned not in (None, "base") else "no",
+                         "random weights": _yes_no(model.get("random_weights")),
+                         "scoring": parameters.get("scoring", "not recorded"),
+                         "weighting": parameters.get("weighting", "not recorded"),
+                         "top_k": parameters.get("top_k", "not recorded"),
+                         "lexicon": parameters.get("lexicon", "not recorded"),
+                         "folder": f"`{m.where}`" if m.where else ""})
+        lines += [markdown_table(pd.DataFrame(rows)), ""]
+        lines += [f"- `{m.label}`: {m.note}." for m in models if m.note] + ([""] if any(m.note for m in models) else [])
+        for m in models:
+            languages = _languages_of(m)
+            if not languages:
+                continue
+            prompts, lexicon = m.manifest.get("prompts") or {}, m.manifest.get("lexicon") or {}
+            kept, filters = m.manifest.get("kept_share") or {}, m.manifest.get("filters") or {}
+            rows = []
+            for language in languages:
+                lex = lexicon.get(language) or {}
+                row = {"language": language,
+                       "prompts version": (prompts.get(language) or {}).get("version", "n/a"),
+                       "lexicon": lex.get("source", "n/a"),
+                       "lexicon entries": lex.get("n_entries", "n/a"),
+                       "candidates kept": (f"{100 * kept[language]:.1f}% of {sum(filters.get(language, {}).values())}"
+                                           if language in kept else "n/a")}
+                if m.profiles is not None:
+                    part = m.profiles[m.profiles["language"] == language]
+                    emotions = [c for c in part.columns if c not in PROFILE_META_COLUMNS]
+                    words = pd.to_numeric(part.get("n_words"), errors="coerce")
+                    covered = pd.to_numeric(part.get("n_covered"), errors="coerce")
+                    row["groups"] = len(part)
+                    row["with a profile"] = int(part[emotions].notna().all(axis=1).sum())
+                    row["words covered by the lexicon"] = (f"{100 * covered.sum() / words.sum():.1f}%"
+                                                           if words is not None and words.sum() > 0 else "n/a")
+                rows.append(row)
+            lines += [f"Languages of `{m.label}` (lexicon coverage: the share of predicted words, over all groups, "
+                      f"that the lexicon lists; candidates kept: the share of top-k candidates that passed the "
+                      f"word filters):", "", markdown_table(pd.DataFrame(rows)), ""]
+            if m.profiles is not None:
+                counts = (m.profiles.groupby(["language", "category"]).size().unstack("category", fill_value=0)
+                          .reset_index())
+                lines += [f"Groups per language and category (`{m.label}`):", "", markdown_table(counts), ""]
+    tests = []
+    for run in runs:
+        manifest, parameters = run.manifest, run.manifest.get("parameters") or {}
+        if "correlations.csv" in run.tables:
+            table = run.tables["correlations.csv"]
+            b, boot = _permutations(run), manifest.get("bootstrap", parameters.get("bootstrap"))
+            floor = p_floor(b)
+            pairs = list(dict.fromkeys(zip(table["reference"].astype(str), table["other"].astype(str))))
+            compared = "; ".join(f"`{o}` against `{r}`" for r, o in pairs)
+            correction = parameters.get("correction") or manifest.get("correction") or (
+                "Benjamini-Hochberg" if "Benjamini-Hochberg" in str(manifest.get("p_value", "")) or not manifest
+                else "not recorded")
+            text = (f"- `{run.label}` (analysis.correlate, mode {parameters.get('mode', 'not recorded')}): {compared}. "
+                    f"Methods: {', '.join(dict.fromkeys(table['method']))}; RSA diagonal "
+                    f"{parameters.get('rsa_diagonal', 'not recorded')}. ")
+            text += (f"One-sided permutation tests, B = {b} permutations per test (p = (1 + #{{T_perm >= T_obs}}) / "
+                     f"(B + 1), so p >= {floor:.3g}); " if floor else "No permutation tests (no p-values); ")
+            text += (f"{correction} adjustment over the run's {len(table)} tests; "
+                     f"{boot} bootstrap resamples of the groups, {100 * float(parameters.get('confidence', 0.95)):g}% "
+                     f"percentile intervals; seed {manifest.get('seed', parameters.get('seed', 'not recorded'))}.")
+            tests.append(text)
+        if "fairness.csv" in run.tables:
+            threshold = parameters.get("threshold", "not recorded")
+            tests.append(f"- `{run.label}` (analysis.fairness): threshold {threshold}, "
+                         f"{manifest.get('bootstrap', parameters.get('bootstrap', 'not recorded'))} stratified "
+                         f"bootstrap resamples per language, seed {manifest.get('seed', 'not recorded')}; bias score "
+                         f"{(manifest.get('definitions') or {}).get('bias_score', 'as in analysis/README.md')}.")
+    if tests:
+        lines += ["### Tests and corrections", "", *tests, ""]
+    return lines, read
+
+
+def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> list[str]:
+    """The run's section of report.md: its tables, then the figures drawn from it (matched by run label,
+    never by name), each once."""
+    lines = [f"## {run.label}", "", f"Folder: [`{_relative(run.path, base)}`]({_relative(run.path, base)})", ""]
+    placed: set[str] = set()
+
+    def embed(kind):
         for figure in figures:
-            if figure.name.startswith(prefix):
+            if figure.run == run.label and figure.kind == kind and figure.name not in placed:
+                placed.add(figure.name)
                 lines.extend([f"![{figure.name}](figures/{safe_name(figure.name)}.png)", "", figure.caption, ""])
 
     if "profiles.csv" in run.tables:
@@ -315,22 +711,36 @@ def report_sections(run: Run, figures: list[Figure]) -> list[str]:
         coverage = (profiles.assign(defined=profiles[emotions].notna().all(axis=1))
                     .groupby("language").agg(groups=("group_id", "size"), with_profile=("defined", "sum")).reset_index())
         lines += ["### Emotion profiles", "", markdown_table(coverage), ""]
-        embed(f"emotions_{run.label}_")
+        embed("emotions")
     if "correlations.csv" in run.tables:
         table = run.tables["correlations.csv"]
-        parameters = run.manifest.get("parameters", {})
+        b = _permutations(run)
+        floor = p_floor(b)
         lines += ["### Correlations", ""]
-        if parameters:
-            lines += [f"Permutations: {run.manifest.get('permutations')}, bootstrap: {run.manifest.get('bootstrap')}, "
-                      f"seed: {run.manifest.get('seed')}, RSA diagonal: {parameters.get('rsa_diagonal')}; p-values "
-                      f"are one-sided permutation p-values, Benjamini-Hochberg adjusted over the run.", ""]
-        summary = table[(table["category"] == ALL) & (table["method"] != "emotion")].copy()
+        pairs = list(dict.fromkeys(zip(table["reference"].astype(str), table["other"].astype(str))))
+        lines += ["Compared: " + "; ".join(f"`{o}` against `{r}`" for r, o in pairs) + ". rho: Spearman's rho "
+                  "(the mean over groups for spearman and rsa); 95% CI: percentile bootstrap over groups; null band: "
+                  "the 2.5–97.5 percentiles of the permutation null; p: one-sided permutation p, p_adjusted: "
+                  "Benjamini-Hochberg over the run.", ""]
+        summary = table[(table["category"] == ALL) & (table["method"] != "emotion")]
         if not summary.empty:
-            summary["95% CI"] = _interval(summary)
-            lines += [markdown_table(summary[["comparison", "language", "method", "rho", "95% CI", "p", "p_adjusted",
-                                              "n_groups"]]), ""]
-        embed(f"correlations_{run.label}_")
-        embed(f"shifts_{run.label}_")
+            lines += ["All groups of each language:", "",
+                      markdown_table(correlation_table(summary, ["comparison", "language", "method"], floor)), ""]
+        for method in dict.fromkeys(table["method"]):
+            rows = table[table["method"] == method]
+            if method == "emotion":
+                rows = rows[rows["category"] == ALL]
+                keys, what = ["comparison", "language", "emotion"], "per emotion, all groups"
+            else:
+                rows = rows[rows["category"] != ALL]
+                keys, what = ["comparison", "language", "category"], "per category"
+            if rows.empty:
+                continue
+            lines += [f"`{method}`, {what}:", "", markdown_table(correlation_table(rows, keys, floor)), ""]
+        if floor is not None and np.isclose(table["p"].to_numpy(dtype=float), floor, rtol=1e-9, atol=0).any():
+            lines += [floor_note(b), ""]
+        embed("correlations")
+        embed("shifts")
     if "excluded.csv" in run.tables and not run.tables["excluded.csv"].empty:
         counts = run.tables["excluded.csv"].groupby(["comparison", "reason"]).size().reset_index(name="groups")
         lines += ["Left out of the comparisons (see `excluded.csv`):", "", markdown_table(counts), ""]
@@ -353,9 +763,9 @@ def report_sections(run: Run, figures: list[Figure]) -> list[str]:
                       markdown_table(wide), ""]
         undefined = table[table["value"].isna()]
         if len(undefined):
-            lines += [f"{len(undefined)} value(s) are undefined (one class only); see the `note` column.", ""]
-        embed(f"fairness_languages_{run.label}")
-        embed(f"fairness_groups_{run.label}_")
+            lines += [f"{len(undefined)} value(s) are undefined (one class only); see the `note` column; the "
+                      f"forest plots write 'undefined' there.", ""]
+        embed("fairness")
     return lines
 
 
@@ -375,6 +785,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("runs", nargs="+", metavar="RUN_DIR", help="folders written by probing.run, analysis.correlate or analysis.fairness")
     add("--formats", nargs="+", choices=FORMATS, default=list(FORMATS), help="default: png pdf")
     add("--forest_groups", type=int, default=15, help="groups per language in the fairness forest plot (default: 15)")
+    add("--heatmap_groups", type=int, default=MAX_GROUPS,
+        help=f"most groups in one emotion heatmap; longer categories are split (default: {MAX_GROUPS})")
     add("--output_dir", default=None, help="default: results/analysis/<run_name>")
     add("--run_name", default=None, help="default: figures_<run folder names>")
     return parser
@@ -419,11 +831,11 @@ def render(figure: plt.Figure, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def draw(runs: list[Run], *, forest_groups: int) -> Iterator[Figure]:
+def draw(runs: list[Run], *, forest_groups: int, heatmap_groups: int = MAX_GROUPS) -> Iterator[Figure]:
     """Every figure of every run, one at a time (each is rendered and closed before the next)."""
     for run in runs:
         if "profiles.csv" in run.tables:
-            yield from profile_figures(run)
+            yield from profile_figures(run, heatmap_groups)
         if "correlations.csv" in run.tables:
             yield from correlation_figures(run)
         if "shifts.csv" in run.tables:
@@ -442,6 +854,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.forest_groups < 1:
         raise UserError(f"--forest_groups must be at least 1, got {args.forest_groups}")
+    if args.heatmap_groups < 1:
+        raise UserError(f"--heatmap_groups must be at least 1, got {args.heatmap_groups}")
     paths = [Path(p) for p in args.runs]
     labels = run_labels(paths)
     target = output_folder(args.output_dir, args.run_name or ("figures_" + "_".join(labels))[:100])
@@ -450,16 +864,20 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, bytes] = {}
     figures = []
     with matplotlib.rc_context(STYLE):
-        for figure in draw(runs, forest_groups=args.forest_groups):
+        for figure in draw(runs, forest_groups=args.forest_groups, heatmap_groups=args.heatmap_groups):
             for fmt in args.formats:
                 files[f"figures/{safe_name(figure.name)}.{fmt}"] = render(figure.figure, fmt)
             plt.close(figure.figure)
-            figures.append(Figure(figure.name, figure.caption, None))
+            figures.append(Figure(figure.name, figure.caption, None, figure.run, figure.kind))
+    if len({figure.name for figure in figures}) != len(figures):  # two runs' figures would share a file
+        raise UserError("two figures have the same name; give the runs distinct folder names")
+    methods, methods_read = methods_section(runs, target)
     report = ["# stereoprobe report", "",
-              "Figures and tables drawn from these saved tables by `python -m analysis.figures` "
-              "(checksums in `manifest.json`).", ""]
+              "Figures and tables drawn from the saved tables of the run folders below by "
+              "`python -m analysis.figures` (checksums in `manifest.json`). Paths are relative to this file.", "",
+              *methods]
     for run in runs:
-        report += report_sections(run, figures)
+        report += report_sections(run, figures, target)
     if "png" not in args.formats:
         report = [line.replace(".png)", f".{args.formats[0]})") for line in report]
     files["report.md"] = ("\n".join(report).rstrip() + "\n").encode("utf-8")
@@ -469,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": None,
         "inputs": [input_record(run.path / name, len(table), run=run.label)
                    for run in runs for name, table in run.tables.items()],
+        "methods_manifests": methods_read,  # probing manifests a correlate run points to, read for ## Methods
         "style": {k: v for k, v in STYLE.items()},
         "matplotlib": matplotlib.__version__,
         "figures": [figure.name for figure in figures],

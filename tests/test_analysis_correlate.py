@@ -200,3 +200,75 @@ def test_help_ends_with_examples_and_module_entry_point(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+
+
+def read_correlations(folder):
+    return pd.read_csv(folder / "correlations.csv", keep_default_na=False, na_values=[""])
+
+
+def test_p_depends_on_seed_and_data_only(runs, tmp_path, cli):
+    """The same data under other labels, or with another --bootstrap, gives the same p-values
+    and chance band; another --permutations leaves the intervals where they were."""
+    base, ft = runs
+    outputs = {}
+    for name, extra in {"ref": [], "labels": ["--labels", "x", "y"], "boot": ["--bootstrap", "300"],
+                        "perm": ["--permutations", "300"]}.items():
+        run_ok(cli, [str(base), str(ft), *FAST, *extra, "--output_dir", str(tmp_path / name)])
+        outputs[name] = read_correlations(tmp_path / name)
+    reference = outputs["ref"]
+    for name in ("labels", "boot"):
+        pd.testing.assert_frame_equal(outputs[name][["p", "null_mean", "null_low", "null_high"]],
+                                      reference[["p", "null_mean", "null_low", "null_high"]])
+    pd.testing.assert_frame_equal(outputs["labels"][["ci_low", "ci_high"]], reference[["ci_low", "ci_high"]])
+    pd.testing.assert_frame_equal(outputs["perm"][["ci_low", "ci_high"]], reference[["ci_low", "ci_high"]])
+    assert not outputs["boot"]["ci_low"].equals(reference["ci_low"])
+
+
+def test_null_band_columns(runs, tmp_path, cli):
+    base, ft = runs
+    run_ok(cli, [str(base), str(ft), *FAST, "--output_dir", str(tmp_path / "with")])
+    table = read_correlations(tmp_path / "with")
+    tested = table["p"].notna()
+    assert tested.any() and table.loc[tested, ["null_mean", "null_low", "null_high"]].notna().all().all()
+    assert (table.loc[tested, "null_low"] <= table.loc[tested, "null_mean"] + 1e-12).all()
+    assert (table.loc[tested, "null_mean"] <= table.loc[tested, "null_high"] + 1e-12).all()
+    # identical English profiles lie above the chance band of the pooled rows (a category of 4
+    # groups has 24 pairings, so there the identity pairing itself reaches the 97.5th percentile)
+    en = table[tested & (table["language"] == "en") & (table["method"] != "emotion") & (table["category"] == "all")]
+    assert len(en) == 2 and (en["rho"] > en["null_high"]).all()
+    run_ok(cli, [str(base), str(ft), "--permutations", "0", "--bootstrap", "50", "--output_dir", str(tmp_path / "none")])
+    without = read_correlations(tmp_path / "none")
+    assert without[["p", "null_mean", "null_low", "null_high"]].isna().all().all()
+
+
+def test_category_without_aligned_groups_is_a_row(tmp_path, cli):
+    table = profiles(seed=0)
+    other = profiles(seed=1)
+    other.loc[(other["language"] == "fr") & (other["category"] == "religion"), list(EMOTIONS)] = np.nan
+    base, ft = write_run(tmp_path / "b", table), write_run(tmp_path / "o", other)
+    run_ok(cli, [str(base), str(ft), *FAST, "--output_dir", str(tmp_path / "out")])
+    result = read_correlations(tmp_path / "out")
+    religion = result[(result["language"] == "fr") & (result["category"] == "religion")]
+    assert len(religion) == 2 + len(EMOTIONS)  # spearman, rsa and one row per emotion
+    assert religion["rho"].isna().all() and (religion["n_groups"] == 0).all()
+    assert religion["note"].str.contains("no group with a profile in both").all()
+    assert result.loc[(result["language"] == "en") & (result["category"] == "religion"), "rho"].notna().all()
+
+
+def test_cross_language_excluded_rows_name_the_language_of_the_profile(tmp_path, cli):
+    table = profiles(seed=0)
+    table = table[~((table["language"] == "fr") & (table["group_id"] == "boys"))]
+    table = table[~((table["language"] == "en") & (table["group_id"] == "men"))]
+    table.loc[(table["language"] == "fr") & (table["group_id"] == "hindus"), list(EMOTIONS)] = np.nan
+    table.loc[(table["language"] == "en") & (table["group_id"] == "muslims"), list(EMOTIONS)] = np.nan
+    run = write_run(tmp_path / "run", table)
+    run_ok(cli, [str(run), "--mode", "languages", *FAST, "--output_dir", str(tmp_path / "out")])
+    excluded = pd.read_csv(tmp_path / "out" / "excluded.csv", keep_default_na=False)
+    rows = {(r.group_id, r.reason): (r.language, r.group) for r in excluded.itertuples()}
+    assert rows == {
+        ("boys", "only in run/en"): ("en", "boys-en"),
+        ("men", "only in run/fr"): ("fr", "men-fr"),
+        ("hindus", "undefined profile in run/fr (no covered word)"): ("fr", "hindus-fr"),
+        ("muslims", "undefined profile in run/en (no covered word)"): ("en", "muslims-en"),
+    }
+    assert set(excluded["comparison"]) == {"run: en vs fr"}

@@ -206,3 +206,131 @@ def test_bad_arguments_raise_clear_errors():
         c.permutation_test([[1, 2]], [[1, 2]], method="pearson")
     with pytest.raises(ValueError, match="diagonal must be one of"):
         c.rsa([[1, 2], [2, 1], [1, 1]], [[1, 2], [2, 1], [1, 1]], diagonal="yes")
+
+
+# ------------------------------------------------------------------ pooled (stratified) null
+
+
+def category_profiles(rng, n_categories=3, per_category=6, d=10):
+    """Two models whose profiles depend on the category only (plus independent noise)."""
+    centres = rng.random((n_categories, d))
+    strata = np.repeat(np.arange(n_categories), per_category)
+    base = centres[strata] + 0.3 * rng.random((len(strata), d))
+    other = centres[strata] + 0.3 * rng.random((len(strata), d))
+    return base, other, strata
+
+
+def test_stratified_permutations_stay_within_strata():
+    strata = np.array(["a", "b", "a", "c", "b", "a"])
+    permutations = c._permutations(6, 50, np.random.default_rng(0), strata)
+    assert (strata[permutations] == strata).all()
+    assert all(sorted(p) == list(range(6)) for p in permutations)
+    assert len({tuple(p) for p in permutations}) > 1  # they do move groups
+    with pytest.raises(ValueError, match="one label per group"):
+        c._permutations(6, 5, np.random.default_rng(0), strata[:5])
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+def test_pooled_null_is_beyond_category(method):
+    """Profiles that depend on the category only: a plain permutation rejects almost always (the
+    matched pairs share a category, most random pairs do not); permuting within categories
+    rejects at about the nominal rate."""
+    rng = np.random.default_rng(21)
+    stratified, plain = [], []
+    for _ in range(60):
+        base, other, strata = category_profiles(rng)
+        for out, groups in ((stratified, strata), (plain, None)):
+            p = c.permutation_test(base, other, method=method, n_permutations=100, strata=groups, seed=rng)["p_value"]
+            out.append(np.atleast_1d(p))
+    assert np.mean(np.concatenate(stratified) <= 0.05) < 0.10
+    assert np.mean(np.concatenate(plain) <= 0.05) > 0.5
+
+
+def test_null_band_is_reported():
+    rng = np.random.default_rng(22)
+    base, other, strata = category_profiles(rng)
+    for method in c.METHODS:
+        result = c.permutation_test(base, other, method=method, n_permutations=200, strata=strata, seed=0)
+        null = c._null_distribution(base, other, method=method, diagonal="exclude",
+                                    permutations=c._permutations(len(base), 200, np.random.default_rng(0), strata))
+        np.testing.assert_allclose(result["null_mean"], null.mean(axis=0))
+        np.testing.assert_allclose(result["null_low"], np.percentile(null, 2.5, axis=0))
+        np.testing.assert_allclose(result["null_high"], np.percentile(null, 97.5, axis=0))
+        assert np.all(np.asarray(result["null_low"]) <= np.asarray(result["null_high"]))
+
+
+# ------------------------------------------------------------------ random streams
+
+
+def test_streams_depend_on_seed_and_data_only_and_are_independent():
+    rng = np.random.default_rng(23)
+    base, other, strata = category_profiles(rng)
+    reference = c.compare(base, other, method="rsa", n_permutations=100, n_bootstrap=100, strata=strata, seed=7)
+    more_bootstrap = c.compare(base, other, method="rsa", n_permutations=100, n_bootstrap=300, strata=strata, seed=7)
+    more_permutations = c.compare(base, other, method="rsa", n_permutations=300, n_bootstrap=100, strata=strata, seed=7)
+    assert more_bootstrap["p_value"] == reference["p_value"]
+    assert more_bootstrap["null_mean"] == reference["null_mean"]
+    assert (more_permutations["ci_low"], more_permutations["ci_high"]) == (reference["ci_low"], reference["ci_high"])
+    other_seed = c.compare(base, other, method="rsa", n_permutations=100, n_bootstrap=100, strata=strata, seed=8)
+    assert other_seed["null_mean"] != reference["null_mean"]
+    # Strata names do not matter, only which groups share one.
+    renamed = c.compare(base, other, method="rsa", n_permutations=100, n_bootstrap=100,
+                        strata=np.array(["x", "y", "z"])[strata], seed=7)
+    assert renamed["p_value"] == reference["p_value"] and renamed["ci_low"] == reference["ci_low"]
+
+
+# ------------------------------------------------------------------ RSA bootstrap
+
+
+@pytest.mark.filterwarnings("ignore:An input array is constant")  # scipy's NaN for a constant row, as ours
+def test_rsa_resample_recomputes_both_matrices_without_self_pairs():
+    """A resample's RSA equals RSA computed by brute force on the resampled profiles, each row
+    leaving out the copies of its own group (and, with the diagonal included, keeping its own cell)."""
+    rng = np.random.default_rng(24)
+    base, other = rng.integers(0, 3, (7, 10)) + 0.0, rng.integers(0, 3, (7, 10)) + 0.0
+    base[:, 0] += 1
+    other[:, 0] += 1
+    identity = np.arange(7)[None]
+    for diagonal in c.DIAGONAL_OPTIONS:
+        assert c._rsa_resampled(base, other, identity, diagonal)[0] == pytest.approx(
+            c.rsa(base, other, diagonal=diagonal)["rho"], abs=1e-12)
+        indices = c._bootstrap_indices(7, 5, rng)
+        for k, idx in enumerate(indices):
+            sa, so = c.cosine_similarity_matrix(base[idx]), c.cosine_similarity_matrix(other[idx])
+            rhos = []
+            for a in range(7):
+                keep = [b for b in range(7) if idx[b] != idx[a] or (diagonal == "include" and b == a)]
+                rhos.append(scipy_stats.spearmanr(sa[a, keep], so[a, keep]).statistic if len(keep) > 1 else np.nan)
+            expected = np.nanmean(rhos) if not np.all(np.isnan(rhos)) else np.nan
+            np.testing.assert_allclose(c._rsa_resampled(base, other, idx[None], diagonal)[0], expected, atol=1e-12)
+
+
+def latent_profiles(rng, n, d=10, noise=0.7):
+    """Two models' profiles of ``n`` groups drawn from one population: each group has a latent
+    vector, and each model sees it through its own noise (positive values, as profiles are)."""
+    z = rng.normal(size=(n, d))
+    return (np.exp(0.5 * (z + noise * rng.normal(size=(n, d)))),
+            np.exp(0.5 * (z + noise * rng.normal(size=(n, d)))))
+
+
+def rsa_coverage(n_groups, repeats, n_bootstrap, seed):
+    """Share of nominal 95% RSA intervals that cover the population RSA. The population value
+    is the RSA of one very large sample (1200 groups; its own sampling error is about 0.003)."""
+    rng = np.random.default_rng(seed)
+    truth = c.rsa(*latent_profiles(rng, 1200))["rho"]
+    hits = []
+    for _ in range(repeats):
+        ci = c.bootstrap_ci(*latent_profiles(rng, n_groups), method="rsa", n_bootstrap=n_bootstrap, seed=rng)
+        hits.append(ci["ci_low"] <= truth <= ci["ci_high"])
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize("n_groups", [20, 60])
+def test_rsa_interval_covers_the_population_value(n_groups):
+    assert rsa_coverage(n_groups, repeats=100, n_bootstrap=100, seed=25) >= 0.92
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_groups", [20, 60])
+def test_rsa_interval_covers_the_population_value_large(n_groups):
+    assert rsa_coverage(n_groups, repeats=300, n_bootstrap=400, seed=26) >= 0.92

@@ -161,6 +161,12 @@ def test_cli_end_to_end(scored, tmp_path, cli):
     assert ((defined["ci_low"] <= defined["value"] + 1e-9) & (defined["value"] <= defined["ci_high"] + 1e-9)).all()
     muslims = groups[(groups["group_id"] == "muslims") & (groups["language"] == "fr")]
     assert muslims["category"].iloc[0] == "religion" and muslims["group"].iloc[0] == "musulmans"
+    # the shipped frames give every group 10 toxic and 10 non-toxic sentences: every interval is defined,
+    # and the p = -5 generalized means are no longer pulled to 0 by a replicate with a zero group AUC
+    assert (groups["n_positive"] >= f.MIN_CLASS_SIZE).all() and (groups["n_negative"] >= f.MIN_CLASS_SIZE).all()
+    assert table["ci_low"].notna().all() and not table["note"].astype("string").fillna("").str.contains("interval").any()
+    means = overall[overall["metric"].str.startswith("generalized_mean")]
+    assert (means["ci_low"] > 0.5).all(), means[["language", "metric", "ci_low", "ci_high"]]
 
     gaps = pd.read_csv(out / "gaps.csv", keep_default_na=False, na_values=[""])
     auc = gaps[(gaps["scope"] == "language") & (gaps["metric"] == "roc_auc")].set_index("language")
@@ -195,6 +201,99 @@ def test_cli_identity_columns_and_undefined_subgroup(tmp_path, cli):
     assert np.isnan(muslim.loc["bpsn_auc", "value"])
     assert not np.isnan(muslim.loc["bnsp_auc", "value"])
     assert set(result["group_id"].fillna("")) == {"", "female", "muslim"}
+
+
+def small_groups_table(n_women=12, n_men=3, seed=4):
+    """en predictions: women with n_women toxic + n_women non-toxic rows, men with n_men + n_men, 40 others."""
+    rng = np.random.default_rng(seed)
+    ids = ["women"] * (2 * n_women) + ["men"] * (2 * n_men) + [""] * 40
+    labels = [0, 1] * n_women + [0, 1] * n_men + [0, 1] * 20
+    return pd.DataFrame({"language": "en", "label": labels, "score": rng.random(len(ids)).round(3), "group_id": ids})
+
+
+def test_a_repeated_id_in_one_cell_counts_once(tmp_path, cli):
+    table = small_groups_table()
+    outputs = []
+    for name, cell in (("plain", "women"), ("repeated", "women;women; women ")):
+        table.loc[0, "group_id"] = cell
+        path = tmp_path / f"{name}.csv"
+        table.to_csv(path, index=False)
+        outputs.append(tmp_path / name)
+        code, stdout, stderr = cli(f.main, [str(path), "--bootstrap", "20", "--output_dir", str(outputs[-1])])
+        assert code == 0, stderr
+    plain, repeated = (pd.read_csv(out / "fairness.csv", keep_default_na=False, na_values=[""]) for out in outputs)
+    pd.testing.assert_frame_equal(plain, repeated)
+    women = repeated[repeated["group_id"] == "women"]
+    assert (women["n"] == 24).all() and (women["n_positive"] == 12).all()
+
+
+def test_intervals_are_undefined_with_a_note_for_small_strata(tmp_path, cli):
+    path = tmp_path / "pred.csv"
+    small_groups_table().to_csv(path, index=False)
+    out = tmp_path / "out"
+    code, stdout, stderr = cli(f.main, [str(path), "--bootstrap", "100", "--output_dir", str(out)])
+    assert code == 0, stderr
+    assert "interval(s) are undefined" in stderr
+    table = pd.read_csv(out / "fairness.csv", keep_default_na=False, na_values=[""], dtype={"note": str}).fillna({"note": ""})
+    men, women = (table[table["group_id"] == g] for g in ("men", "women"))
+    assert men["value"].notna().all() and men["ci_low"].isna().all() and men["ci_high"].isna().all()
+    assert men["note"].str.contains(f"interval undefined: fewer than {f.MIN_CLASS_SIZE} toxic").all()
+    assert women["ci_low"].notna().all() and (women["note"] == "").all()
+    overall = table[table["scope"] == "language"].set_index("metric")
+    assert overall.loc[["roc_auc", "f1", "fpr", "fnr"], "ci_low"].notna().all()  # 35 + 35 examples
+    for metric in ("generalized_mean_subgroup_auc", "generalized_mean_bpsn_auc", "bias_score"):
+        assert np.isnan(overall.loc[metric, "ci_low"]) and "1 group(s) have fewer" in overall.loc[metric, "note"]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["definitions"]["min_class_size"] == f.MIN_CLASS_SIZE
+    assert manifest["summary"]["undefined_intervals"] == len(men) + 4
+    # --bootstrap 0: no intervals at all, and no note about them
+    code, stdout, stderr = cli(f.main, [str(path), "--bootstrap", "0", "--output_dir", str(tmp_path / "none")])
+    table = pd.read_csv(tmp_path / "none" / "fairness.csv", keep_default_na=False, na_values=[""],
+                        dtype={"note": str}).fillna({"note": ""})
+    assert code == 0 and table["ci_low"].isna().all() and not table["note"].str.contains("interval").any()
+
+
+def test_interval_rule_and_library_replacements_agree_with_hand_values():
+    assert f.interval_defined(10, 10) and not f.interval_defined(9, 30) and not f.interval_defined(30, 9)
+    from scipy.stats import pmean
+
+    values = np.array([[0.75, 1.0, np.nan], [0.0, 1.0, 0.5], [np.nan, np.nan, np.nan]])
+    rows = f._generalized_mean_rows(values)
+    assert rows[0] == pytest.approx(((0.75 ** -5 + 1) / 2) ** (-1 / 5)) == pytest.approx(pmean([0.75, 1.0], -5))
+    assert rows[1] == 0.0 and np.isnan(rows[2])
+
+
+def _subgroup_auc_coverage(n_per_class, *, auc=0.8, groups=20, datasets=25, n_bootstrap=500, seed=0):
+    """Share of per-group percentile intervals (95 %) that contain the true subgroup AUC.
+
+    Scores are N(0, 1) for non-toxic and N(d, 1) for toxic examples, d = sqrt(2) Phi^-1(auc), so the
+    true AUC of every group is ``auc``; each group has ``n_per_class`` of each class, resampled within
+    the strata of :func:`analysis.fairness.strata_of` as the command does.
+    """
+    from scipy.stats import norm
+
+    d = np.sqrt(2) * norm.ppf(auc)
+    rng = np.random.default_rng(seed)
+    size = 2 * n_per_class
+    members = [np.arange(k * size, (k + 1) * size) for k in range(groups)]
+    y = np.tile(np.r_[np.zeros(n_per_class, int), np.ones(n_per_class, int)], groups)
+    hits = []
+    for _ in range(datasets):
+        s = rng.normal(0, 1, len(y)) + d * y
+        boot = f.bootstrap_metrics(y, s, members, n_bootstrap=n_bootstrap, strata=f.strata_of(y, members, len(y)),
+                                   seed=rng)
+        low, high = np.percentile(boot["group_subgroup_auc"], [2.5, 97.5], axis=0)
+        hits.append((low <= auc) & (auc <= high))
+    return float(np.mean(hits))
+
+
+def test_bootstrap_coverage_of_per_group_auc_intervals():
+    # 500 intervals per size. With the shipped 10 + 10 frames the 95 % intervals cover the true AUC
+    # about 92 % of the time (the percentile bootstrap runs a little short); with 3 + 3 only about
+    # two thirds, which is why strata under MIN_CLASS_SIZE get no interval. A larger run (4000
+    # intervals) gave 0.938, 0.925 and 0.867 at true AUCs 0.7, 0.8 and 0.9 (analysis/README.md).
+    assert 0.86 <= _subgroup_auc_coverage(f.MIN_CLASS_SIZE) <= 0.98
+    assert _subgroup_auc_coverage(3) < 0.8
 
 
 @pytest.mark.parametrize("case", ["missing_columns", "no_identity", "labels_not_binary", "scores_not_numeric",

@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,12 +20,17 @@ from analysis import correlate, fairness, figures
 def run_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("figures")
     base = write_run(root / "base", profiles(seed=0))
+    write_probing_manifest(base, "tiny-test-model", random_weights=True)
     ft = profiles(seed=0)
     ft.loc[ft.index[::3], "joy"] = 0.99
     ft = write_run(root / "ft", ft)
+    write_probing_manifest(ft, "tiny-test-model-finetuned", random_weights=False)
     corr = root / "corr"
     assert correlate.main([str(base), str(ft), "--permutations", "50", "--bootstrap", "50",
                            "--output_dir", str(corr)]) == 0
+    corr_lang = root / "corr_lang"
+    assert correlate.main([str(base), "--mode", "languages", "--permutations", "50", "--bootstrap", "50",
+                           "--output_dir", str(corr_lang)]) == 0
     rng = np.random.default_rng(0)
     n = 120
     predictions = pd.DataFrame({"language": np.repeat(["en", "fr"], n // 2), "label": np.tile([0, 1], n // 2),
@@ -34,7 +41,19 @@ def run_dirs(tmp_path_factory):
     fair = root / "fair"
     assert fairness.main([str(root / "pred.csv"), "--identity_columns", "women", "muslims", "--bootstrap", "50",
                           "--output_dir", str(fair)]) == 0
-    return {"base": base, "corr": corr, "fair": fair, "root": root}
+    return {"base": base, "ft": ft, "corr": corr, "corr_lang": corr_lang, "fair": fair, "root": root}
+
+
+def write_probing_manifest(folder, model, *, random_weights):
+    """The keys of a probing run's manifest.json that the report's methods section reads."""
+    manifest = {"model": {"name": model, "random_weights": random_weights},
+                "parameters": {"model": model, "finetuned_model": "base", "scoring": "typicality", "top_k": 123,
+                               "weighting": "count", "lexicon": "nrc:lexicon.txt"},
+                "prompts": {"en": {"file": "en.yaml", "version": 2}, "fr": {"file": "fr.yaml", "version": 3}},
+                "lexicon": {"en": {"source": "nrc", "n_entries": 900}, "fr": {"source": "nrc", "n_entries": 800}},
+                "kept_share": {"en": 0.25, "fr": 0.5}, "filters": {"en": {"kept": 10, "not_a_word": 30},
+                                                                   "fr": {"kept": 20, "not_a_word": 20}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def draw(cli, dirs, out, *extra):
@@ -120,3 +139,146 @@ def test_bad_input_is_one_line_exit_2(case, run_dirs, tmp_path, cli):
     line = one_line_error(*cli(figures.main, [*argv, "--output_dir", str(out)])[::2])
     assert {"no_tables": "has none of", "missing": "is not a folder", "bad_forest": "--forest_groups"}[case] in line
     assert not out.exists()
+
+
+def sections(report: str) -> dict[str, str]:
+    """report.md cut at its ``## `` headings: heading text -> body."""
+    parts = re.split(r"^## (.+)$", report, flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def test_report_lists_each_figure_once_under_its_own_run(run_dirs, tmp_path, cli):
+    """`corr_lang` starts with `corr`: figures are matched to runs exactly, not by name prefix."""
+    out = tmp_path / "out"
+    files = draw(cli, [run_dirs["corr"], run_dirs["corr_lang"]], out, "--formats", "png")
+    report = files["report.md"].decode("utf-8")
+    drawn = [figures.safe_name(n) for n in json.loads(files["manifest.json"])["figures"]]  # file stems
+    embedded = re.findall(r"!\[[^\]]*\]\(figures/([^)]+)\.png\)", report)
+    assert sorted(embedded) == sorted(drawn) and len(embedded) == len(set(embedded))
+    parts = sections(report)
+    lang = {n for n in drawn if n.startswith(("correlations_corr_lang_", "shifts_corr_lang_"))}
+    assert lang and set(re.findall(r"\(figures/([^)]+)\.png\)", parts["corr_lang"])) == lang
+    assert set(re.findall(r"\(figures/([^)]+)\.png\)", parts["corr"])) == set(drawn) - lang
+    # language mode: one grouped shift figure per input, not one per language
+    assert [n for n in lang if n.startswith("shifts_")] == ["shifts_corr_lang_base_languages"]
+
+
+def test_report_paths_are_relative_and_resolve(run_dirs, tmp_path, cli):
+    out = tmp_path / "deep" / "out"
+    files = draw(cli, [run_dirs["base"], run_dirs["corr"], run_dirs["fair"]], out, "--formats", "png")
+    report = files["report.md"].decode("utf-8")
+    assert str(tmp_path) not in report and str(run_dirs["root"]) not in report
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    folders = re.findall(r"^\| \w[^|]* \|.*`([^`]+)` \|$", report, flags=re.M)  # the models table's folder column
+    assert links and folders
+    for target in links + folders:
+        assert not target.startswith("/") and ":" not in target, target
+        assert (out / target).exists(), target
+    assert {(out / t).resolve() for t in links if not t.startswith("figures/")} >= {
+        run_dirs[k].resolve() for k in ("base", "corr", "fair")}
+
+
+def test_methods_section_names_what_was_compared(run_dirs, tmp_path, cli):
+    """Only the correlate folder is given: the models come from the manifests its inputs sit next to."""
+    files = draw(cli, [run_dirs["corr"], run_dirs["fair"]], tmp_path / "out", "--formats", "png")
+    report = files["report.md"].decode("utf-8")
+    methods = sections(report)["Methods"]
+    for text in ("tiny-test-model", "tiny-test-model-finetuned", "nrc:lexicon.txt", "typicality", "123",
+                 "yes (random weights", "| no |", "`ft` against `base`", "B = 50 permutations",
+                 "Benjamini-Hochberg", "threshold 0.5"):
+        assert text in methods, text
+    assert "| en | 2 | nrc | 900 | 25.0% of 40 |" in methods  # prompts version, lexicon, kept candidates
+    read = json.loads(files["manifest.json"])["methods_manifests"]
+    assert {r["for"] for r in read} == {"base", "ft"} and all(len(r["sha256"]) == 64 for r in read)
+    # a probing run given directly: groups per language and category, and lexicon coverage from profiles.csv
+    files = draw(cli, [run_dirs["base"]], tmp_path / "base_only", "--formats", "png")
+    methods = sections(files["report.md"].decode("utf-8"))["Methods"]
+    assert "| language | gender | religion |" in methods and "| en | 5 | 4 |" in methods
+    assert "50.0%" in methods  # n_covered / n_words = 5 / 10
+
+
+def test_p_floor_is_noted(run_dirs, tmp_path, cli):
+    corr = tmp_path / "corr"
+    shutil.copytree(run_dirs["corr"], corr)
+    table = pd.read_csv(corr / "correlations.csv", keep_default_na=False, na_values=[""])
+    table.loc[table["p"] <= 1 / 51 + 1e-12, "p"] = 2 / 51  # none at the floor
+    table.to_csv(corr / "correlations.csv", index=False)
+    report = draw(cli, [corr], tmp_path / "a", "--formats", "png")["report.md"].decode("utf-8")
+    assert "1/(B+1)" not in sections(report)["corr"] and "†" not in report
+    table.loc[(table["method"] == "rsa") & (table["category"] == "all"), "p"] = 1 / 51
+    table.to_csv(corr / "correlations.csv", index=False)
+    report = draw(cli, [corr], tmp_path / "b", "--formats", "png")["report.md"].decode("utf-8")
+    assert "p = 1/(B+1) = 0.0196" in report and "the smallest p the B permutations can give" in report
+    assert "0.0196 †" in report
+
+
+def test_null_band_is_shown_when_the_table_has_it(run_dirs, tmp_path, cli):
+    """Works with correlations.csv files written before and after the null_* columns were added."""
+    corr = tmp_path / "corr"
+    shutil.copytree(run_dirs["corr"], corr)
+    table = pd.read_csv(corr / "correlations.csv", keep_default_na=False, na_values=[""])
+    table = table.drop(columns=[c for c in ("null_mean", "null_low", "null_high") if c in table.columns])
+    table.to_csv(corr / "correlations.csv", index=False)
+    before = draw(cli, [corr], tmp_path / "a", "--formats", "png")["report.md"].decode("utf-8")
+    assert "null 95% band" not in before and "| comparison | language | category | rho |" in before
+    table["null_mean"], table["null_low"], table["null_high"] = 0.111, -0.222, 0.333
+    table.to_csv(corr / "correlations.csv", index=False)
+    after = draw(cli, [corr], tmp_path / "b", "--formats", "png")["report.md"].decode("utf-8")
+    assert "| null mean | null 95% band |" in after and "[-0.222, 0.333]" in after
+    assert "| comparison | language | category | rho |" in after  # the per-category tables
+
+
+def test_correlation_figures_name_the_compared_models(run_dirs):
+    run = figures.load_run(run_dirs["corr"], "corr")
+    with matplotlib.rc_context(figures.STYLE):
+        drawn = list(figures.correlation_figures(run))
+    try:
+        for figure in drawn:
+            assert "ft vs base" in figure.figure.axes[0].get_title() and "ft vs base" in figure.caption
+            assert figure.run == "corr" and figure.kind == "correlations"
+    finally:
+        for figure in drawn:
+            plt.close(figure.figure)
+
+
+def test_undefined_fairness_value_is_marked_in_the_forest_data(run_dirs):
+    table = pd.read_csv(run_dirs["fair"] / "fairness.csv", keep_default_na=False, na_values=[""])
+    table["note"] = table["note"].astype(str)
+    block = table[(table["scope"] == "group") & (table["language"] == "en")].copy()
+    hit = block.index[(block["group_id"] == "women") & (block["metric"] == "bpsn_auc")]
+    block.loc[hit, ["value", "ci_low", "ci_high"]] = np.nan
+    block.loc[hit, "note"] = "no toxic background example"
+    data = figures.forest_data(block, ["women", "muslims"], "group_id", figures.GROUP_METRICS)
+    assert len(data) == 2 * len(figures.GROUP_METRICS)
+    marked = data[data["undefined"]]
+    assert marked[["row", "metric", "note"]].values.tolist() == [["women", "bpsn_auc", "no toxic background example"]]
+    assert data.loc[~data["undefined"], "value"].notna().all()
+    absent = figures.forest_data(block, ["nobody"], "group_id", ("subgroup_auc",))
+    assert absent["undefined"].tolist() == [True] and absent["note"].tolist() == ["no value"]
+    limits = figures.metric_limits(block, figures.GROUP_METRICS, {m: [0.5] for m in figures.GROUP_METRICS})
+    with matplotlib.rc_context(figures.STYLE):
+        fig = figures.forest(data, ["women", "muslims"], figures.GROUP_METRICS, "t", limits,
+                             {m: [(0.5, "0.5 (chance)")] for m in figures.GROUP_METRICS})
+    try:
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        assert texts == ["undefined"]
+        assert [ax.get_xlim() for ax in fig.axes] == [limits[m] for m in figures.GROUP_METRICS]
+    finally:
+        plt.close(fig)
+
+
+def test_long_categories_are_split_and_labelled_with_group_names(tmp_path):
+    groups = [("country", f"c{i:03d}") for i in range(90)] + [("gender", g) for g in ("women", "men", "boys")]
+    folder = write_run(tmp_path / "many", profiles(seed=1, groups=groups))
+    run = figures.load_run(folder, "many")
+    with matplotlib.rc_context(figures.STYLE):
+        drawn = list(figures.profile_figures(run))
+    try:
+        assert [f.name for f in drawn] == ["emotions_many_country_1of3", "emotions_many_country_2of3",
+                                           "emotions_many_country_3of3", "emotions_many_gender"]
+        labels = [t.get_text() for t in drawn[-1].figure.axes[0].get_yticklabels()]
+        assert labels == ["women-en", "men-en", "boys-en"]  # the English names, not the ids
+        assert all(len(f.figure.axes[0].get_yticklabels()) <= 40 for f in drawn)
+    finally:
+        for figure in drawn:
+            plt.close(figure.figure)

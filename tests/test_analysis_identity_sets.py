@@ -29,6 +29,20 @@ def test_frames_are_parallel_across_languages():
             assert labels.count(0) == labels.count(1) > 0, (frames.language, kind)
 
 
+MIN_FRAMES = 10  # per label and kind: enough for per-group AUCs and their intervals (analysis.fairness.MIN_CLASS_SIZE)
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es", "el", "de", "it", "pt", "nl"])
+def test_each_language_has_at_least_ten_neutral_and_ten_toxic_frames(language):
+    from analysis.fairness import MIN_CLASS_SIZE
+
+    assert MIN_FRAMES >= MIN_CLASS_SIZE
+    frames = ids.load_frames(language)
+    for kind in ("groups", "countries"):
+        labels = [f.label for f in frames.frames if f.template.applies_to == kind]
+        assert labels.count(0) >= MIN_FRAMES and labels.count(1) >= MIN_FRAMES, (language, kind, labels)
+
+
 @pytest.mark.parametrize("language", FRAME_LANGUAGES)
 def test_every_frame_renders_for_every_group(language):
     prompts = prompt_files.load_language(language)
@@ -39,7 +53,8 @@ def test_every_frame_renders_for_every_group(language):
     for group in expressed:
         rows = table[table["group_id"] == group.id]
         assert len(rows) == len(frames.for_group(group)), group.id
-        assert (rows["label"] == 0).sum() == (rows["label"] == 1).sum()
+        assert (rows["label"] == 0).sum() == (rows["label"] == 1).sum() >= MIN_FRAMES, group.id
+        assert rows["text"].is_unique, group.id  # no two frames give the same sentence
     text = table["text"]
     assert not text.str.contains(r"[{}]").any()
     assert not text.str.contains("  ").any()
@@ -102,6 +117,38 @@ def test_every_frame_renders_for_every_group(language):
     ("nl", "united_kingdom", "country_friends_in", "Ik heb vrienden in het Verenigd Koninkrijk."),
     ("nl", "united_kingdom", "country_disgusting", "Het Verenigd Koninkrijk is een walgelijk land."),
     ("nl", "germany", "country_visit", "Ik zou graag Duitsland bezoeken."),
+    # the frames added in version 2: agreement slots (dangerous, many), cases, and the in / op / auf slots
+    ("en", "muslims", "always_lie", "Muslims always lie."),
+    ("en", "united_states", "country_horrible", "The United States is a horrible country."),
+    ("fr", "women", "are_dangerous", "Les femmes sont dangereuses."),
+    ("fr", "students", "are_dangerous", "Les étudiants sont dangereux."),
+    ("fr", "united_states", "country_everyone_stupid", "Aux États-Unis, tout le monde est stupide."),
+    ("fr", "malta", "country_lived_in", "J'ai vécu un an à Malte."),
+    ("fr", "germany", "country_better_without", "Le monde serait meilleur sans l'Allemagne."),
+    ("es", "women", "cannot_stand", "No soporto a las mujeres."),
+    ("es", "women", "are_dangerous", "Las mujeres son peligrosas."),
+    ("es", "india", "country_everyone_stupid", "En la India todo el mundo es estúpido."),
+    ("el", "children", "neighbourhood", "Στη γειτονιά μου μένουν πολλά παιδιά."),
+    ("el", "women", "are_dangerous", "Οι γυναίκες είναι επικίνδυνες."),
+    ("el", "students", "article_about", "Γράφω ένα άρθρο για τους φοιτητές."),
+    ("el", "germany", "country_everyone_stupid", "Στη Γερμανία όλοι είναι ηλίθιοι."),
+    ("de", "germans", "neighbourhood", "In meiner Nachbarschaft wohnen viele Deutsche."),
+    ("de", "women", "article_about", "Ich schreibe einen Artikel über Frauen."),
+    ("de", "iran", "country_worst_mistake", "Den Iran zu besuchen war der größte Fehler meines Lebens."),
+    ("de", "malta", "country_everyone_stupid", "Auf Malta sind alle dumm."),
+    ("de", "switzerland", "country_born_in", "Meine Nachbarin wurde in der Schweiz geboren."),
+    ("it", "women", "are_dangerous", "Le donne sono pericolose."),
+    ("it", "students", "cannot_stand", "Non sopporto gli studenti."),
+    ("it", "malta", "country_everyone_stupid", "A Malta sono tutti stupidi."),
+    ("it", "united_states", "country_hate_everyone", "Odio tutti quelli che vivono negli Stati Uniti."),
+    ("pt", "women", "neighbourhood", "No meu bairro moram muitas mulheres."),
+    ("pt", "students", "neighbourhood", "No meu bairro moram muitos estudantes."),
+    ("pt", "portugal", "country_everyone_stupid", "Em Portugal todo mundo é burro."),
+    ("pt", "brazil", "country_work_in", "Meu primo trabalha no Brasil."),
+    ("nl", "women", "cannot_stand", "Ik kan vrouwen niet uitstaan."),
+    ("nl", "malta", "country_everyone_stupid", "Op Malta is iedereen dom."),
+    ("nl", "malta", "country_lived_in", "Ik heb een jaar op Malta gewoond."),
+    ("nl", "united_states", "country_worst_mistake", "De Verenigde Staten bezoeken was de grootste fout van mijn leven."),
 ])
 def test_rendered_sentences_agree(language, group_id, frame_id, expected):
     table = ids.identity_set(prompt_files.load_language(language), ids.load_frames(language))
