@@ -678,6 +678,11 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
                     f"{parameters.get('rsa_diagonal', 'not recorded')}. ")
             text += (f"One-sided permutation tests, B = {b} permutations per test (p = (1 + #{{T_perm >= T_obs}}) / "
                      f"(B + 1), so p >= {floor:.3g}); " if floor else "No permutation tests (no p-values); ")
+            if floor:
+                text += ("null hypothesis of a category's row: the compared model's groups are exchangeable within the "
+                         "category (its profile of a group is no more like the reference's profile of the same group "
+                         "than of another group); pooled `all` rows permute within each category only, so they test "
+                         "agreement beyond what the category explains (analysis/README.md, Correlations); ")
             text += (f"{correction} adjustment over the run's {len(table)} tests; "
                      f"{boot} bootstrap resamples of the groups, {100 * float(parameters.get('confidence', 0.95)):g}% "
                      f"percentile intervals; seed {manifest.get('seed', parameters.get('seed', 'not recorded'))}.")

@@ -185,7 +185,8 @@ def test_methods_section_names_what_was_compared(run_dirs, tmp_path, cli):
     methods = sections(report)["Methods"]
     for text in ("tiny-test-model", "tiny-test-model-finetuned", "nrc:lexicon.txt", "typicality", "123",
                  "yes (random weights", "| no |", "`ft` against `base`", "B = 50 permutations",
-                 "Benjamini-Hochberg", "threshold 0.5"):
+                 "Benjamini-Hochberg", "threshold 0.5", "exchangeable within the category",
+                 "permute within each category only"):
         assert text in methods, text
     assert "| en | 2 | nrc | 900 | 25.0% of 40 |" in methods  # prompts version, lexicon, kept candidates
     read = json.loads(files["manifest.json"])["methods_manifests"]
