@@ -29,8 +29,10 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m probing.run --finetuned_model demo-english --run_name demo-english
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.correlate results/profiles/demo-tiny-xlmr \
 		results/profiles/demo-english --output_dir results/analysis/demo-correlate
+	HF_HUB_OFFLINE=1 $(PY) -m analysis.recall results/profiles/demo-tiny-xlmr \
+		results/profiles/demo-english --output_dir results/analysis/demo-recall
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.figures results/profiles/demo-tiny-xlmr \
-		results/profiles/demo-english results/analysis/demo-correlate \
+		results/profiles/demo-english results/analysis/demo-correlate results/analysis/demo-recall \
 		--output_dir results/analysis/demo-figures
 
 # Every benchmark runs even when an earlier one fails a target; the exit status says whether any did.

@@ -46,7 +46,7 @@ from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import check_writable, sha256_file  # noqa: E402
 from probing.predictions import PROFILE_META_COLUMNS  # noqa: E402
 
-TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv")
+TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv")
 FORMATS = ("png", "pdf")
 ALL = "all"
 STYLE = {
@@ -410,6 +410,51 @@ def shift_figures(run: Run) -> Iterator[Figure]:
                          f"intervals.", shift_bars(block, emotions, f"shift: {value}"), run=run.label, kind="shifts")
 
 
+def recall_curves(block: pd.DataFrame, title: str) -> plt.Figure:
+    """recall@k against k (log scale), one panel per category (``all`` first), one line per run,
+    with the bootstrap interval as a band (as in Choenni et al. 2021's figures)."""
+    categories = [ALL, *sorted(set(block["category"]) - {ALL})]
+    columns = min(len(categories), 5)
+    rows = -(-len(categories) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns + 0.4, 1.7 * rows + 0.5), sharex=True,
+                             sharey=True, layout="constrained", squeeze=False)
+    runs = list(dict.fromkeys(block["run"].astype(str)))
+    for ax, category in zip(axes.flat, categories):
+        part = block[block["category"] == category]
+        for color, run in zip(PALETTE, runs):
+            line = part[part["run"].astype(str) == run].sort_values("k")
+            if line.empty:
+                continue
+            ax.plot(line["k"], line["recall"], marker="o", markersize=2.5, color=color, label=run)
+            low, high = line["ci_low"].astype(float), line["ci_high"].astype(float)
+            if low.notna().any():
+                ax.fill_between(line["k"], low, high, color=color, alpha=0.15, linewidth=0)
+        n = int(part["n"].max()) if len(part) else 0
+        ax.set_title(f"{category} (n={n})", fontsize=7)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1)
+    for ax in list(axes.flat)[len(categories):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("recall@k")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("k")
+    axes.flat[0].legend(fontsize=6, frameon=False)
+    fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def recall_figures(run: Run) -> Iterator[Figure]:
+    """One figure per level (row, group) and language of a ``recall.csv``."""
+    table = run.tables["recall.csv"]
+    for (level, language), block in table.groupby(["level", "language"], sort=False):
+        yield Figure(f"recall_{run.label}_{level}_{language}",
+                     f"Recall@k of human-collected stereotypes ({level} level, {language}) per category, one line "
+                     f"per probing run, with bootstrap 95% intervals over groups (analysis.recall).",
+                     recall_curves(block, f"recall of human stereotypes, {level} level, {language}"),
+                     run=run.label, kind="recall")
+
+
 AUC_METRICS = ("roc_auc", "bias_score", *GROUP_METRICS)
 
 
@@ -771,6 +816,24 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
             lines += [f"{len(undefined)} value(s) are undefined (one class only); see the `note` column; the "
                       f"forest plots write 'undefined' there.", ""]
         embed("fairness")
+    if "recall.csv" in run.tables:
+        table = run.tables["recall.csv"].copy()
+        table["95% CI"] = _interval(table)
+        table["cell"] = table.apply(lambda r: f"{_format(r['recall'])} {r['95% CI']}", axis=1)
+        overall = table[table["category"] == ALL]
+        wide = overall.pivot_table(index=["run", "language", "level"], columns="k", values="cell", aggfunc="first",
+                                   sort=False).reset_index()
+        wide.columns = [f"recall@{c}" if isinstance(c, (int, np.integer)) else c for c in wide.columns]
+        lines += ["### Recall of human-collected stereotypes", "",
+                  "Recall@k of the Choenni et al. (2021) autocomplete stereotypes (or the stereotype file given to "
+                  "analysis.recall) in each run's top-k, all categories, with bootstrap 95% intervals over groups "
+                  "(runs with random weights recall nothing by design):", "", markdown_table(wide), ""]
+        largest = table["k"].max()
+        by_category = table[(table["k"] == largest) & (table["category"] != ALL)].pivot_table(
+            index=["run", "language", "level"], columns="category", values="cell", aggfunc="first").reset_index()
+        if not by_category.empty:
+            lines += [f"Per category, at k = {largest}:", "", markdown_table(by_category), ""]
+        embed("recall")
     return lines
 
 
@@ -815,7 +878,7 @@ def load_run(path: Path, label: str) -> Run:
         if (path / name).is_file() and _has_rows(path / name):  # an empty table draws nothing
             run.tables[name] = (read_csv(path / name, keep_default_na=False, na_values=[""])
                                 if name != "excluded.csv" else pd.read_csv(path / name, keep_default_na=False))
-    drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv"}
+    drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv"}
     if not drawable & set(run.tables):
         raise UserError(f"{path} has none of {', '.join(sorted(drawable))}; pass a run folder that holds one")
     if (path / "manifest.json").is_file():
@@ -847,6 +910,8 @@ def draw(runs: list[Run], *, forest_groups: int, heatmap_groups: int = MAX_GROUP
             yield from shift_figures(run)
         if "fairness.csv" in run.tables:
             yield from fairness_figures(run, forest_groups)
+        if "recall.csv" in run.tables:
+            yield from recall_figures(run)
 
 
 def run_labels(paths: list[Path]) -> list[str]:

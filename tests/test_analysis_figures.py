@@ -283,3 +283,28 @@ def test_long_categories_are_split_and_labelled_with_group_names(tmp_path):
     finally:
         for figure in drawn:
             plt.close(figure.figure)
+
+
+def test_recall_curves_and_table(tmp_path, cli):
+    """A recall.csv (analysis.recall) gives one curve figure per level and language, and its table."""
+    rows = []
+    for run in ("base", "ft"):
+        for level in ("row", "group"):
+            for category in ("all", "gender", "religion"):
+                for k in (1, 10, 100):
+                    recall = 0.1 * np.log10(k) + (0.05 if run == "ft" else 0.0)
+                    rows.append({"run": run, "language": "en", "level": level, "category": category, "k": k,
+                                 "recall": recall, "n": 40, "recalled": round(40 * recall), "n_groups": 8,
+                                 "ci_low": max(recall - 0.05, 0), "ci_high": recall + 0.05})
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    pd.DataFrame(rows).to_csv(folder / "recall.csv", index=False)
+    files = draw(cli, [folder], tmp_path / "out", "--formats", "png")
+    assert {"figures/recall_rec_row_en.png", "figures/recall_rec_group_en.png"} <= set(files)
+    report = files["report.md"].decode("utf-8")
+    section = sections(report)["rec"]
+    assert "### Recall of human-collected stereotypes" in section
+    assert "| run | language | level | recall@1 | recall@10 | recall@100 |" in section
+    assert "| ft | en | row | 0.050 [0.000, 0.100] | 0.150 [0.100, 0.200] | 0.250 [0.200, 0.300] |" in section
+    assert "Per category, at k = 100:" in section
+    assert section.count("![recall_rec_") == 2

@@ -1,0 +1,379 @@
+"""Recall of human stereotypes: do a run's top-k completions contain the attributes people wrote?
+
+The reference is a table of stereotypes, one row per filled template and human completion
+(``language, group_id, template_id`` or ``input``, ``attribute``). English defaults to the data
+set of Choenni, Shutova and van Rooij (2021), shipped in ``data/choenni2021/`` (MIT licence).
+
+Recall at ``k`` (Choenni et al. 2021): a row ``r`` (sentence ``s_r``, attribute ``a_r``) is
+*recalled* when ``a_r`` is among the model's top-``k`` predictions for ``s_r`` (all ranks, kept or
+not), matched on the lower-cased word or on the lemma::
+
+    recall@k = #{r : a_r in top_k(s_r)} / #rows
+
+The group-level variant pools a group's templates: ``A_g`` is the set of the group's attributes,
+``P_g(k)`` the union of its sentences' top-``k`` words, and
+``recall@k = sum_g |A_g & P_g(k)| / sum_g |A_g|``. Both come per category and for ``all``, with
+percentile bootstrap intervals over groups (groups drawn with replacement, seeded).
+
+Command line: ``python -m analysis.recall RUN_DIR... [--k ...] [--stereotypes FILE]``; see
+``--help`` and ``analysis/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis._common import command_line, input_record, output_folder, read_table, require_columns, rng_for, save_run
+from probing import prompts as prompt_files
+from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
+from probing.manifest import PROJECT_ROOT, check_writable
+from probing.predictions import read_predictions
+from probing.words import known_lemma
+
+DATA_DIR = PROJECT_ROOT / "data" / "choenni2021"
+CHOENNI_FILE = DATA_DIR / "single_word_stereo_dataset.tsv"
+CHOENNI_MAP = prompt_files.PROMPTS_DIR / "choenni2021_map.tsv"
+DEFAULT_K = [1, 5, 10, 50, 100, 200]
+STEREOTYPE_COLUMNS = ["language", "group_id", "template_id", "input", "attribute", "source_group", "source_row"]
+RECALL_COLUMNS = ["run", "language", "level", "category", "k", "recall", "n", "recalled", "n_groups",
+                  "ci_low", "ci_high"]
+UNMATCHED_COLUMNS = ["run", "source_row", "language", "group_id", "template_id", "input", "attribute", "reason"]
+
+# reasons a stereotype row is not used
+UNMAPPED_GROUP = "group not in prompts/choenni2021_map.tsv nor an English group"
+UNKNOWN_GROUP = "group_id not in prompts/{language}.yaml"
+UNKNOWN_LANGUAGE = "no prompts/{language}.yaml"
+GROUP_NOT_EXPRESSED = "group has no text in prompts/{language}.yaml"
+NO_TEMPLATE = "input matches none of our templates for the group (not probed)"
+UNKNOWN_TEMPLATE = "template_id not a template of the group in prompts/{language}.yaml"
+EMPTY_ATTRIBUTE = "empty attribute"
+DUPLICATE = "duplicate of an earlier row (same sentence and attribute)"
+NOT_IN_RUN = "sentence not in the run (group or template not probed, e.g. another category)"
+
+_PUNCTUATION = re.compile(r"[^\w\s]")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower-cased, punctuation removed, whitespace collapsed.
+
+    >>> normalise_text("  Why are  Muslims so <mask>? ")
+    'why are muslims so mask'
+    """
+    return _SPACE.sub(" ", _PUNCTUATION.sub(" ", str(text).lower())).strip()
+
+
+def normalise_word(word) -> str:
+    """A completion as our words are compared: lower-case, inner whitespace collapsed, stripped."""
+    return _SPACE.sub(" ", str(word)).strip().lower()
+
+
+def _clean(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.apply(lambda column: column.astype(str).str.replace(r"\s+", " ", regex=True).str.strip())
+
+
+def load_choenni(path: Path = CHOENNI_FILE, map_path: Path = CHOENNI_MAP) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Choenni et al.'s data set as stereotype rows (``STEREOTYPE_COLUMNS``, English), and the rows
+    whose group could not be mapped (``UNMATCHED_COLUMNS``).
+
+    A group maps through ``prompts/choenni2021_map.tsv`` (category and group compared lower-cased,
+    whitespace collapsed), else to the English group whose id or text equals its name.
+    """
+    table = _clean(read_table(Path(path), fmt="TSV", dtype=str, keep_default_na=False, quoting=3))
+    require_columns(table, ["input", "target_category", "target_group", "completion"], path)
+    mapping = _clean(read_table(Path(map_path), fmt="TSV", dtype=str, keep_default_na=False, comment="#"))
+    require_columns(mapping, ["category", "group", "group_id"], map_path)
+    by_name = {(normalise_word(c), normalise_word(g)): gid for c, g, gid in
+               zip(mapping["category"], mapping["group"], mapping["group_id"]) if gid}
+    english = prompt_files.load_language("en")
+    fallback = {}
+    for group in english.groups:
+        fallback.setdefault(normalise_word(group.id.replace("_", " ")), group.id)
+        if group.text:
+            fallback.setdefault(normalise_word(group.text), group.id)
+    group_ids = []
+    for category, name in zip(table["target_category"], table["target_group"]):
+        key = (normalise_word(category), normalise_word(name))
+        group_ids.append(by_name.get(key) or fallback.get(key[1], ""))
+    rows = pd.DataFrame({
+        "language": "en", "group_id": group_ids, "template_id": "", "input": table["input"],
+        "attribute": table["completion"].map(normalise_word), "source_group": table["target_group"],
+        "source_row": np.arange(1, len(table) + 1),
+    })
+    mapped = rows["group_id"] != ""
+    unmatched = _unmatched(rows[~mapped], UNMAPPED_GROUP)
+    return rows[mapped].reset_index(drop=True), unmatched
+
+
+def _unmatched(rows: pd.DataFrame, reason: str, run: str = "") -> pd.DataFrame:
+    out = rows.reindex(columns=[c for c in UNMATCHED_COLUMNS if c not in ("run", "reason")]).copy()
+    out.insert(0, "run", run)
+    out["reason"] = reason
+    return out
+
+
+def load_stereotypes(path: Path) -> pd.DataFrame:
+    """A user's stereotype file (any language) as ``STEREOTYPE_COLUMNS``."""
+    table = read_table(Path(path), dtype=str, keep_default_na=False)
+    table.columns = [str(c).strip() for c in table.columns]
+    require_columns(table, ["language", "group_id", "attribute"], path,
+                    "a stereotype file needs language, group_id, template_id (or input) and attribute")
+    if "template_id" not in table.columns and "input" not in table.columns:
+        raise UserError(f"{path} lacks column template_id or input; it has {', '.join(table.columns)}; "
+                        f"name each row's template by its id in prompts/<language>.yaml, or give the filled "
+                        f"template without the mask as input")
+    table = _clean(table)
+    return pd.DataFrame({
+        "language": table["language"].str.lower(), "group_id": table["group_id"],
+        "template_id": table.get("template_id", ""), "input": table.get("input", ""),
+        "attribute": table["attribute"].map(normalise_word), "source_group": table.get("group", ""),
+        "source_row": np.arange(1, len(table) + 1),
+    })
+
+
+def resolve_templates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each row's ``template_id`` (given, or found by comparing ``input`` with our templates rendered
+    for the group, normalised by :func:`normalise_text` with the mask removed), its category, and
+    the rows that cannot be used, with the reason."""
+    loaded: dict[str, prompt_files.LanguagePrompts | None] = {}
+    templates, categories, reasons = [], [], []
+    for row in rows.itertuples(index=False):
+        if row.language not in loaded:
+            try:
+                loaded[row.language] = prompt_files.load_language(row.language)
+            except UserError:
+                loaded[row.language] = None
+        prompts = loaded[row.language]
+        template_id, category, reason = "", "", ""
+        group = None if prompts is None else next((g for g in prompts.groups if g.id == row.group_id), None)
+        if prompts is None:
+            reason = UNKNOWN_LANGUAGE.format(language=row.language)
+        elif group is None:
+            reason = UNKNOWN_GROUP.format(language=row.language)
+        elif group.text is None:
+            reason = GROUP_NOT_EXPRESSED.format(language=row.language)
+        elif not row.attribute:
+            reason = EMPTY_ATTRIBUTE
+        else:
+            category = group.category
+            own = prompts.templates_for(group)
+            if row.template_id:
+                template_id = row.template_id if any(t.id == row.template_id for t in own) else ""
+                reason = "" if template_id else UNKNOWN_TEMPLATE.format(language=row.language)
+            else:
+                wanted = normalise_text(row.input)
+                template_id = _match_template(prompts, group, own, wanted, row.source_group)
+                reason = "" if template_id else NO_TEMPLATE
+        templates.append(template_id)
+        categories.append(category)
+        reasons.append(reason)
+    rows = rows.assign(template_id=templates, category=categories, reason=reasons)
+    bad = rows["reason"] != ""
+    unmatched = pd.concat([_unmatched(part, reason) for reason, part in rows[bad].groupby("reason", sort=False)]
+                          or [pd.DataFrame(columns=UNMATCHED_COLUMNS)], ignore_index=True)
+    good = rows[~bad].drop(columns="reason")
+    duplicate = good.duplicated(["language", "group_id", "template_id", "attribute"])
+    if duplicate.any():
+        unmatched = pd.concat([unmatched, _unmatched(good[duplicate], DUPLICATE)], ignore_index=True)
+    return good[~duplicate].reset_index(drop=True), unmatched
+
+
+def _match_template(prompts, group, own, wanted: str, source_group: str) -> str:
+    names = dict.fromkeys([group.text, *group.surface_forms(), source_group or group.text])
+    for template in own:
+        for name in names:
+            variant = dataclasses.replace(group, text=name)
+            try:
+                sentence = prompt_files.render(prompts, template, variant, mask_token="")
+            except UserError:
+                continue
+            if normalise_text(sentence) == wanted:
+                return template.id
+    return ""
+
+
+def run_top_k(run: Path, predictions: pd.DataFrame) -> int:
+    """The run's ``parameters.top_k`` (its ``manifest.json``), else its largest rank."""
+    manifest = run / "manifest.json" if run.is_dir() else run.parent / "manifest.json"
+    if manifest.is_file():
+        try:
+            top_k = json.loads(manifest.read_text(encoding="utf-8")).get("parameters", {}).get("top_k")
+        except (json.JSONDecodeError, AttributeError):
+            top_k = None
+        if isinstance(top_k, int):
+            return top_k
+    return int(predictions["rank"].max()) if len(predictions) else 0
+
+
+def first_ranks(predictions: pd.DataFrame, stereotypes: pd.DataFrame, lemmatizers: dict[str, str]) -> pd.DataFrame:
+    """For each stereotype row: the best rank at which its sentence predicts the attribute
+    (``rank``, NaN if never), and over all the group's sentences in the run (``group_rank``)."""
+    table = pd.DataFrame({
+        "language": predictions["language"].astype(str), "group_id": predictions["group_id"].astype(str),
+        "template_id": predictions["template_id"].astype(str), "rank": predictions["rank"].astype(np.int64),
+        "word": predictions["word"].astype(str).map(normalise_word),
+        "lemma": predictions["lemma"].astype(str).str.strip().str.lower(),
+    })
+    rows = stereotypes.copy()
+    rows["lemma"] = [known_lemma(a, lemmatizers[lang]) if lang in lemmatizers else ""
+                     for a, lang in zip(rows["attribute"], rows["language"])]
+    for keys, out in ((["language", "group_id", "template_id"], "rank"), (["language", "group_id"], "group_rank")):
+        by_word = table.groupby([*keys, "word"], observed=True)["rank"].min().rename("by_word")
+        by_lemma = table[table["lemma"] != ""].groupby([*keys, "lemma"], observed=True)["rank"].min().rename("by_lemma")
+        merged = rows.merge(by_word, left_on=[*keys, "attribute"], right_index=True, how="left")
+        merged = merged.merge(by_lemma, left_on=[*keys, "lemma"], right_index=True, how="left")
+        merged.loc[merged["lemma"] == "", "by_lemma"] = np.nan
+        rows[out] = np.fmin(merged["by_word"].to_numpy(float), merged["by_lemma"].to_numpy(float))
+    return rows
+
+
+def _bootstrap(recalled: np.ndarray, n: np.ndarray, resamples: int, confidence: float,
+               rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile interval of ``sum(recalled) / sum(n)`` with groups drawn with replacement."""
+    if resamples == 0 or len(n) < 2:
+        return np.nan, np.nan
+    draws = rng.integers(0, len(n), size=(resamples, len(n)))
+    stats = recalled[draws].sum(axis=1) / n[draws].sum(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def recall_rows(run: str, rows: pd.DataFrame, ks: list[int], resamples: int, confidence: float, seed: int) -> list[dict]:
+    """``RECALL_COLUMNS`` rows of one run: row and group level, per language x category (and all) x k."""
+    out = []
+    for language, in_language in rows.groupby("language", sort=True):
+        groups_in_language = in_language.drop_duplicates(["group_id", "attribute"])
+        scopes = [("all", None)] + [(c, c) for c in sorted(in_language["category"].unique())]
+        for level, table, rank_column in (("row", in_language, "rank"), ("group", groups_in_language, "group_rank")):
+            for category, chosen in scopes:
+                part = table if chosen is None else table[table["category"] == chosen]
+                group_codes, _ = pd.factorize(part["group_id"])
+                n_group = np.bincount(group_codes, minlength=group_codes.max() + 1 if len(group_codes) else 0)
+                rng_seed = (seed, run, language, level, category)
+                for k in ks:
+                    hit = (part[rank_column].to_numpy(float) <= k)
+                    hits_group = np.bincount(group_codes, weights=hit.astype(float), minlength=len(n_group))
+                    low, high = _bootstrap(hits_group, n_group.astype(float), resamples, confidence,
+                                           rng_for(*rng_seed))
+                    n = len(part)
+                    out.append({"run": run, "language": language, "level": level, "category": category, "k": k,
+                                "recall": hit.sum() / n if n else np.nan, "n": n, "recalled": int(hit.sum()),
+                                "n_groups": len(n_group), "ci_low": low, "ci_high": high})
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="python -m analysis.recall",
+        description="Recall@k of human stereotypes (Choenni et al. 2021 by default, English) in probing runs' "
+                    "top-k predictions; writes recall.csv, unmatched.csv and manifest.json.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="probing run folders (with predictions.parquet)")
+    parser.add_argument("--k", type=int, nargs="+", default=None,
+                        help=f"cut-offs, each at most every run's top_k (default: those of {DEFAULT_K} up to the "
+                             f"smallest top_k of the runs)")
+    parser.add_argument("--stereotypes", metavar="FILE",
+                        help="CSV/TSV with language, group_id, template_id (or input), attribute "
+                             f"(default: {CHOENNI_FILE.relative_to(PROJECT_ROOT)}, English)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over groups (0: none)")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output_dir", help="default: results/analysis/recall")
+    return parser
+
+
+@exits_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    if not 0 < args.confidence < 1:
+        raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    ks = sorted(set(args.k or DEFAULT_K))
+    if ks[0] < 1:
+        raise UserError(f"--k must be 1 or more, got {ks[0]}")
+    target = output_folder(args.output_dir, "recall")
+    check_writable(target)
+
+    if args.stereotypes:
+        source = Path(args.stereotypes)
+        raw, unmatched_groups = load_stereotypes(source), pd.DataFrame(columns=UNMATCHED_COLUMNS)
+        n_source = len(raw)
+    else:
+        source = CHOENNI_FILE
+        raw, unmatched_groups = load_choenni()
+        n_source = len(raw) + len(unmatched_groups)
+    stereotypes, unmatched_rows = resolve_templates(raw)
+    unmatched = [unmatched_groups, unmatched_rows]
+    if stereotypes.empty:
+        raise UserError(f"no row of {source} names one of our groups and templates "
+                        f"({len(raw)} rows; check group_id and template_id against prompts/<language>.yaml)")
+    lemmatizers = {}
+    for language in stereotypes["language"].unique():
+        lemmatizers[language] = prompt_files.load_language(language).lemmatizer
+
+    runs, inputs, results, names = [], [], [], set()
+    for run_arg in args.runs:
+        path = Path(run_arg)
+        predictions = read_predictions(path)
+        top_k = run_top_k(path, predictions)
+        if args.k is not None and ks[-1] > top_k:
+            raise UserError(f"--k {ks[-1]} is above the top_k of {path} ({top_k}); pass k values up to {top_k}")
+        name = (path if path.is_dir() else path.parent).name or str(path)
+        while name in names:
+            name += "_"
+        names.add(name)
+        runs.append((name, path, predictions, top_k))
+        inputs.append(input_record(path / "predictions.parquet" if path.is_dir() else path, len(predictions),
+                                   run=name, top_k=top_k))
+    if args.k is None:
+        smallest = min(top_k for *_, top_k in runs)
+        ks = [k for k in ks if k <= smallest] or [smallest]
+    used_any, notes = False, []
+    for name, path, predictions, top_k in runs:
+        present = predictions[["language", "group_id", "template_id"]].astype(str).drop_duplicates()
+        key = pd.MultiIndex.from_frame(present)
+        in_run = pd.MultiIndex.from_frame(stereotypes[["language", "group_id", "template_id"]]).isin(key)
+        if (~in_run).any():
+            unmatched.append(_unmatched(stereotypes[~in_run], NOT_IN_RUN, run=name))
+        used = stereotypes[in_run]
+        if used.empty:
+            notes.append(f"note: no stereotype row matches a sentence of {path}")
+            continue
+        used_any = True
+        ranked = first_ranks(predictions, used, lemmatizers)
+        results += recall_rows(name, ranked, ks, args.bootstrap, args.confidence, args.seed)
+    if not used_any:
+        raise UserError(f"no stereotype row of {source} matches a sentence of the run(s) "
+                        f"(languages, groups or templates differ); probe the groups of the stereotype file")
+    for note in notes:
+        print(note, file=sys.stderr)
+    recall = pd.DataFrame(results, columns=RECALL_COLUMNS)
+    unmatched_table = pd.concat([u for u in unmatched if len(u)] or [pd.DataFrame(columns=UNMATCHED_COLUMNS)],
+                                ignore_index=True)[UNMATCHED_COLUMNS]
+    reasons = unmatched_table.groupby(["run", "reason"]).size()
+    manifest = {
+        "command": command_line("analysis.recall", argv),
+        "parameters": {**vars(args), "k": ks},
+        "seed": args.seed,
+        "inputs": [input_record(source, n_source, table="stereotypes"), *inputs],
+        "stereotypes": {"rows": n_source, "usable": len(stereotypes),
+                        "unmatched": {f"{run or 'data set'}: {reason}": int(n) for (run, reason), n in reasons.items()}},
+    }
+    save_run(target, {"recall.csv": recall, "unmatched.csv": unmatched_table}, manifest)
+    print(f"recall of {len(stereotypes)} of {n_source} stereotype rows in {len(runs)} run(s) written to {target} "
+          f"({len(unmatched_table)} unmatched rows listed in unmatched.csv)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""analysis.recall: recall@k of human stereotypes, checked by hand on a small run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from analysis import recall
+from probing.predictions import SCHEMA, write_predictions
+
+# (group_id, category, template_id, sentence): our English sentences of two religion groups
+SENTENCES = [
+    ("muslims", "religion", "why_so", "Why are Muslims so <mask>?"),
+    ("muslims", "religion", "what_makes_so", "What makes Muslims so <mask>?"),
+    ("atheists", "religion", "why_so", "Why are atheists so <mask>?"),
+]
+# per sentence, the words at rank 1, 2, 3 (lemma: simplemma's, "" for none)
+WORDS = {
+    "why_so|muslims": [("peaceful", "peaceful"), ("Angry", "angry"), ("nice", "nice")],
+    "what_makes_so|muslims": [("violent", "violent"), ("strong", "strong"), ("good", "good")],
+    "why_so|atheists": [("smart", "smart"), ("rude", "rude"), ("people", "people")],
+}
+
+
+def predictions_table() -> pa.Table:
+    rows = []
+    for group_id, category, template_id, sentence in SENTENCES:
+        for rank, (word, lemma) in enumerate(WORDS[f"{template_id}|{group_id}"], start=1):
+            rows.append({"model": "m", "language": "en", "category": category, "group_id": group_id,
+                         "group": group_id.capitalize(), "template_id": template_id, "sentence": sentence,
+                         "rank": rank, "token_id": rank, "token": "\u2581" + word, "word": word, "lemma": lemma,
+                         "log_prob": -float(rank), "score": -float(rank), "kept": True, "drop_reason": ""})
+    frame = pd.DataFrame(rows)
+    arrays = []
+    for field in SCHEMA:
+        values = frame[field.name].tolist()
+        if pa.types.is_dictionary(field.type):
+            arrays.append(pa.array(values, pa.string()).dictionary_encode())
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_predictions(run / "predictions.parquet", [predictions_table()])
+    (run / "manifest.json").write_text(json.dumps({"parameters": {"top_k": 3}}), encoding="utf-8")
+    return run
+
+
+def stereotype_file(tmp_path, rows, columns=("language", "group_id", "template_id", "attribute")):
+    path = tmp_path / "stereotypes.csv"
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+    return path
+
+
+STEREOTYPES = [
+    ("en", "muslims", "why_so", "angry"),      # rank 2 (word, lower-cased)
+    ("en", "muslims", "why_so", "Angry "),     # duplicate of the row above once normalised
+    ("en", "muslims", "why_so", "violent"),    # only predicted in what_makes_so (rank 1): group level only
+    ("en", "muslims", "what_makes_so", "goods"),  # lemma of "goods" is "good": rank 3
+    ("en", "atheists", "why_so", "arrogant"),  # never predicted
+    ("en", "atheists", "why_so", "smart"),     # rank 1
+    ("en", "hindus", "why_so", "spiritual"),   # a group the run did not probe
+    ("en", "no_such_group", "why_so", "x"),    # matches nothing of prompts/en.yaml
+]
+
+
+def run_recall(cli, tmp_path, run_dir, stereotypes, *extra, name="out"):
+    out = tmp_path / name
+    code, stdout, stderr = cli(recall.main, [str(run_dir), "--stereotypes", str(stereotypes), "--k", "1", "2", "3",
+                                             "--bootstrap", "200", "--output_dir", str(out), *extra])
+    return code, stderr, out
+
+
+def test_recall_by_hand(cli, tmp_path, run_dir):
+    assert recall.known_lemma("goods", "en") == "good"  # the lemma match below rests on simplemma
+    code, stderr, out = run_recall(cli, tmp_path, run_dir, stereotype_file(tmp_path, STEREOTYPES))
+    assert code == 0, stderr
+    table = pd.read_csv(out / "recall.csv")
+    rows = table[(table["level"] == "row") & (table["category"] == "all")].set_index("k")
+    # usable rows: angry, violent, goods (muslims); arrogant, smart (atheists) -> n = 5
+    # k=1: smart; k=2: + angry; k=3: + goods
+    assert rows["n"].tolist() == [5, 5, 5]
+    assert rows["recalled"].tolist() == [1, 2, 3]
+    assert rows["recall"].tolist() == pytest.approx([1 / 5, 2 / 5, 3 / 5])
+    groups = table[(table["level"] == "group") & (table["category"] == "all")].set_index("k")
+    # muslims {angry, violent, goods} over both templates: violent at 1, angry at 2, goods (good) at 3;
+    # atheists {arrogant, smart}: smart at 1
+    assert groups["recalled"].tolist() == [2, 3, 4]
+    assert groups["recall"].tolist() == pytest.approx([2 / 5, 3 / 5, 4 / 5])
+    assert set(table["category"]) == {"all", "religion"}
+    assert (table["n_groups"] == 2).all()
+    assert (table["ci_low"] <= table["recall"] + 1e-12).all() and (table["recall"] <= table["ci_high"] + 1e-12).all()
+
+    unmatched = pd.read_csv(out / "unmatched.csv", keep_default_na=False)
+    reasons = dict(zip(unmatched["attribute"], unmatched["reason"]))
+    assert reasons["angry"] == recall.DUPLICATE
+    assert reasons["spiritual"] == recall.NOT_IN_RUN
+    assert reasons["x"] == recall.UNKNOWN_GROUP.format(language="en")
+    assert len(unmatched) == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stereotypes"]["usable"] == 6 and manifest["stereotypes"]["rows"] == 8
+    assert set(manifest["outputs"]) == {"recall.csv", "unmatched.csv"}
+
+
+def test_input_column_maps_to_template_and_bootstrap_is_seeded(cli, tmp_path, run_dir):
+    rows = [("en", "muslims", "Why are Muslims so", "angry"), ("en", "atheists", "why are atheists so ", "smart"),
+            ("en", "atheists", "why are atheists so good at", "math")]
+    path = stereotype_file(tmp_path, rows, ("language", "group_id", "input", "attribute"))
+    code, stderr, out = run_recall(cli, tmp_path, run_dir, path)
+    assert code == 0, stderr
+    first = pd.read_csv(out / "recall.csv")
+    row = first[(first["level"] == "row") & (first["category"] == "all") & (first["k"] == 2)].iloc[0]
+    assert (row["n"], row["recalled"]) == (2, 2)
+    unmatched = pd.read_csv(out / "unmatched.csv", keep_default_na=False)
+    assert unmatched["reason"].tolist() == [recall.NO_TEMPLATE]
+    code, _, out2 = run_recall(cli, tmp_path, run_dir, path, name="again")
+    assert code == 0
+    pd.testing.assert_frame_equal(first, pd.read_csv(out2 / "recall.csv"))
+
+
+def test_shipped_data_set_loads_and_every_group_is_accounted_for():
+    rows, unmapped = recall.load_choenni()
+    assert len(rows) + len(unmapped) == 1886
+    assert set(unmapped["reason"]) <= {recall.UNMAPPED_GROUP}
+    assert not rows["attribute"].str.contains("\n").any()
+    source = pd.read_csv(recall.CHOENNI_FILE, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    assert len(source) == 1886 and not source.apply(lambda c: c.str.contains("\n")).any().any()
+    usable, unmatched = recall.resolve_templates(rows)
+    assert len(usable) + len(unmatched) == len(rows)
+    assert unmatched["reason"].ne("").all()
+    assert set(usable["template_id"]) <= {"why_so", "what_makes_so", "how_come_so", "why_always_so", "why_all_so",
+                                          "country_why_so", "country_what_makes_so", "country_how_come_so",
+                                          "country_why_always_so", "country_why_all_people_so"}
+    academics = usable[(usable["group_id"] == "academics") & (usable["attribute"] == "pretentious")]
+    assert academics["template_id"].tolist() == ["why_so"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_column", "lacks column"),
+    ("no_template_column", "lacks column template_id or input"),
+    ("nothing_matches", "no row of"),
+    ("absent_from_run", "matches a sentence of the run"),
+    ("k_zero", "--k must be 1 or more"),
+    ("k_above_top_k", "above the top_k"),
+])
+def test_bad_input_is_one_line_exit_2(case, message, cli, tmp_path, run_dir):
+    rows, columns, extra = STEREOTYPES, ("language", "group_id", "template_id", "attribute"), []
+    if case == "missing_column":
+        rows, columns = [r[:3] for r in STEREOTYPES], ("language", "group_id", "template_id")
+    elif case == "no_template_column":
+        rows, columns = [(r[0], r[1], r[3]) for r in STEREOTYPES], ("language", "group_id", "attribute")
+    elif case == "nothing_matches":
+        rows = [("en", "no_such_group", "why_so", "x")]
+    elif case == "absent_from_run":
+        rows = [("en", "hindus", "why_so", "spiritual")]
+    path = stereotype_file(tmp_path, rows, columns)
+    out = tmp_path / "out"
+    k = {"k_zero": ["0", "2"], "k_above_top_k": ["1", "4"]}.get(case, ["1"])
+    code, _, stderr = cli(recall.main, [str(run_dir), "--stereotypes", str(path), "--k", *k,
+                                        "--output_dir", str(out), *extra])
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert not out.exists()
+
+
+def test_default_k_stops_at_the_runs_top_k(cli, tmp_path, run_dir):
+    path = stereotype_file(tmp_path, STEREOTYPES)
+    out = tmp_path / "out"
+    code, _, stderr = cli(recall.main, [str(run_dir), "--stereotypes", str(path), "--output_dir", str(out)])
+    assert code == 0, stderr
+    assert sorted(set(pd.read_csv(out / "recall.csv")["k"])) == [1]  # of 1 5 10 50 100 200, those <= top_k 3
