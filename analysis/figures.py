@@ -818,6 +818,8 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         embed("fairness")
     if "recall.csv" in run.tables:
         table = run.tables["recall.csv"].copy()
+        random_runs = {str(i.get("run")) for i in run.manifest.get("inputs", []) if i.get("random_weights")}
+        table["run"] = [f"{name} (random weights)" if name in random_runs else name for name in table["run"].astype(str)]
         table["95% CI"] = _interval(table)
         table["cell"] = table.apply(lambda r: f"{_format(r['recall'])} {r['95% CI']}", axis=1)
         overall = table[table["category"] == ALL]

@@ -200,16 +200,21 @@ def _match_template(prompts, group, own, wanted: str, source_group: str) -> str:
     return ""
 
 
+def run_manifest(run: Path) -> dict:
+    """The probing run's ``manifest.json`` (beside its predictions), or {} if absent or unreadable."""
+    manifest = run / "manifest.json" if run.is_dir() else run.parent / "manifest.json"
+    try:
+        payload = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def run_top_k(run: Path, predictions: pd.DataFrame) -> int:
     """The run's ``parameters.top_k`` (its ``manifest.json``), else its largest rank."""
-    manifest = run / "manifest.json" if run.is_dir() else run.parent / "manifest.json"
-    if manifest.is_file():
-        try:
-            top_k = json.loads(manifest.read_text(encoding="utf-8")).get("parameters", {}).get("top_k")
-        except (json.JSONDecodeError, AttributeError):
-            top_k = None
-        if isinstance(top_k, int):
-            return top_k
+    top_k = (run_manifest(run).get("parameters") or {}).get("top_k")
+    if isinstance(top_k, int):
+        return top_k
     return int(predictions["rank"].max()) if len(predictions) else 0
 
 
@@ -333,8 +338,12 @@ def main(argv: list[str] | None = None) -> int:
             name += "_"
         names.add(name)
         runs.append((name, path, predictions, top_k))
+        random_weights = bool((run_manifest(path).get("model") or {}).get("random_weights", False))
+        if random_weights:
+            print(f"warning: {name} has random weights: its recall measures nothing (for tests and demos only)",
+                  file=sys.stderr)
         inputs.append(input_record(path / "predictions.parquet" if path.is_dir() else path, len(predictions),
-                                   run=name, top_k=top_k))
+                                   run=name, top_k=top_k, random_weights=random_weights))
     if args.k is None:
         smallest = min(top_k for *_, top_k in runs)
         ks = [k for k in ks if k <= smallest] or [smallest]
