@@ -108,6 +108,15 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
     return read_table(path, fmt="CSV", **kwargs)
 
 
+def check_bootstrap_options(args) -> None:
+    """``--bootstrap`` (resamples, 0 = no intervals) and ``--confidence`` (level in (0, 1)), shared by
+    the commands that report bootstrap intervals."""
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    if not 0 < args.confidence < 1:
+        raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}")
+
+
 def require_columns(table: pd.DataFrame, columns, path: Path, hint: str = "") -> None:
     """Fail with the missing and the present columns if ``table`` lacks any of ``columns``."""
     missing = [c for c in columns if c not in table.columns]

@@ -44,7 +44,8 @@ from scipy.stats import pmean
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from analysis._common import command_line, input_record, output_folder, read_table, require_columns, rng_for, save_run
+from analysis._common import (check_bootstrap_options, command_line, input_record, output_folder, read_table,
+                              require_columns, rng_for, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import check_writable
@@ -676,10 +677,7 @@ def gaps_table(fairness: pd.DataFrame, reference: str) -> pd.DataFrame:
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.bootstrap < 0:
-        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
-    if not 0 < args.confidence < 1:
-        raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    check_bootstrap_options(args)
     path = Path(args.predictions)
     target = output_folder(args.output_dir, args.run_name or f"fairness_{path.stem}")
     check_writable(target)

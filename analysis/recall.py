@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis._common import command_line, input_record, output_folder, read_table, require_columns, rng_for, save_run
+from analysis._common import (check_bootstrap_options, command_line, input_record, output_folder, read_table,
+                              require_columns, rng_for, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import PROJECT_ROOT, check_writable
@@ -299,10 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.bootstrap < 0:
-        raise UserError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
-    if not 0 < args.confidence < 1:
-        raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    check_bootstrap_options(args)
     ks = sorted(set(args.k or DEFAULT_K))
     if ks[0] < 1:
         raise UserError(f"--k must be 1 or more, got {ks[0]}")
