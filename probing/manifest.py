@@ -104,9 +104,24 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def _backup_prefix(target: Path) -> str:
+    return f".{target.name}.old-"
+
+
+def leftover_folders(target: Path) -> list[Path]:
+    """Staging and backup siblings of ``target`` that :class:`AtomicFolder` left behind (a killed
+    run's); only safe to delete while no other run writes ``target``."""
+    return [p for prefix in (_staging_prefix(target), _backup_prefix(target))
+            for p in target.parent.glob(f"{prefix}*")]
+
+
 def make_staging_dir(target: Path) -> Path:
     """A hidden, empty sibling of ``target`` with the permissions a plain ``mkdir`` would give."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)
@@ -135,7 +150,7 @@ class AtomicFolder:
             return False
         backup = None
         if self.target.exists():
-            backup = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            backup = self.target.with_name(f"{_backup_prefix(self.target)}{os.getpid()}")
             self.target.rename(backup)
         self.staging.rename(self.target)
         if backup is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from probing.errors import UserError
-from probing.manifest import sha256_file
+from probing.manifest import leftover_folders, sha256_file
 
 try:
     import fcntl
@@ -200,9 +200,7 @@ class ShardStore:
 
     def _remove_stale_siblings(self) -> None:
         """Half-written result folders of killed runs (``AtomicFolder``'s ``.<name>.tmp-*``)."""
-        for path in self.target.parent.glob(f".{self.target.name}.tmp-*"):
-            shutil.rmtree(path, ignore_errors=True)
-        for path in self.target.parent.glob(f".{self.target.name}.old-*"):
+        for path in leftover_folders(self.target):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -150,10 +150,8 @@ def group_word_keys(surface_forms: list[str], lemmatizer: str) -> frozenset[str]
     >>> sorted(group_word_keys(["Söhne"], "de"))
     ['sohn', 'söhne']
     """
-    tokens = _group_tokens(surface_forms)
-    keys = {w.lower() for w in tokens}
-    keys |= {lemma for lemma in (known_lemma(w, lemmatizer) for w in tokens) if lemma}
-    return frozenset(keys)
+    lemmas = {known_lemma(w, lemmatizer) for w in _group_tokens(surface_forms)}
+    return frozenset(group_words(surface_forms) | (lemmas - {""}))
 
 
 @lru_cache(maxsize=1)
