@@ -300,7 +300,7 @@ def end_to_end(args) -> int:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from measure import GB, child_env, load_average, prediction_rows, probe_command, run_measured
+    from measure import GB, child_env, load_average, prediction_rows, probe_command, run_measured, run_timings
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -343,6 +343,8 @@ def end_to_end(args) -> int:
         cli_rate = len(prompts) / cli.wall_s
         print(f"cli: {len(prompts)} sentences end to end in {cli.wall_s:.1f}s = {cli_rate:.2f} sent/s, "
               f"peak RSS {cli.peak_rss / GB:.3f} GB (load average before: {load_before})")
+        phases = ", ".join(f"{name[:-2]} {value:.1f} s" for name, value in run_timings(output_dir).items())
+        print(f"cli phases (its manifest): {phases}")
         rows = prediction_rows(output_dir)
         if rows is not None and rows != len(prompts) * TOP_K:
             print(f"note: the CLI's manifest records {rows} prediction rows, not {len(prompts)} x {TOP_K}")

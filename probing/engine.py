@@ -75,6 +75,38 @@ class TopKTable:
         return (self[row] for row in range(len(self)))
 
 
+TOP_K_STRIPES = 16
+
+
+def top_k_rows(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(values, k, dim=-1)`` (sorted, best first) of a ``(n, V)`` tensor, faster for
+    ``k << V``: the same values; ids may differ only among exactly tied values.
+
+    Each row's first ``S * W`` entries (``S`` = ``TOP_K_STRIPES``, ``W = V // S``) are split into
+    ``W`` disjoint sets ``B_c = {c, c + W, ..., c + (S - 1) W}``; the ``V - S W < S`` left over
+    are candidates always. Let ``v_k`` be a row's k-th largest value. Every top-k entry lies in a set whose
+    maximum is ``>= v_k``, and at most ``k`` sets have a maximum ``>= v_k`` (each such maximum is
+    itself one of the row's top-k entries, and the sets are disjoint), so the ``k`` sets with the
+    largest maxima hold the whole top-k. The exact top-k is then taken over those ``k S``
+    candidates. Cost: one pass of ``max`` over the row instead of a selection over ``V``.
+    Falls back to ``torch.topk`` when ``W < 4 k``.
+    """
+    rows, width_total = values.shape
+    width = width_total // TOP_K_STRIPES
+    if width < 4 * k:
+        return torch.topk(values, k, dim=-1)
+    covered = TOP_K_STRIPES * width
+    maxima = values[:, :covered].view(rows, TOP_K_STRIPES, width).amax(dim=1)
+    _, sets = torch.topk(maxima, k, dim=-1, sorted=False)
+    offsets = width * torch.arange(TOP_K_STRIPES, device=values.device)
+    candidates = (sets.unsqueeze(-1) + offsets).view(rows, -1)
+    if covered < width_total:
+        leftover = torch.arange(covered, width_total, device=values.device).expand(rows, -1)
+        candidates = torch.cat([candidates, leftover], dim=1)
+    top, where = torch.topk(torch.gather(values, 1, candidates), k, dim=-1)
+    return top, torch.gather(candidates, 1, where)
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` is CUDA when available, else CPU."""
     if device == "auto":
@@ -407,11 +439,11 @@ class MaskedLMScorer:
         results = TopKTable.empty(len(sentences), k)
         for batch, log_probs in self.iter_log_probs(sentences, desc=desc):
             if scoring == "raw":
-                scores, ids = torch.topk(log_probs, k, dim=-1)
+                scores, ids = top_k_rows(log_probs, k)
                 chosen_log_probs = scores
             else:
                 prior = priors[torch.tensor([prior_rows[i] for i in batch], device=priors.device)]
-                pool_log_probs, pool_ids = torch.topk(log_probs, pool, dim=-1)
+                pool_log_probs, pool_ids = top_k_rows(log_probs, pool)
                 typicality = pool_log_probs - torch.gather(prior, 1, pool_ids)
                 scores, where = torch.topk(typicality, k, dim=-1)
                 ids = torch.gather(pool_ids, 1, where)

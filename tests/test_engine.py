@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from probing.engine import MaskedLMScorer, split_lm_head
+from probing.engine import TOP_K_STRIPES, MaskedLMScorer, split_lm_head, top_k_rows
 
 SENTENCES = [
     "Why are women so <mask>?",
@@ -133,3 +133,36 @@ def test_last_layer_that_disagrees_is_not_used(tiny, monkeypatch):
     exact = engine._LastLayerAtMask.forward
     monkeypatch.setattr(engine._LastLayerAtMask, "forward", lambda self, *a, **k: exact(self, *a, **k) + 1e-3)
     assert engine.with_last_layer_at_mask(encoder, ids, torch.ones_like(ids), rows, cols) == (encoder, None)
+
+
+# --- top_k_rows: torch.topk through stripe maxima ------------------------------------------------
+
+@pytest.mark.parametrize("vocab, k", [(250_002, 200), (250_002, 1000), (16 * 800 + 7, 200), (16 * 800, 1), (5000, 200)])
+def test_top_k_rows_equals_torch_topk_on_distinct_values(vocab, k):
+    generator = torch.Generator().manual_seed(vocab + k)
+    # distinct values (a permutation), so the top-k ids are unique and must match exactly
+    values = torch.stack([torch.randperm(vocab, generator=generator) for _ in range(6)]).float()
+    values[0, -3:] = vocab + torch.arange(3.0)  # the best entries in the leftover columns
+    values[1, :k] = vocab + torch.arange(float(k))  # all of the best crowded into a few sets
+    got_values, got_ids = top_k_rows(values, k)
+    want_values, want_ids = torch.topk(values, k, dim=-1)
+    assert torch.equal(got_values, want_values)
+    assert torch.equal(got_ids, want_ids)
+
+
+def test_top_k_rows_keeps_tied_values():
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randint(0, 50, (4, 16 * 1000 + 3), generator=generator).float()  # many ties
+    got_values, got_ids = top_k_rows(values, 100)
+    assert torch.equal(got_values, torch.topk(values, 100, dim=-1).values)
+    assert torch.equal(torch.gather(values, 1, got_ids), got_values)  # each id holds its value
+    assert all(len(set(row.tolist())) == 100 for row in got_ids)  # no id twice
+
+
+def test_top_k_rows_uses_stripes_at_xlmr_size(monkeypatch):
+    # the fast path is taken (not the fallback) at the vocabulary and k the CLI uses
+    calls = []
+    real_topk = torch.topk
+    monkeypatch.setattr(torch, "topk", lambda t, k, **kw: calls.append(t.shape[-1]) or real_topk(t, k, **kw))
+    top_k_rows(torch.randn(2, 250_002), 200)
+    assert max(calls) <= 250_002 // TOP_K_STRIPES

@@ -243,3 +243,49 @@ def test_known_lemma_agrees_with_simplemma_on_known_forms():
 
     for word, language in [("belles", "fr"), ("hermosas", "es"), ("όμορφες", "el"), ("Ängste", "de")]:
         assert known_lemma(word, language) == simplemma.lemmatize(word, lang=language).lower() != ""
+
+
+# --- the lemma dictionaries as tries ------------------------------------------------------------
+
+def test_trie_dictionary_is_written_atomically_and_read_back_with_the_same_lemmas(tmp_path, monkeypatch):
+    from simplemma.strategies import DefaultDictionaryFactory, DictionaryLookupStrategy
+
+    from probing.words import _atomic_trie_factory
+
+    factory = _atomic_trie_factory()
+    built = DictionaryLookupStrategy(factory(cache_max_size=1, disk_cache_dir=str(tmp_path)))
+    reference = DictionaryLookupStrategy(DefaultDictionaryFactory(cache_max_size=1))
+    words = ["belles", "Heureux", "hospitali", "fâchées", "grands", "l'homme", "Tables"]
+    expected = [reference.get_lemma(w, "fr") for w in words]
+    assert [built.get_lemma(w, "fr") for w in words] == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fr.dic"]  # no temporary file left behind
+
+    # a second run opens the saved trie: building it again would fail here
+    monkeypatch.setattr(factory, "_build_trie", lambda self, lang: pytest.fail("trie rebuilt"))
+    reopened = DictionaryLookupStrategy(factory(cache_max_size=1, disk_cache_dir=str(tmp_path)))
+    assert [reopened.get_lemma(w, "fr") for w in words] == expected
+
+
+def test_trie_write_failure_leaves_no_partial_file(tmp_path):
+    from probing.words import _atomic_trie_factory
+
+    factory = _atomic_trie_factory()(cache_max_size=1, disk_cache_dir=str(tmp_path))
+
+    class TrieKilledWhileSaving:
+        def save(self, path):
+            with open(path, "wb") as handle:
+                handle.write(b"half")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        factory._write_trie_to_disk("en", TrieKilledWhileSaving())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lemma_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    from simplemma.__metadata__ import __version__
+
+    from probing.words import LEMMA_CACHE_ENV, lemma_cache_dir
+
+    monkeypatch.setenv(LEMMA_CACHE_ENV, str(tmp_path))
+    assert lemma_cache_dir() == tmp_path / __version__
