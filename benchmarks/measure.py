@@ -66,6 +66,19 @@ def run_measured(command: list[str], *, log_dir: Path, name: str, env: dict[str,
                     stderr=err_path.read_text(encoding="utf-8", errors="replace"))
 
 
+def warm_lemma_tries(languages: list[str] | None) -> float:
+    """Build the lemma tries of ``languages`` (None: every language in prompts/) if this machine
+    has none yet, as the first run that probes a language does once (``probing.words``); returns
+    the seconds it took. Measured runs are then timed as every later run is, not the first one."""
+    from probing.prompts import load_languages
+    from probing.words import known_lemma
+
+    start = time.perf_counter()
+    for prompts in load_languages(languages).values():
+        known_lemma("x", prompts.lemmatizer)
+    return time.perf_counter() - start
+
+
 def probe_command(model: str, output_dir: Path, *, languages: list[str] | None, top_k: int,
                   categories: list[str] | None = None, run_name: str | None = None) -> list[str]:
     """``python -m probing.run ...`` with this interpreter; ``languages=None``: every language."""

@@ -16,7 +16,9 @@ What it measures
   once for ``--languages_small`` (default ``en fr``) and once for ``--languages_large`` (default:
   the option left out, i.e. every language in ``prompts/``, all eight, as ``make demo`` probes).
   A warm-up run first (one language, one category, ``--top_k 1``; not checked) builds tiny-xlmr
-  on first use and fills the file cache, so neither measured run pays for that.
+  on first use and fills the file cache, and the lemma tries of every language are built if
+  this machine has none yet (``probing.words``: once per simplemma version, as the first run that
+  probes a language does), so neither measured run pays for that.
 * Peak RSS exactly, not sampled: the child is started with ``subprocess.Popen`` and reaped with
   ``os.wait4(pid, 0)``, whose ``ru_maxrss`` (KiB on Linux) is the child's peak resident set
   (``benchmarks/measure.py``). Wall time is measured from the start to the same call.
@@ -49,7 +51,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import GB, load_average, prediction_rows, probe_command, run_measured, run_timings  # noqa: E402
+from measure import (GB, load_average, prediction_rows, probe_command, run_measured, run_timings,  # noqa: E402
+                     warm_lemma_tries)
 
 MODEL = "tiny-xlmr"
 PEAK_LIMIT_GB = 2.5
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from probing.prompts import CATEGORIES
 
+        print(f"  lemma tries of {len(large_langs)} languages ready in {warm_lemma_tries(large_langs):.1f} s (not counted)")
         warm = run_measured(
             probe_command(MODEL, tmp / "warmup", languages=small_langs[:1], top_k=1,
                           categories=(args.categories or list(CATEGORIES))[:1], run_name="warmup"),
