@@ -252,8 +252,8 @@ class TrainConfig:
     sampling_temperature: float = _help("temperature T: p_task ~ n_task^(1/T)", 2.0)
     max_train_examples: int | None = _help("use at most N training examples per data set (smoke runs)", None)
     max_eval_examples: int | None = _help("use at most N validation examples per data set", None)
-    weighted_metrics: bool = _help("multitask: also report weighted_<metric> per task, each validation row "
-                                   "counting its sample weight (weight_column); the unweighted metrics, which "
+    weighted_metrics: bool = _help("multitask: tasks with a weight_column also report weighted_<metric>, each "
+                                   "validation row counting its sample weight; the unweighted metrics, which "
                                    "score every labelled row alike, stay the ones training follows", False)
     mixed_precision: str = _help("|".join(PRECISIONS) + " (fp16 and bf16 need a GPU)", "no")
     logging_steps: int = _help("log the training loss every N updates", 10)

@@ -281,7 +281,7 @@ def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
                                mlm_probability=config.mlm_probability if config.uses_mlm else None),
         processing_class=tokenizer, callbacks=all_callbacks, task_sampler=sampler,
         eval_languages={i: r["language"] for i, r in enumerate(prepared.eval_features)},
-        weighted_metrics=config.weighted_metrics,
+        weighted_metrics=[t.name for t in config.tasks if t.weight_column] if config.weighted_metrics else (),
     )
 
 

@@ -85,11 +85,11 @@ class SamplerEpochCallback(TrainerCallback):
 class FinetuneTrainer(Trainer):
     """``Trainer`` for :class:`MultiTaskModel` (see the module docstring)."""
 
-    def __init__(self, *args, task_sampler=None, eval_languages=None, weighted_metrics=False, **kwargs):
+    def __init__(self, *args, task_sampler=None, eval_languages=None, weighted_metrics=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.task_sampler = task_sampler
         self.eval_languages = eval_languages or {}
-        self.weighted_metrics = weighted_metrics
+        self.weighted_metrics = set(weighted_metrics)  # tasks that also get weighted_<metric>
         self.last_metrics: dict = {}
 
     # ---- data ----
@@ -185,10 +185,10 @@ def _batch_rows(model: MultiTaskModel, batch: dict, out: dict, features: list[di
 
 
 def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, mlm_loss: float | None, *,
-              weighted: bool = False) -> dict:
+              weighted=()) -> dict:
     """Nested metrics: loss, masked-LM loss and perplexity, per task, aggregate, per language.
 
-    ``weighted`` adds each task's sample-weighted metrics (``weighted_<metric>``).
+    The tasks named in ``weighted`` also get their sample-weighted metrics (``weighted_<metric>``).
     """
     out: dict = {"loss": loss, "n_examples": len(rows)}
     if mlm_loss is not None:
@@ -207,7 +207,7 @@ def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, m
                 continue
             truth = [p[0] for p in pairs]
             prediction = [p[1] for p in pairs]
-            weights = [p[2] for p in pairs] if weighted else None
+            weights = [p[2] for p in pairs] if task.name in weighted else None
             per_task[task.name] = task_metrics.task_metrics(task.type, task.labels, truth, prediction,
                                                             sample_weight=weights)
         return {"tasks": per_task, "aggregate": task_metrics.aggregate(per_task)} if per_task else {}

@@ -247,10 +247,13 @@ def test_every_labelled_validation_row_is_scored_whatever_its_weight(models_dir,
         tmp_path, output_name="tiny-weighted", max_steps=4, eval_steps=4, weighted_metrics=True, pooling="cls",
         datasets={"s": {"train": {"path": str(tmp_path / "weighted.csv")}, "validation_fraction": 0.5}},
         tasks=[{"name": "polarity", "type": "binary", "dataset": "s", "label_column": "polarity",
-                "weight_column": "weight"}])
+                "weight_column": "weight"},
+               {"name": "plain", "type": "binary", "dataset": "s", "label_column": "polarity"}])
     config = load_config(path)
     folder = train.run(config, overwrite=True)
-    scored = read(folder, "metrics.json")["final"]["tasks"]["polarity"]
+    tasks = read(folder, "metrics.json")["final"]["tasks"]
+    scored = tasks["polarity"]
+    assert tasks["plain"]["n"] == scored["n"] and "weighted_accuracy" not in tasks["plain"]  # no weight column
 
     validation = pd.read_csv(tmp_path / "weighted.csv", dtype=str).iloc[load_splits(config)[1][0].rows]
     labelled = validation[validation["polarity"] != "-1"].reset_index(drop=True)
