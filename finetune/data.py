@@ -148,10 +148,10 @@ def require_column(table: Table, column: str, key: str) -> None:
 # ---- cells ---------------------------------------------------------------------------------
 
 def is_missing(value) -> bool:
-    """An empty cell: ``None`` (JSON null), NaN, or blank text."""
-    if value is None:
+    """An empty cell: ``None`` (JSON null), ``pd.NA``, NaN, or blank text."""
+    if value is None or value is pd.NA:
         return True
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
         return True
     return isinstance(value, str) and value.strip() == ""
 

@@ -117,7 +117,7 @@ class FinetuneTrainer(Trainer):
         features = (eval_dataset if eval_dataset is not None else self.eval_dataset).rows
         was_training = model.training
         model.eval()
-        rows: list[tuple] = []  # (example index, {task: (truth, prediction)})
+        rows: list[tuple] = []  # (example index, {task: (truth, prediction, sample weight)})
         loss_total, loss_batches, mlm_sum, mlm_count = 0.0, 0, 0.0, 0
         for batch in loader:
             batch = self._prepare_inputs(batch)

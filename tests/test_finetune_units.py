@@ -9,6 +9,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -305,7 +306,7 @@ def test_weight_lists_give_one_weight_per_task():
 def test_empty_null_and_minus_one_mean_missing_for_every_head_type(kind, labels, good, expected):
     explicit = task(kind, labels)
     assert parse_label(good, explicit) == expected
-    for missing in ["", "  ", None, float("nan"), -1, -1.0, "-1", np.int64(-1)]:
+    for missing in ["", "  ", None, float("nan"), np.float32("nan"), pd.NA, -1, -1.0, "-1", np.int64(-1)]:
         assert parse_label(missing, explicit) is None, missing
     flat = task(kind, labels, label_index=1)  # the same inside a list-valued label column
     for cell in ['["x", -1]', '["x", null]', ["x", None], '["x", ""]', "-1", ""]:
