@@ -16,7 +16,13 @@ A multi-task config names its data sets, then its tasks::
 
 or uses the flat layout: one data set whose label column holds a list, one label per task, and
 ``flat: {dataset: demo, label_column: labels, group_sizes: [3, 2, 4]}`` (three multi-class tasks
-with 3, 2 and 4 classes; ``null`` or ``-1`` in the list marks a missing label).
+with 3, 2 and 4 classes). The flat layout takes what explicit tasks take: ``weight_column`` (a
+number per row, or a list with one weight per task: ``[1.0, 2.0, 1.5]``), ``loss_weight`` and
+``label_smoothing`` (one value for all tasks, or a list with one per task).
+
+A label that is empty, null or ``-1`` is missing, in every layout and for every task type (a
+token task's tag list may also hold null or ``-1`` for single words); ``-1`` is a real label only
+when ``"-1"`` is one of the task's label names.
 """
 
 from __future__ import annotations
@@ -123,14 +129,15 @@ class TaskConfig:
     type: str = _help("|".join(TASK_TYPES))
     dataset: str | list[str] = _help("key of its data set under 'datasets', or a list of keys (e.g. one per "
                                      "language); every one needs the label column")
-    label_column: str = _help("column with the labels (an empty cell = no label for this task)")
+    label_column: str = _help("column with the labels (an empty, null or -1 cell = no label for this task)")
     labels: list[str] | None = _help(
         "label names; multiclass cells hold a name or its index, multilabel cells 'a|b' or a list, token "
         "cells a list of tags (BIO for entities); binary defaults to ['0', '1'] (index 1 = positive)", None)
     label_index: int | None = _help("flat layout: the label is element i of a list-valued label column", None)
     loss_weight: float = _help("weight of this task's loss in the total", 1.0)
     label_smoothing: float = _help("epsilon: targets (1 - eps) * onehot + eps / K", 0.0)
-    weight_column: str | None = _help("column with a per-example loss weight (empty = 1)", None)
+    weight_column: str | None = _help("column with a per-example loss weight (empty = 1): a number, or a list "
+                                      "with one weight per task reading the column, in config order", None)
 
     @property
     def dataset_names(self) -> list[str]:
@@ -165,6 +172,20 @@ class FlatLayout:
     group_sizes: list[int] = _help("number of classes of each task, e.g. [3, 2, 4]")
     names: list[str] | None = _help("task names (default task0, task1, ...)", None)
     types: list[str] | None = _help("task types (default multiclass); size-2 groups may be binary", None)
+    weight_column: str | None = _help("column with per-example weights: one number for every task, or a list "
+                                      "with one weight per task, e.g. [1.0, 2.0, 1.5] (empty = 1)", None)
+    loss_weight: float | list[float] = _help("weight of each task's loss in the total: one for all tasks, or a "
+                                             "list with one per group size", 1.0)
+    label_smoothing: float | list[float] = _help("epsilon of each task (see tasks[i].label_smoothing): one for "
+                                                 "all tasks, or a list with one per group size", 0.0)
+
+    def _per_task(self, name: str, n: int, key: str) -> list[float]:
+        value = getattr(self, name)
+        if not isinstance(value, list):
+            return [value] * n
+        _check(len(value) == n, f"{key}.{name}", f"a list of {len(value)} values for {n} tasks; give one per "
+               f"group size, or one number for all")
+        return value
 
     def tasks(self, key: str) -> list[TaskConfig]:
         n = len(self.group_sizes)
@@ -174,6 +195,10 @@ class FlatLayout:
         kinds = self.types or ["multiclass"] * n
         _check(len(names) == n, f"{key}.names", f"give {n} names, one per group size")
         _check(len(kinds) == n, f"{key}.types", f"give {n} types, one per group size")
+        loss_weights = self._per_task("loss_weight", n, key)
+        smoothing = self._per_task("label_smoothing", n, key)
+        _check(all(w >= 0 for w in loss_weights), f"{key}.loss_weight", "must be >= 0")
+        _check(all(0 <= eps < 1 for eps in smoothing), f"{key}.label_smoothing", "must lie in [0, 1)")
         for i, kind in enumerate(kinds):
             _check(kind in ("multiclass", "binary"), f"{key}.types",
                    f"flat-layout tasks are multiclass or binary, got {kind!r}")
@@ -181,7 +206,9 @@ class FlatLayout:
                 _check(self.group_sizes[i] == 2, f"{key}.types", f"task {names[i]!r} is binary but has "
                        f"{self.group_sizes[i]} classes")
         return [TaskConfig(name=names[i], type=kinds[i], dataset=self.dataset, label_column=self.label_column,
-                           labels=[str(k) for k in range(self.group_sizes[i])], label_index=i) for i in range(n)]
+                           labels=[str(k) for k in range(self.group_sizes[i])], label_index=i,
+                           loss_weight=loss_weights[i], label_smoothing=smoothing[i],
+                           weight_column=self.weight_column) for i in range(n)]
 
 
 @dataclass
@@ -207,7 +234,9 @@ class TrainConfig:
     warmup: float = _help("linear warm-up: a share of all updates if < 1, else a number of updates", 0.06)
     weight_decay: float = _help("AdamW weight decay (not on biases and layer norms)", 0.01)
     max_grad_norm: float = _help("gradient clipping", 1.0)
-    seed: int = _help("seeds weights of new heads, data order, masking and dropout", 0)
+    seed: int = _help("seeds weights of new heads, data order, masking and dropout (not the validation split)", 0)
+    split_seed: int = _help("seeds the validation rows held out of train (validation_fraction); kept fixed "
+                            "while seed varies, so a seed sweep keeps one validation set", 0)
     eval_steps: int = _help("evaluate (and checkpoint) every N updates; 0 = once per epoch", 0)
     early_stopping_patience: int = _help("stop after N evaluations without improvement; 0 = never", 3)
     lr_reduce_patience: int = _help("multiply the learning rate by lr_reduce_factor after N evaluations "
@@ -223,6 +252,9 @@ class TrainConfig:
     sampling_temperature: float = _help("temperature T: p_task ~ n_task^(1/T)", 2.0)
     max_train_examples: int | None = _help("use at most N training examples per data set (smoke runs)", None)
     max_eval_examples: int | None = _help("use at most N validation examples per data set", None)
+    weighted_metrics: bool = _help("multitask: tasks with a weight_column also report weighted_<metric>, each "
+                                   "validation row counting its sample weight; the unweighted metrics, which "
+                                   "score every labelled row alike, stay the ones training follows", False)
     mixed_precision: str = _help("|".join(PRECISIONS) + " (fp16 and bf16 need a GPU)", "no")
     logging_steps: int = _help("log the training loss every N updates", 10)
     save_total_limit: int = _help("checkpoints kept while training (the best one is always kept)", 2)
@@ -264,6 +296,7 @@ class TrainConfig:
         _check(self.epochs > 0, "epochs", "must be > 0")
         _check(self.warmup >= 0, "warmup", "must be >= 0")
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _check(self.split_seed >= 0, "split_seed", "must be an integer >= 0")
         _check(self.eval_steps >= 0, "eval_steps", "must be >= 0")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
         _check(self.lr_reduce_patience >= 0, "lr_reduce_patience", "must be >= 0")
@@ -305,8 +338,10 @@ def _coerce(value, tp, key: str):
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None and len(args) < len(typing.get_args(tp)):  # the union allows None
             return None
+        if value is None:
+            raise ConfigError(key, f"{key}: a value is required (got null)")
         for arg in args[:-1]:  # e.g. str | list[str]: the first type that fits
             try:
                 return _coerce(value, arg, key)

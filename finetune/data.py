@@ -148,11 +148,32 @@ def require_column(table: Table, column: str, key: str) -> None:
 # ---- cells ---------------------------------------------------------------------------------
 
 def is_missing(value) -> bool:
-    if value is None:
+    """An empty cell: ``None`` (JSON null), ``pd.NA``, NaN, or blank text."""
+    if value is None or value is pd.NA:
         return True
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
         return True
     return isinstance(value, str) and value.strip() == ""
+
+
+def marks_missing_label(value, labels: list[str]) -> bool:
+    """Whether a label cell (or one tag of a token task) means "no label": empty, null or ``-1``.
+
+    ``-1`` (the number, or the text ``"-1"``) is a real label when ``"-1"`` is one of the task's
+    label names (e.g. sentiment labels ``[-1, 0, 1]``).
+
+    >>> [marks_missing_label(v, ["neg", "pos"]) for v in ["", None, -1, -1.0, "-1", 0, "neg"]]
+    [True, True, True, True, True, False, False]
+    >>> marks_missing_label(-1, ["-1", "0", "1"])
+    False
+    """
+    if is_missing(value):
+        return True
+    if "-1" in labels or isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return value == -1
+    return isinstance(value, str) and value.strip() == "-1"
 
 
 def _as_list(value, what: str):
@@ -179,16 +200,21 @@ def words_of(value) -> list[str]:
 
 
 def _class_index(value, labels: list[str]) -> int:
+    """A label name, else its index; a number and its text read alike (``1`` and ``"1"``).
+
+    >>> _class_index(1, ["-1", "0", "1"]), _class_index("2", ["neg", "neu", "pos"])
+    (2, 2)
+    """
     if isinstance(value, bool):
         value = int(value)
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         value = int(value)
+    text = str(value).strip()
+    if text in labels:
+        return labels.index(text)
     if isinstance(value, (int, np.integer)):
         index = int(value)
     else:
-        text = str(value).strip()
-        if text in labels:
-            return labels.index(text)
         if not text.lstrip("-").isdigit():
             raise ValueError(f"label {text!r} is not one of {labels}")
         index = int(text)
@@ -201,18 +227,18 @@ def parse_label(value, task: TaskConfig):
     """One cell as the task's label, ``None`` when missing; ``ValueError`` says what is wrong.
 
     multiclass: class index; binary: 0.0 or 1.0; multilabel: a multi-hot list of floats;
-    token: a list of tag indices (one per word).
+    token: a list of tag indices (one per word; ``None`` for a word whose tag is missing).
+    A cell (or, in the flat layout, a list element) that is empty, null or ``-1`` is missing
+    (:func:`marks_missing_label`), for every task type.
     """
-    if task.label_index is not None and not is_missing(value):
+    labels = task.labels
+    if task.label_index is not None and not marks_missing_label(value, labels):
         items = _as_list(value, "labels (flat layout)")
         if task.label_index >= len(items):
             raise ValueError(f"the list {items} has no element {task.label_index} (task {task.name!r})")
         value = items[task.label_index]
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1:
-            return None
-    if is_missing(value):
+    if marks_missing_label(value, labels):
         return None
-    labels = task.labels
     if task.type == "multiclass":
         return _class_index(value, labels)
     if task.type == "binary":
@@ -235,11 +261,36 @@ def parse_label(value, task: TaskConfig):
                 raise ValueError(f"label {name!r} is not one of {labels}")
             hot[labels.index(str(name))] = 1.0
         return hot
-    # token
-    return [_class_index(v, labels) for v in _as_list(value, "tags")]
+    # token: a missing tag leaves its word out of the loss and the metrics
+    tags = [None if marks_missing_label(v, labels) else _class_index(v, labels) for v in _as_list(value, "tags")]
+    return None if all(t is None for t in tags) else tags
 
 
-def parse_weight(value) -> float:
+def _is_list_cell(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray)) or (isinstance(value, str) and value.strip().startswith("["))
+
+
+def parse_weight(value, position: int = 0, readers: list[str] | None = None) -> float:
+    """A sample-weight cell as task ``readers[position]``'s weight (empty or null = 1).
+
+    The cell is one number for every task that reads the column, or a list with one weight per
+    such task in config order (training-wizard's ``"weight": [1.0, 2.0, 1.5]``); ``readers``
+    names those tasks. ``ValueError`` for a list of another length (both lengths named), or a
+    weight that is not a finite number >= 0.
+
+    >>> parse_weight("2"), parse_weight("[1.0, 2.0, 1.5]", 1, ["a", "b", "c"]), parse_weight("")
+    (2.0, 2.0, 1.0)
+    """
+    readers = readers or ["this task"]
+    if _is_list_cell(value):
+        try:
+            items = _as_list(value, "weights")
+        except ValueError as error:
+            raise ValueError(f"weight {error}") from None
+        if len(items) != len(readers):
+            raise ValueError(f"the weight list has {len(items)} entries but {len(readers)} task(s) read this "
+                             f"column ({', '.join(readers)}); give one weight per task, or one number for all")
+        value = items[position]
     if is_missing(value):
         return 1.0
     try:
@@ -298,11 +349,11 @@ def load_splits(config: TrainConfig) -> tuple[list[Split], list[Split], dict]:
             if n < 2:
                 raise UserError(f"{key}.train: {train.origin} has {n} row; a validation split needs at least 2 "
                                 f"(or give {key}.validation)")
-            order = np.random.default_rng(config.seed).permutation(n)
+            order = np.random.default_rng(config.split_seed).permutation(n)
             n_eval = min(n - 1, max(1, round(spec.validation_fraction * n)))
             eval_rows, train_rows = np.sort(order[:n_eval]), np.sort(order[n_eval:])
             validation = train
-            eval_provenance = {"split_from_train": spec.validation_fraction, "seed": config.seed}
+            eval_provenance = {"split_from_train": spec.validation_fraction, "split_seed": config.split_seed}
         if config.max_train_examples is not None:
             train_rows = train_rows[: config.max_train_examples]
         if config.max_eval_examples is not None:
@@ -365,17 +416,23 @@ def read_examples(splits: list[Split], config: TrainConfig) -> Examples:
             raise UserError(f"{split.table.origin}: no text in the selected rows (column "
                             f"{spec.tokens_column or spec.text_column!r}); the data set is empty")
         tasks = [(i, t) for i, t in enumerate(config.tasks) if split.dataset in t.dataset_names]
+        readers: dict[str, list[str]] = {}  # weight column -> the tasks reading it, in config order
+        for _, task in tasks:
+            if task.weight_column is not None:
+                readers.setdefault(task.weight_column, []).append(task.name)
         frame = split.table.frame
         n_unlabelled = 0
         for text, position in zip(texts, kept):
             labels, weights = {}, {}
             for i, task in tasks:
+                column = task.label_column
                 try:
-                    label = parse_label(frame[task.label_column].iat[position], task)
-                    weight = (parse_weight(frame[task.weight_column].iat[position])
-                              if task.weight_column is not None else 1.0)
+                    label = parse_label(frame[column].iat[position], task)
+                    weight = 1.0
+                    if task.weight_column is not None:
+                        column, names = task.weight_column, readers[task.weight_column]
+                        weight = parse_weight(frame[column].iat[position], names.index(task.name), names)
                 except ValueError as error:
-                    column = task.label_column if "weight" not in str(error) else task.weight_column
                     raise UserError(f"{split.table.origin}: row {position + 1}: column {column!r} "
                                     f"(tasks.{i}, {task.name!r}): {error}") from None
                 if label is not None and task.type == "token" and len(label) != len(text):
@@ -433,15 +490,16 @@ def tokenize(examples: Examples, config: TrainConfig, tokenizer) -> list[dict]:
     return features
 
 
-def align_word_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
-    """Per-sub-word labels: a word's tag on its first sub-word, ``-100`` elsewhere.
+def align_word_labels(word_ids: list[int | None], tags: list[int | None]) -> list[int]:
+    """Per-sub-word labels: a word's tag on its first sub-word, ``-100`` elsewhere (and for a missing tag).
 
-    >>> align_word_labels([None, 0, 0, 1, None], [3, 5])
-    [-100, 3, -100, 5, -100]
+    >>> align_word_labels([None, 0, 0, 1, 2, None], [3, 5, None])
+    [-100, 3, -100, 5, -100, -100]
     """
     aligned, previous = [], None
     for word in word_ids:
-        aligned.append(tags[word] if word is not None and word != previous else IGNORE_INDEX)
+        tag = tags[word] if word is not None and word != previous else None
+        aligned.append(IGNORE_INDEX if tag is None else tag)
         previous = word
     return aligned
 
@@ -490,8 +548,8 @@ class Collator:
 
     Output keys: ``input_ids``, ``attention_mask`` (clean text); ``mlm_input_ids``,
     ``mlm_labels`` (masked copy; ``-100`` wherever no loss is taken, including padding) when
-    masking; ``task_labels`` and ``task_weights`` (weight 0 = label missing) per task;
-    ``example_index``.
+    masking; ``task_labels`` and ``task_weights`` (0 when the label is missing; a labelled row
+    may also weigh 0 by its sample weight) per task; ``example_index``.
     """
 
     def __init__(self, tokenizer, tasks: list[TaskConfig], *, mlm_probability: float | None, seed: int):

@@ -281,6 +281,7 @@ def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
                                mlm_probability=config.mlm_probability if config.uses_mlm else None),
         processing_class=tokenizer, callbacks=all_callbacks, task_sampler=sampler,
         eval_languages={i: r["language"] for i, r in enumerate(prepared.eval_features)},
+        weighted_metrics=[t.name for t in config.tasks if t.weight_column] if config.weighted_metrics else (),
     )
 
 
@@ -406,6 +407,7 @@ def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: d
                        "label_column": t.label_column, "loss_weight": t.loss_weight} for t in config.tasks],
             "config": run_config,
             "seed": config.seed,
+            "split_seed": config.split_seed,
             "metrics": {"final": metrics["final"], "training": metrics["training"]},
             "data": data,
             "files": {"heads": HEADS_FILE if config.tasks else None, "tasks": TASKS_FILE if config.tasks else None,

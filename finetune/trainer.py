@@ -20,7 +20,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
@@ -86,10 +85,11 @@ class SamplerEpochCallback(TrainerCallback):
 class FinetuneTrainer(Trainer):
     """``Trainer`` for :class:`MultiTaskModel` (see the module docstring)."""
 
-    def __init__(self, *args, task_sampler=None, eval_languages=None, **kwargs):
+    def __init__(self, *args, task_sampler=None, eval_languages=None, weighted_metrics=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.task_sampler = task_sampler
         self.eval_languages = eval_languages or {}
+        self.weighted_metrics = set(weighted_metrics)  # tasks that also get weighted_<metric>
         self.last_metrics: dict = {}
 
     # ---- data ----
@@ -114,9 +114,10 @@ class FinetuneTrainer(Trainer):
 
         model: MultiTaskModel = self.accelerator.unwrap_model(self.model)
         loader = self.get_eval_dataloader(eval_dataset)
+        features = (eval_dataset if eval_dataset is not None else self.eval_dataset).rows
         was_training = model.training
         model.eval()
-        rows: list[tuple] = []  # (example index, {task: (truth, prediction)})
+        rows: list[tuple] = []  # (example index, {task: (truth, prediction, sample weight)})
         loss_total, loss_batches, mlm_sum, mlm_count = 0.0, 0, 0.0, 0
         for batch in loader:
             batch = self._prepare_inputs(batch)
@@ -128,7 +129,7 @@ class FinetuneTrainer(Trainer):
             if "mlm_loss_sum" in out:
                 mlm_sum += float(out["mlm_loss_sum"])
                 mlm_count += int(out["mlm_count"])
-            rows.extend(_batch_rows(model, batch, out))
+            rows.extend(_batch_rows(model, batch, out, features))
         model.train(was_training)
         gathered = gather_object([(rows, loss_total, loss_batches, mlm_sum, mlm_count)])
         all_rows, loss_total, loss_batches, mlm_sum, mlm_count = {}, 0.0, 0, 0.0, 0
@@ -137,7 +138,7 @@ class FinetuneTrainer(Trainer):
             loss_total, loss_batches = loss_total + part_loss, loss_batches + part_n
             mlm_sum, mlm_count = mlm_sum + part_mlm, mlm_count + part_count
         return summarise(model, all_rows, self.eval_languages, loss_total / max(loss_batches, 1),
-                         (mlm_sum / mlm_count) if mlm_count else None)
+                         (mlm_sum / mlm_count) if mlm_count else None, weighted=self.weighted_metrics)
 
     # ---- saving and loading our folders ----
 
@@ -159,26 +160,36 @@ class FinetuneTrainer(Trainer):
         self._load_from_checkpoint(self.state.best_model_checkpoint)
 
 
-def _batch_rows(model: MultiTaskModel, batch: dict, out: dict) -> list[tuple]:
-    """Per example: {task: (truth, prediction)} for the tasks it has a label for."""
+def _batch_rows(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> list[tuple]:
+    """Per example: {task: (truth, prediction, sample weight)} for every task it has a label for.
+
+    Whether a row is labelled comes from its features (label not ``None``), not from its weight:
+    a row of sample weight 0 is still scored.
+    """
     indices = batch["example_index"].tolist()
     per_example = [dict() for _ in indices]
     for task in model.tasks:
-        weights = batch["task_weights"][task.name].cpu().numpy()
         labels = batch["task_labels"][task.name].cpu()
         predictions = task_predictions(task, out["logits"][task.name]).cpu()
-        for i in np.flatnonzero(weights > 0):
+        for i, index in enumerate(indices):
+            row = features[index]
+            if row["labels"].get(task.name) is None:
+                continue
             if task.type == "token":
                 keep = labels[i] != IGNORE_INDEX
                 truth, prediction = labels[i][keep].tolist(), predictions[i][keep].tolist()
             else:
                 truth, prediction = labels[i].numpy(), predictions[i].numpy()
-            per_example[i][task.name] = (truth, prediction)
+            per_example[i][task.name] = (truth, prediction, row["weights"].get(task.name, 1.0))
     return list(zip(indices, per_example))
 
 
-def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, mlm_loss: float | None) -> dict:
-    """Nested metrics: loss, masked-LM loss and perplexity, per task, aggregate, per language."""
+def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, mlm_loss: float | None, *,
+              weighted=()) -> dict:
+    """Nested metrics: loss, masked-LM loss and perplexity, per task, aggregate, per language.
+
+    The tasks named in ``weighted`` also get their sample-weighted metrics (``weighted_<metric>``).
+    """
     out: dict = {"loss": loss, "n_examples": len(rows)}
     if mlm_loss is not None:
         out["mlm_loss"] = mlm_loss
@@ -196,7 +207,9 @@ def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, m
                 continue
             truth = [p[0] for p in pairs]
             prediction = [p[1] for p in pairs]
-            per_task[task.name] = task_metrics.task_metrics(task.type, task.labels, truth, prediction)
+            weights = [p[2] for p in pairs] if task.name in weighted else None
+            per_task[task.name] = task_metrics.task_metrics(task.type, task.labels, truth, prediction,
+                                                            sample_weight=weights)
         return {"tasks": per_task, "aggregate": task_metrics.aggregate(per_task)} if per_task else {}
 
     out.update(metrics_for(rows))
@@ -226,7 +239,7 @@ def flatten_metrics(nested: dict, prefix: str = "eval") -> dict[str, float]:
         flat[f"{prefix}_{key}"] = float(value)
     for task, values in nested.get("tasks", {}).items():
         for key, value in values.items():
-            if key != "primary":
+            if key not in ("primary", "notes"):
                 flat[f"{prefix}_{task}_{key}"] = float(value)
     for language, values in nested.get("by_language", {}).items():
         if "aggregate" in values:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -90,6 +93,95 @@ def test_flat_layout_expands_into_tasks(tmp_path):
     assert config.to_dict()["tasks"] == []  # re-derived from 'flat' on load
 
 
+def test_flat_layout_takes_weights_loss_weights_and_label_smoothing(tmp_path):
+    from finetune.data import load_splits, read_examples
+
+    data = tmp_path / "flat.jsonl"
+    rows = [{"text": "a b", "labels": [0, 1, 2], "weight": [1.0, 2.0, 1.5]},
+            {"text": "c d", "labels": [1, -1, 0], "weight": 3.0},
+            {"text": "e f", "labels": [2, 0, None], "weight": None},
+            {"text": "g h", "labels": [0, 0, 1], "weight": [0.0, 1.0, 2.0]}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    flat = {"dataset": "d", "label_column": "labels", "group_sizes": [3, 2, 3], "names": ["a", "b", "c"],
+            "weight_column": "weight", "loss_weight": [1.0, 2.0, 0.5], "label_smoothing": 0.1}
+    path = write_config(tmp_path, tasks=[], flat=flat,
+                        datasets={"d": {"train": {"path": str(data)}, "validation_fraction": 0.25}})
+    config = load_config(path)
+    assert [(t.loss_weight, t.label_smoothing, t.weight_column) for t in config.tasks] == \
+        [(1.0, 0.1, "weight"), (2.0, 0.1, "weight"), (0.5, 0.1, "weight")]
+    every_row = dataclasses.replace(load_splits(config)[0][0], rows=np.arange(4))
+    examples = read_examples([every_row], config).items
+    assert [e.weights for e in examples] == [{"a": 1.0, "b": 2.0, "c": 1.5}, {"a": 3.0, "b": 0.0, "c": 3.0},
+                                             {"a": 1.0, "b": 1.0, "c": 0.0}, {"a": 0.0, "b": 1.0, "c": 2.0}]
+    assert examples[1].labels["b"] is None and examples[2].labels["c"] is None  # weight 0: label missing
+    smoothing = load_config(path, {"flat.label_smoothing": [0.0, 0.2, 0.1]})
+    assert [t.label_smoothing for t in smoothing.tasks] == [0.0, 0.2, 0.1]
+
+
+def test_empty_null_and_minus_one_are_missing_in_every_layout_and_head_type(tmp_path):
+    from finetune.data import load_splits, read_examples
+
+    sentences = [  # each row keeps one label; the others are missing in every spelling
+        {"text": "a", "toxic": 1, "sentiment": None, "emotions": -1, "flat": [1, -1]},
+        {"text": "b", "toxic": -1, "sentiment": "pos", "emotions": None, "flat": [None, -1]},
+        {"text": "c", "toxic": None, "sentiment": -1, "emotions": "joy|anger", "flat": -1},
+        {"text": "d", "toxic": "", "sentiment": "", "emotions": "", "flat": [-1, 0]},
+    ]
+    words = [{"tokens": ["in", "Paris"], "tags": ["O", "B-LOC"]}, {"tokens": ["x"], "tags": -1},
+             {"tokens": ["y"], "tags": None}, {"tokens": ["to", "Rome", "now"], "tags": [-1, "B-LOC", None]}]
+    for name, rows in (("sentences", sentences), ("words", words)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        frame = pd.DataFrame(rows)  # the csv spelling: -1 as text, null as an empty cell, lists as JSON
+        for column in frame.columns:
+            frame[column] = [json.dumps(v) if isinstance(v, list) else ("" if v is None else v) for v in frame[column]]
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    datasets = {f"{name}_{ext}": {"train": {"path": str(tmp_path / f"{name}.{ext}")},
+                                  "validation": {"path": str(tmp_path / f"{name}.{ext}")},
+                                  **({"tokens_column": "tokens"} if name == "words" else {})}
+                for name in ("sentences", "words") for ext in ("jsonl", "csv")}
+    sentence_sets, word_sets = ["sentences_jsonl", "sentences_csv"], ["words_jsonl", "words_csv"]
+    tasks = [{"name": "toxicity", "type": "binary", "dataset": sentence_sets, "label_column": "toxic"},
+             {"name": "sentiment", "type": "multiclass", "dataset": sentence_sets, "label_column": "sentiment",
+              "labels": ["neg", "pos"]},
+             {"name": "emotion", "type": "multilabel", "dataset": sentence_sets, "label_column": "emotions",
+              "labels": ["anger", "joy"]},
+             {"name": "places", "type": "token", "dataset": word_sets, "label_column": "tags",
+              "labels": ["O", "B-LOC"]}]
+    flat = {"dataset": "sentences_csv", "label_column": "flat", "group_sizes": [2, 2], "names": ["f0", "f1"]}
+    config = load_config(write_config(tmp_path, datasets=datasets, tasks=tasks, flat=flat))
+    train_splits, _, _ = load_splits(config)
+    examples = read_examples(train_splits, config)
+    labels = {}
+    for example in examples.items:
+        labels.setdefault(example.dataset, []).append({k: v for k, v in example.labels.items() if v is not None})
+    sentence_labels = [{"toxicity": 1.0}, {"sentiment": 1}, {"emotion": [1.0, 1.0]}]
+    assert labels["sentences_jsonl"] == sentence_labels
+    assert labels["sentences_csv"] == [{"toxicity": 1.0, "f0": 1}, {"sentiment": 1}, {"emotion": [1.0, 1.0]},
+                                       {"f1": 0}]
+    assert labels["words_jsonl"] == labels["words_csv"] == [{"places": [0, 1]}, {"places": [None, 1, None]}]
+    assert examples.counts["sentences_jsonl"]["dropped_without_labels"] == 1
+    assert examples.counts["words_csv"]["dropped_without_labels"] == 2
+
+
+def test_validation_rows_follow_split_seed_not_seed(tmp_path):
+    from finetune.data import load_splits
+
+    data = tmp_path / "many.csv"
+    data.write_text("text,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(60)),
+                    encoding="utf-8")
+    path = write_config(tmp_path, datasets={"d": {"train": {"path": str(data)}, "validation_fraction": 0.25}})
+
+    def validation_rows(**overrides):
+        _, eval_splits, provenance = load_splits(load_config(path, overrides))
+        return eval_splits[0].rows.tolist(), provenance["d"]["validation"]
+
+    rows, provenance = validation_rows(seed=0)
+    assert len(rows) == 15 and provenance == {"split_from_train": 0.25, "split_seed": 0}
+    assert validation_rows(seed=1)[0] == rows and validation_rows(seed=7)[0] == rows
+    other, provenance = validation_rows(seed=0, split_seed=1)
+    assert other != rows and len(other) == 15 and provenance["split_seed"] == 1
+
+
 @pytest.mark.parametrize("changes, overrides, expected", [
     ({"learnig_rate": 0.1}, [], "unknown config key 'learnig_rate'; did you mean 'learning_rate'?"),
     ({}, ["--batchsize", "4"], "--batchsize: unknown config key 'batchsize'; did you mean 'batch_size'?"),
@@ -100,6 +192,14 @@ def test_flat_layout_expands_into_tasks(tmp_path):
     ({}, ["--tasks.0.dataset", "other"], "tasks.0.dataset: unknown data set 'other'"),
     ({"objective": "mlm"}, [], "tasks: the mlm objective has no tasks"),
     ({"output_name": "../escape"}, [], "output_name: '../escape' must be a plain folder name"),
+    ({}, ["--split_seed", "abc"], "--split_seed: expected int, got 'abc'"),
+    ({}, ["--split_seed", "1.5"], "--split_seed: expected int, got 1.5"),
+    ({"split_seed": -3}, [], "split_seed: must be an integer >= 0"),
+    ({"tasks": [], "flat": {"dataset": "d", "label_column": "label", "group_sizes": [2, 2],
+                            "loss_weight": [1.0, 2.0, 3.0]}}, [],
+     "flat.loss_weight: a list of 3 values for 2 tasks; give one per group size, or one number for all"),
+    ({"tasks": [], "flat": {"dataset": "d", "label_column": "label", "group_sizes": [2, 2],
+                            "label_smoothing": None}}, [], "flat.label_smoothing: a value is required (got null)"),
 ])
 def test_bad_configs_name_the_key(tmp_path, changes, overrides, expected):
     path = write_config(tmp_path, **changes)
@@ -121,7 +221,14 @@ def bad_data_cases(tmp_path: Path):
     empty.write_text("text,label,language\n", encoding="utf-8")
     out_of_range = tmp_path / "range.csv"
     out_of_range.write_text("text,label,language\nhi,pos,en\nho,2,en\nha,neg,en\n", encoding="utf-8")
+    weights = tmp_path / "weights.csv"
+    weights.write_text('text,label,language,w\nhi,pos,en,1\nho,neg,en,"[1.0, 2.0]"\nha,neg,en,\n'
+                       'hu,pos,en,2\n', encoding="utf-8")
     return [
+        (["--datasets.d.train.path", str(weights), "--tasks.0.weight_column", "w"],
+         "row 2: column 'w' (tasks.0, 'sentiment'): the weight list has 2 entries but 1 task(s) read this column "
+         "(sentiment)"),
+        (["--split_seed", "x"], "--split_seed: expected int, got 'x'"),
         (["--tasks.0.label_column", "stars"], "no column 'stars' (config key tasks.0.label_column)"),
         (["--datasets.d.train.path", str(out_of_range)], "row 2: column 'label' (tasks.0, 'sentiment'): label 2 "
                                                          "is out of range 0..1"),

@@ -226,3 +226,46 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(models_dir, tiny_d
         wb = safetensors.torch.load_file(str(resumed / name))
         assert all(torch.equal(wa[k], wb[k]) for k in wa), name
     assert read(resumed, "manifest.json")["lm_head"].startswith("auxiliary masked-LM head")
+
+
+def test_every_labelled_validation_row_is_scored_whatever_its_weight(models_dir, tiny_dir, tmp_path, cli):
+    """Rows of sample weight 0 are scored; weighted_accuracy counts weights; both checked against predict."""
+    import pandas as pd
+
+    from finetune.data import load_splits
+
+    rng = random.Random(3)
+    rows = []
+    for i in range(48):
+        polar = rng.randrange(2)
+        words = [rng.choice(FILLER) for _ in range(3)] + [POLARITY[polar]]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "polarity": str(polar) if i % 6 else "-1",
+                     "weight": [0, 0.5, 1, 2][i % 4]})
+    pd.DataFrame(rows).to_csv(tmp_path / "weighted.csv", index=False)
+    path = synthetic_config(
+        tmp_path, output_name="tiny-weighted", max_steps=4, eval_steps=4, weighted_metrics=True, pooling="cls",
+        datasets={"s": {"train": {"path": str(tmp_path / "weighted.csv")}, "validation_fraction": 0.5}},
+        tasks=[{"name": "polarity", "type": "binary", "dataset": "s", "label_column": "polarity",
+                "weight_column": "weight"},
+               {"name": "plain", "type": "binary", "dataset": "s", "label_column": "polarity"}])
+    config = load_config(path)
+    folder = train.run(config, overwrite=True)
+    tasks = read(folder, "metrics.json")["final"]["tasks"]
+    scored = tasks["polarity"]
+    assert tasks["plain"]["n"] == scored["n"] and "weighted_accuracy" not in tasks["plain"]  # no weight column
+
+    validation = pd.read_csv(tmp_path / "weighted.csv", dtype=str).iloc[load_splits(config)[1][0].rows]
+    labelled = validation[validation["polarity"] != "-1"].reset_index(drop=True)
+    assert (labelled["weight"].astype(float) == 0).sum() >= 3  # the rows that used to vanish
+    assert scored["n"] == len(labelled)
+    labelled.to_csv(tmp_path / "validation.csv", index=False)
+    code, _, err = cli(predict.main, ["--model", "tiny-weighted", "--input", str(tmp_path / "validation.csv"),
+                                      "--output", str(tmp_path / "predicted.csv"), "--batch_size", "1"])
+    assert code == 0, err
+    predicted = pd.read_csv(tmp_path / "predicted.csv", dtype=str)
+    correct = (predicted["polarity_prediction"] == labelled["polarity"]).to_numpy()
+    weight = labelled["weight"].astype(float).to_numpy()
+    assert scored["accuracy"] == pytest.approx(correct.mean())
+    assert scored["weighted_accuracy"] == pytest.approx((weight * correct).sum() / weight.sum())
+    assert read(folder, "manifest.json")["split_seed"] == 0

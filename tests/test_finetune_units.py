@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 
 from finetune import losses, metrics
 from finetune.config import TaskConfig
@@ -114,6 +117,40 @@ def test_model_loss_ignores_placeholders_of_missing_labels(tiny):
     assert first["loss"].item() == pytest.approx(by_hand.item())
 
 
+def test_flat_layout_loss_weights_smoothing_and_sample_weights_reach_the_loss(tiny, tmp_path):
+    from finetune.config import load_config
+    from finetune.data import load_splits, read_examples, tokenize
+    from finetune.model import MultiTaskModel
+    from finetune.train import task_specs
+
+    lm, tokenizer = tiny
+    (tmp_path / "flat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"text": "one two", "labels": [0, 1], "w": [2.0, 0.5]}, {"text": "three", "labels": [2, -1], "w": 3.0},
+        {"text": "four five six", "labels": [1, 0], "w": None}]), encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "output_name": "flat", "base_model": "tiny-xlmr", "objective": "multitask",
+        "datasets": {"d": {"train": {"path": str(tmp_path / "flat.jsonl")},
+                           "validation": {"path": str(tmp_path / "flat.jsonl")}}},
+        "flat": {"dataset": "d", "label_column": "labels", "group_sizes": [3, 2], "types": ["multiclass", "binary"],
+                 "weight_column": "w", "loss_weight": [2.0, 0.5], "label_smoothing": [0.2, 0.1]}}), encoding="utf-8")
+    config = load_config(tmp_path / "c.yaml")
+    train_splits, _, _ = load_splits(config)
+    features = tokenize(read_examples(train_splits, config), config, tokenizer)
+    batch = Collator(tokenizer, config.tasks, mlm_probability=None, seed=0)(
+        [FeatureDataset(features)[i] for i in range(3)])
+    assert batch["task_weights"]["task0"].tolist() == [2.0, 3.0, 1.0]
+    assert batch["task_weights"]["task1"].tolist() == [0.5, 0.0, 1.0]
+    torch.manual_seed(0)
+    model = MultiTaskModel(lm, task_specs(config), head_dropout=0.0).eval()
+    out = model(batch["input_ids"], batch["attention_mask"], batch["task_labels"], batch["task_weights"])
+    logits = out["logits"]
+    by_hand = (2.0 * losses.multiclass_loss(logits["task0"], torch.tensor([0, 2, 1]), torch.tensor([2.0, 3.0, 1.0]),
+                                            label_smoothing=0.2)
+               + 0.5 * losses.binary_loss(logits["task1"], torch.tensor([1.0, 0.0, 0.0]),
+                                          torch.tensor([0.5, 0.0, 1.0]), label_smoothing=0.1))
+    assert out["loss"].item() == pytest.approx(by_hand.item())
+
+
 # ---- metrics ---------------------------------------------------------------------------------
 
 def brute_force_auc(y, s):
@@ -147,6 +184,53 @@ def test_undefined_metrics_are_nan_with_a_warning():
         assert math.isnan(metrics.roc_auc([1, 1, 1], [0.2, 0.4, 0.9]))
     with pytest.warns(metrics.UndefinedMetricWarning):
         assert math.isnan(metrics.entity_f1([["O", "O"]], [["O", "O"]]))
+    with pytest.warns(metrics.UndefinedMetricWarning):  # the second label is on every row
+        assert math.isnan(metrics.roc_auc([[0, 1], [1, 1], [0, 1]], [[0.2, 0.6], [0.7, 0.9], [0.1, 0.3]]))
+
+
+def test_multiclass_roc_auc_is_one_vs_rest_macro_by_hand():
+    y = [0, 1, 2, 2]
+    p = [[0.5, 0.3, 0.2], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [0.6, 0.1, 0.3]]
+    # class 0: its 0.5 beats 0.4 and 0.3, not 0.6 -> 2/3; class 1: 0.4 beats 0.3, 0.3, 0.1 -> 1;
+    # class 2: 0.4 and 0.3 beat 0.2 and 0.2 -> 1; macro = (2/3 + 1 + 1) / 3
+    out = metrics.task_metrics("multiclass", ["neg", "neu", "pos"], y, p)
+    assert out["roc_auc"] == pytest.approx(8 / 9) and "notes" not in out
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 80)
+    logits = rng.normal(size=(80, 4)) + 1.5 * np.eye(4)[y]
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = np.mean([brute_force_auc((y == k).astype(int), probabilities[:, k]) for k in range(4)])
+    assert metrics.roc_auc(y, probabilities.astype(np.float32)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_multiclass_roc_auc_with_an_absent_class_is_nan_with_a_note():
+    p = [[0.5, 0.3, 0.2], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [0.6, 0.1, 0.3]]
+    with pytest.warns(metrics.UndefinedMetricWarning):
+        out = metrics.task_metrics("multiclass", ["neg", "neu", "pos"], [0, 2, 2, 0], p)
+    assert math.isnan(out["roc_auc"]) and out["accuracy"] == 0.75  # argmax 0, 0, 2, 0
+    assert out["notes"] == ["roc_auc is nan (undefined, one-vs-rest macro): class(es) 'neu' on none or all of "
+                            "the 4 scored rows"]
+    with pytest.warns(metrics.UndefinedMetricWarning):
+        binary = metrics.task_metrics("binary", ["ok", "toxic"], [1, 1], [0.2, 0.9])
+    assert binary["notes"] == ["roc_auc is nan (undefined): all 2 scored rows are 'toxic'"]
+
+
+def test_sample_weighted_metrics_by_hand():
+    # predictions 0, 1, 0, 0: row 2 is wrong but weighs 0
+    out = metrics.task_metrics("binary", ["no", "yes"], [0, 1, 1, 0], [0.2, 0.7, 0.4, 0.1],
+                               sample_weight=[1.0, 2.0, 0.0, 1.0])
+    assert out["n"] == 4 and out["accuracy"] == 0.75 and out["weighted_accuracy"] == 1.0
+    assert out["macro_f1"] == pytest.approx((4 / 5 + 2 / 3) / 2) and out["weighted_macro_f1"] == 1.0
+    # weighted AUC: positive pairs weighted w_i w_j; the one positive with weight 2 beats both negatives
+    assert out["weighted_roc_auc"] == 1.0
+    assert "weighted_accuracy" not in metrics.task_metrics("binary", ["no", "yes"], [0, 1], [0.2, 0.7])
+    token = metrics.task_metrics("token", ["O", "B-X", "I-X"], [[1, 2, 0], [0, 0]], [[1, 2, 0], [1, 0]],
+                                 sample_weight=[3.0, 1.0])
+    assert token["accuracy"] == pytest.approx(4 / 5)
+    assert token["weighted_accuracy"] == pytest.approx((3 * 3 + 1 * 1) / (3 * 3 + 1 * 2))  # words weigh their row
+    assert "weighted_entity_f1" not in token  # seqeval has no sample weights
+    agg = metrics.aggregate({"a": out, "b": token})
+    assert agg["mean_weighted_accuracy"] == pytest.approx((1.0 + 10 / 11) / 2)
 
 
 def test_entity_f1_by_hand():
@@ -198,6 +282,49 @@ def test_parse_labels():
     assert parse_weight("") == 1.0 and parse_weight("0.5") == 0.5
     with pytest.raises(ValueError):
         parse_weight("-1")
+
+
+def test_weight_lists_give_one_weight_per_task():
+    readers = ["a", "b", "c"]
+    assert [parse_weight([1.0, 2.0, 1.5], i, readers) for i in range(3)] == [1.0, 2.0, 1.5]
+    assert [parse_weight("[1.0, null, 0]", i, readers) for i in range(3)] == [1.0, 1.0, 0.0]
+    assert [parse_weight(np.array([0.5, 2.0, 3.0]), i, readers) for i in range(3)] == [0.5, 2.0, 3.0]
+    assert parse_weight(2.0, 1, readers) == 2.0  # one number for every task
+    with pytest.raises(ValueError, match=r"the weight list has 2 entries but 3 task\(s\) read this column "
+                                         r"\(a, b, c\)"):
+        parse_weight("[1.0, 2.0]", 0, readers)
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
+        parse_weight([1.0, -2.0, 1.0], 1, readers)
+
+
+@pytest.mark.parametrize("kind, labels, good, expected", [
+    ("binary", ["ok", "toxic"], "toxic", 1.0),
+    ("multiclass", ["neg", "neu", "pos"], "neu", 1),
+    ("multilabel", ["anger", "joy"], "joy", [0.0, 1.0]),
+    ("token", ["O", "B-LOC"], ["O", "B-LOC"], [0, 1]),
+])
+def test_empty_null_and_minus_one_mean_missing_for_every_head_type(kind, labels, good, expected):
+    explicit = task(kind, labels)
+    assert parse_label(good, explicit) == expected
+    for missing in ["", "  ", None, float("nan"), np.float32("nan"), pd.NA, -1, -1.0, "-1", np.int64(-1)]:
+        assert parse_label(missing, explicit) is None, missing
+    flat = task(kind, labels, label_index=1)  # the same inside a list-valued label column
+    for cell in ['["x", -1]', '["x", null]', ["x", None], '["x", ""]', "-1", ""]:
+        assert parse_label(cell, flat) is None, cell
+    assert parse_label(["x", good], flat) == expected
+
+
+def test_minus_one_is_a_label_when_the_task_names_it():
+    sentiment = task("multiclass", ["-1", "0", "1"])
+    assert [parse_label(v, sentiment) for v in [-1, "-1", "1", ""]] == [0, 0, 2, None]
+
+
+def test_token_tags_may_be_missing_word_by_word():
+    tags = task("token", ["O", "B-LOC", "I-LOC"])
+    assert parse_label('["B-LOC", -1, null, "O"]', tags) == [1, None, None, 0]
+    assert parse_label(["O", -1, "I-LOC"], tags) == [0, None, 2]
+    assert parse_label([-1, None], tags) is None  # no tag at all: the row has no label for this task
+    assert align_word_labels([None, 0, 1, 1, 2, None], [1, None, 0]) == [-100, 1, -100, -100, 0, -100]
 
 
 def test_align_word_labels_first_subword(tiny):
