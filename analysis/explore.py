@@ -23,7 +23,7 @@ browser); the page layout is in :mod:`analysis.explore_app`.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -313,10 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     load_runs(args.runs)  # every folder is checked before a server starts
     print(f"explorer on http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
           f"{args.port} (Ctrl-C stops it)", flush=True)
-    try:
-        return subprocess.call(streamlit_command(args.runs, args.port, args.address))
-    except KeyboardInterrupt:
-        return 130
+    command = streamlit_command(args.runs, args.port, args.address)
+    os.execv(command[0], command)  # the server replaces this process: signals reach it, nothing is left behind
+    return 0  # reached only where execv is replaced (tests)
 
 
 if __name__ == "__main__":
