@@ -159,10 +159,10 @@ def profile_rows(runs: list[Run], group_id: str, languages: list[str]) -> pd.Dat
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if table.empty:
         return table
-    order = {lang: i for i, lang in enumerate(languages)}
-    table = table.sort_values(["run", "language"], key=lambda c: c.map(order) if c.name == "language" else c,
-                              kind="stable")
-    return table[["run", *[c for c in table.columns if c != "run"]]].reset_index(drop=True)
+    order = {**{lang: i for i, lang in enumerate(languages)}, **{run.label: i for i, run in enumerate(runs)}}
+    table = table.sort_values(["run", "language"], key=lambda column: column.map(order), kind="stable")
+    first = ["run", "language", "group", "n_words", "n_covered", "n_emotional"]
+    return table[[*first, *[c for c in table.columns if c not in first]]].reset_index(drop=True)
 
 
 def long_profiles(rows: pd.DataFrame) -> pd.DataFrame:
@@ -174,6 +174,16 @@ def long_profiles(rows: pd.DataFrame) -> pd.DataFrame:
     table = rows.assign(series=series).melt(id_vars=["run", "language", "series"], value_vars=emotions,
                                             var_name="emotion", value_name="value")
     return table
+
+
+def coverage_titles(rows: pd.DataFrame) -> dict[str, str]:
+    """Per language, a chart title with its runs' coverage (plotly markup: one line per run)."""
+    titles = {}
+    for language, part in rows.groupby("language", sort=False):
+        counts = "<br>".join(f"{run}: {covered} of {words} words covered" for run, covered, words
+                             in zip(part["run"], part["n_covered"], part["n_words"]))
+        titles[str(language)] = f"<b>{language}</b><br>{counts}"
+    return titles
 
 
 def profile_shift(rows: pd.DataFrame, reference: str, other: str) -> pd.DataFrame:
@@ -270,11 +280,22 @@ def filter_rows(table: pd.DataFrame, **chosen) -> pd.DataFrame:
 
 
 def correlation_label(rows: pd.DataFrame) -> list[str]:
-    """A chart row label per correlation row: category (or emotion), language and, with several
-    comparisons, the compared run."""
-    what = np.where(rows["method"] == "emotion", rows["emotion"].astype(str), rows["category"].astype(str))
+    """A chart row label per correlation row: the emotion (``emotion`` rows), category, language and,
+    with several comparisons, the compared run.
+
+    >>> rows = pd.DataFrame({"method": ["rsa", "emotion"], "emotion": ["", "joy"], "category": ["age", "all"],
+    ...                      "language": ["en", "fr"], "other": ["ft", "ft"]})
+    >>> correlation_label(rows)
+    ['age · en', 'joy · all · fr']
+    """
     several = rows["other"].nunique() > 1
-    return [f"{w} · {lang}" + (f" · {o}" if several else "") for w, lang, o in zip(what, rows["language"], rows["other"])]
+    labels = []
+    for method, emotion, category, language, other in zip(rows["method"], rows["emotion"], rows["category"],
+                                                          rows["language"], rows["other"]):
+        parts = [str(emotion)] if method == "emotion" else []
+        parts += [str(category), str(language)] + ([str(other)] if several else [])
+        labels.append(" · ".join(parts))
+    return labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +323,7 @@ def streamlit_command(runs: list[str | Path], port: int, address: str) -> list[s
     """The ``streamlit run`` command line that serves the app on ``runs``."""
     return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer",
             "--", *[str(Path(run).resolve()) for run in runs]]
 
 

@@ -112,17 +112,22 @@ def sidebar(runs):
     return view, chosen, languages, category, group_id, names
 
 
-def profile_chart(long: pd.DataFrame, kind: str, emotions: list[str]) -> go.Figure:
-    """Bars (one panel per language, one colour per run) or radars (one per language)."""
+def profile_chart(long: pd.DataFrame, kind: str, emotions: list[str], titles: dict[str, str]) -> go.Figure:
+    """Bars (one panel per language, one colour per run) or radars (one per language); ``titles``:
+    each language's panel title."""
     languages = list(dict.fromkeys(long["language"]))
     if kind == "bars":
         figure = px.bar(long, x="emotion", y="value", color="run", barmode="group", facet_col="language",
-                        facet_col_wrap=4, category_orders={"emotion": emotions, "language": languages},
-                        hover_data={"series": True}, range_y=[0, 1], labels={"value": "share of covered words"})
-        figure.for_each_annotation(lambda a: a.update(text=a.text.replace("language=", "")))
+                        facet_col_wrap=3, facet_row_spacing=0.25,
+                        category_orders={"emotion": emotions, "language": languages,
+                                         "run": list(dict.fromkeys(long["run"]))},
+                        hover_data={"series": True}, range_y=[0, 1], labels={"value": "share of covered words"},
+                        height=420 * (1 + (len(languages) - 1) // 3))
+        figure.update_layout(margin={"t": 40 + 16 * long["run"].nunique()})
+        figure.for_each_annotation(lambda a: a.update(text=titles.get(a.text.replace("language=", ""), a.text)))
         return figure
     figure = make_subplots(rows=1, cols=len(languages), specs=[[{"type": "polar"}] * len(languages)],
-                           subplot_titles=languages)
+                           subplot_titles=[titles.get(lang, lang) for lang in languages])
     colours = px.colors.qualitative.Plotly
     for j, language in enumerate(languages):
         for k, (run, part) in enumerate(long[long["language"] == language].groupby("run", sort=False)):
@@ -136,16 +141,18 @@ def profile_chart(long: pd.DataFrame, kind: str, emotions: list[str]) -> go.Figu
 
 def page_profiles(runs, languages, group_id, names) -> None:
     st.header(f"Emotion profile: {names.get(group_id, group_id)}")
-    for run in runs:
-        if explore.random_weights(run):
-            st.warning(f"{run.label} has random weights: its profiles mean nothing (tests and demos only)")
+    untrained = [run.label for run in runs if explore.random_weights(run)]
+    if untrained:
+        st.warning(f"{' and '.join(untrained)} {'has' if len(untrained) == 1 else 'have'} random weights: "
+                   f"{'its' if len(untrained) == 1 else 'their'} profiles mean nothing (tests and demos only)")
     rows = explore.profile_rows(runs, group_id, languages)
     if rows.empty:
         st.info("no profile of this group in the chosen languages; pick other languages")
         return
     emotions = explore.emotions_of(rows.drop(columns="run"))
     kind = st.radio("Chart", ["bars", "radar"], horizontal=True, key="chart")
-    st.plotly_chart(profile_chart(explore.long_profiles(rows), kind, emotions), key="profile_chart")
+    st.plotly_chart(profile_chart(explore.long_profiles(rows), kind, emotions, explore.coverage_titles(rows)),
+                    key="profile_chart")
     undefined = rows[rows[emotions].isna().all(axis=1)]
     if len(undefined):
         st.caption("Undefined (no completion the lexicon covers): "
@@ -241,7 +248,10 @@ def page_correlations(runs) -> None:
     categories = sorted(table["category"].unique(), key=lambda c: (c != ALL, c))
     chosen_categories = middle.multiselect("Category", categories, default=categories, key="correlation_category")
     languages = sorted(table["language"].astype(str).unique())
-    chosen_languages = right.multiselect("Language", languages, default=languages, key="correlation_language")
+    # the sidebar's languages when there are probing runs: a full study's chart would have hundreds of rows
+    sidebar_languages = [lang for lang in st.session_state.get("language", []) if lang in languages]
+    chosen_languages = right.multiselect("Language", languages, default=sidebar_languages or languages,
+                                         key="correlation_language")
     rows = explore.filter_rows(table, method=methods, category=chosen_categories, language=chosen_languages)
     if rows.empty:
         st.info("no correlation row matches the filters")
