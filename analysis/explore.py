@@ -77,10 +77,13 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
         if not path.exists():
             raise UserError(f"{path} does not exist; pass run folders written by probing.run, analysis.correlate "
                             f"or analysis.recall")
-        run = load_run(path, label)
+        unexplored = UserError(f"{path} holds none of {', '.join(EXPLORED)} (or only empty ones); pass a folder "
+                               f"written by probing.run, analysis.correlate or analysis.recall")
+        if path.is_dir() and not any((path / name).is_file() for name in EXPLORED):
+            raise unexplored
+        run = load_run(path, label)  # a file rather than a folder is refused here
         if not set(EXPLORED) & set(run.tables):
-            raise UserError(f"{path} holds none of {', '.join(EXPLORED)}; pass a folder written by probing.run, "
-                            f"analysis.correlate or analysis.recall")
+            raise unexplored
         if "profiles.csv" in run.tables:
             require_columns(run.tables["profiles.csv"], PROFILE_META_COLUMNS, path / "profiles.csv",
                             "pass the profiles.csv that python -m probing.run wrote")

@@ -270,8 +270,11 @@ def no_server(monkeypatch):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"),
-    ("empty_folder", "has none of"),
-    ("figures_folder", "has none of"),
+    ("empty_folder", "holds none of profiles.csv, correlations.csv, recall.csv"),
+    ("figures_folder", "holds none of profiles.csv, correlations.csv, recall.csv"),
+    ("fairness_folder", "holds none of profiles.csv, correlations.csv, recall.csv"),
+    ("empty_profiles", "has none of"),  # analysis.figures.load_run skips empty tables
+    ("a_file", "is not a folder"),
     ("foreign_profiles", "lacks column(s)"),
     ("foreign_predictions", "not a predictions table"),
     ("port", "--port must be between 1 and 65535"),
@@ -285,6 +288,14 @@ def test_cli_bad_input_is_one_line_exit_2_before_any_server(case, message, tmp_p
     elif case == "figures_folder":  # what analysis.figures writes: report.md and figures, no table
         folder.mkdir()
         (folder / "report.md").write_text("# report\n", encoding="utf-8")
+    elif case == "fairness_folder":  # analysis.fairness output: not shown by the explorer
+        folder.mkdir()
+        pd.DataFrame({"scope": ["language"], "metric": ["roc_auc"], "value": [0.5]}).to_csv(folder / "fairness.csv")
+    elif case == "empty_profiles":
+        folder.mkdir()
+        (folder / "profiles.csv").write_text("", encoding="utf-8")
+    elif case == "a_file":
+        folder.write_text("x\n", encoding="utf-8")
     elif case == "foreign_profiles":
         folder.mkdir()
         pd.DataFrame({"name": ["a"], "score": [1]}).to_csv(folder / "profiles.csv", index=False)
