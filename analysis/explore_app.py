@@ -50,7 +50,9 @@ def show_table(frame: pd.DataFrame, key: str, file_name: str, caption: str = "")
     """A table and the button that downloads it as CSV."""
     if caption:
         st.caption(caption)
-    st.dataframe(frame, key=key, hide_index=True, width="stretch")
+    formats = {column: st.column_config.NumberColumn(format="%.3e") for column in ("probability",)
+               if column in frame.columns}  # a probability at the mask is often below 1e-4
+    st.dataframe(frame, key=key, hide_index=True, width="stretch", column_config=formats)
     st.download_button(f"Download {file_name}", frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
                        mime="text/csv", key=f"download_{key}")
 

@@ -209,6 +209,17 @@ def test_the_url_query_restores_the_state_and_follows_it(folders, monkeypatch):
     assert at.query_params["language"] == ["en", "fr"] and at.query_params["view"] == "Profiles"
 
 
+def test_analysis_folders_alone_leave_the_profile_views_explained(folders, monkeypatch):
+    at = app(monkeypatch, folders["corr"], folders["rec"])
+    for view in ("Profiles", "Completions"):
+        at.query_params["view"] = view
+        ok(at.run())
+        assert [i.value for i in at.info] == ["none of the folders is a probing run (profiles.csv); pass one written "
+                                              "by python -m probing.run"]
+        assert not at.sidebar.selectbox  # no run, language, category or group to pick
+        at = app(monkeypatch, folders["corr"], folders["rec"])
+
+
 def test_a_link_to_an_unknown_group_warns_and_shows_the_default(folders, monkeypatch):
     at = app(monkeypatch, folders["base"])
     at.query_params.update(group="no_such_group", category="religion")
