@@ -202,11 +202,11 @@ def write_predictions(path: Path, tables) -> tuple[int, float]:
     return rows, seconds
 
 
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A run's ``predictions.parquet`` (or the run folder holding one) as a DataFrame.
+def predictions_file(path: str | Path) -> Path:
+    """The checked ``predictions.parquet`` of a run (``path`` is the file or the run folder holding one).
 
-    Anything else (another Parquet file, a file that is not Parquet, an older ``predictions.csv``
-    run) is a :class:`UserError` naming what to pass.
+    Only the schema is read. Anything else (another Parquet file, a file that is not Parquet, an
+    older ``predictions.csv`` run) is a :class:`UserError` naming what to pass.
     """
     path = Path(path)
     if path.is_dir():
@@ -229,4 +229,16 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     if info.get("schema_version") != PREDICTIONS_SCHEMA_VERSION:
         raise UserError(f"{path} has predictions schema version {info.get('schema_version')}, this toolkit reads "
                         f"version {PREDICTIONS_SCHEMA_VERSION}; rerun python -m probing.run to rewrite it")
-    return pq.read_table(path).to_pandas()
+    return path
+
+
+def read_predictions(path: str | Path, *, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
+    """A run's ``predictions.parquet`` (or the run folder holding one) as a DataFrame, checked by
+    :func:`predictions_file`.
+
+    ``columns`` (default: all) and ``filters`` (pyarrow's DNF form, e.g.
+    ``[("language", "in", ["en"]), ("group_id", "=", "women")]``) are applied while reading, so that
+    one group of a 3 M-row run is read without the rest (row groups hold one language each and are
+    skipped by their statistics).
+    """
+    return pq.read_table(predictions_file(path), columns=columns, filters=filters).to_pandas()

@@ -12,7 +12,7 @@ import importlib
 import pytest
 
 MODULES = ["analysis.correlations", "analysis.fairness", "analysis._common", "analysis.figures",
-           "analysis.correlate", "analysis.identity_sets"]
+           "analysis.correlate", "analysis.identity_sets", "analysis.explore"]
 STATISTICS = {"analysis.correlations", "analysis.fairness"}
 
 

@@ -62,3 +62,12 @@ def test_probing_predictions_given_to_fairness_is_one_line_exit_2(tmp_path, cli)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "lacks column" in lines[0]
     assert not out.exists()
+
+
+def test_filtered_read_returns_only_the_matching_rows_and_columns(tmp_path):
+    write_predictions(tmp_path / "predictions.parquet", [tiny_table(), tiny_table()])
+    table = read_predictions(tmp_path, columns=["word", "rank", "log_prob"], filters=[("word", "=", "b")])
+    assert list(table.columns) == ["word", "rank", "log_prob"]
+    assert table["rank"].tolist() == [2, 2]
+    assert table["log_prob"].tolist() == [-2.25, -2.25]
+    assert read_predictions(tmp_path, filters=[("word", "in", ["a"]), ("rank", "=", 2)]).empty

@@ -1,0 +1,347 @@
+"""An explorer of saved results in the browser: ``python -m analysis.explore RUN_DIR... [--port N]``.
+
+Starts a Streamlit app (:mod:`analysis.explore_app`; ``streamlit run analysis/explore_app.py --
+RUN_DIR...`` does the same) on the folders that ``probing.run``, ``analysis.correlate`` and
+``analysis.recall`` write. It reads their saved tables only, never a model:
+
+* ``profiles.csv`` (and ``filters.csv``, ``manifest.json``) of a probing run: a group's emotion
+  profile in each language, beside another run's (base vs fine-tuned), with ``n_words`` and
+  ``n_covered``;
+* ``predictions.parquet``: the completions behind a profile, per template, read for one group at
+  a time with pyarrow filters (a full run holds 3 M rows, one row group per language): the kept
+  words with their probability ``p = exp(log_prob)``, lemma and lexicon dimensions (the run's own
+  lexicon, looked up as :meth:`probing.lexicon.Lexicon.lookup` does), and the dropped ones with
+  their reason;
+* ``correlations.csv`` and ``shifts.csv`` (``analysis.correlate``): rho with its bootstrap
+  interval and the permutation null band, by method and category;
+* ``recall.csv`` (``analysis.recall``): recall@k curves with their intervals.
+
+This module holds the command line and the table logic (pure functions, tested without a
+browser); the page layout is in :mod:`analysis.explore_app`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis._common import read_csv, require_columns
+from analysis.figures import Run, group_labels, load_run, run_labels
+from probing import prompts as prompt_files
+from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
+from probing.lexicon import EMOTIONS, Lexicon, load_lexicon
+from probing.predictions import PREDICTIONS_FILE, PROFILE_META_COLUMNS, predictions_file, read_predictions
+
+APP = Path(__file__).with_name("explore_app.py")
+DEFAULT_PORT = 8501
+DEFAULT_ADDRESS = "127.0.0.1"
+EXPLORED = ("profiles.csv", "correlations.csv", "recall.csv")  # a folder must hold one of them
+COMPLETION_COLUMNS = ["language", "template_id", "sentence", "rank", "token", "word", "lemma", "log_prob",
+                      "kept", "drop_reason"]
+KEPT_COLUMNS = ["language", "template_id", "rank", "word", "lemma", "probability", "dimensions"]
+DROPPED_COLUMNS = ["language", "template_id", "rank", "token", "word", "drop_reason", "probability"]
+CORRELATION_COLUMNS = ["comparison", "language", "category", "method", "emotion", "rho", "ci_low", "ci_high",
+                       "null_low", "null_high", "p", "p_adjusted", "n_groups", "note"]
+NOT_IN_LEXICON = "(not in lexicon)"
+
+EXAMPLES = """examples:
+  python -m analysis.explore results/profiles/demo-tiny-xlmr results/profiles/demo-english \\
+      results/analysis/demo-correlate results/analysis/demo-recall
+  python -m analysis.explore results/profiles/xlmr-base --port 8600   # then open http://localhost:8600
+  ssh -L 8501:localhost:8501 server   # on your laptop, to reach an explorer running on `server`
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+def load_runs(paths: list[str | Path]) -> list[Run]:
+    """The run folders ``paths``, labelled by folder name (made unique), with their small tables read.
+
+    Each must hold ``profiles.csv``, ``correlations.csv`` or ``recall.csv``; a probing run's
+    ``predictions.parquet`` is checked (schema only) and read later, one group at a time. Anything
+    else is a :class:`UserError` naming what to pass.
+    """
+    if not paths:
+        raise UserError("no run folder given; pass folders written by probing.run, analysis.correlate "
+                        "or analysis.recall")
+    paths = [Path(p) for p in paths]
+    runs = []
+    for path, label in zip(paths, run_labels(paths)):
+        if not path.exists():
+            raise UserError(f"{path} does not exist; pass run folders written by probing.run, analysis.correlate "
+                            f"or analysis.recall")
+        unexplored = UserError(f"{path} holds none of {', '.join(EXPLORED)} (or only empty ones); pass a folder "
+                               f"written by probing.run, analysis.correlate or analysis.recall")
+        if path.is_dir() and not any((path / name).is_file() for name in EXPLORED):
+            raise unexplored
+        run = load_run(path, label)  # a file rather than a folder is refused here
+        if not set(EXPLORED) & set(run.tables):
+            raise unexplored
+        if "profiles.csv" in run.tables:
+            require_columns(run.tables["profiles.csv"], PROFILE_META_COLUMNS, path / "profiles.csv",
+                            "pass the profiles.csv that python -m probing.run wrote")
+            if (path / PREDICTIONS_FILE).exists():
+                predictions_file(path)
+            if (path / "filters.csv").is_file():
+                run.tables["filters.csv"] = read_csv(path / "filters.csv")
+        if "correlations.csv" in run.tables:
+            require_columns(run.tables["correlations.csv"], CORRELATION_COLUMNS, path / "correlations.csv",
+                            "pass the correlations.csv that python -m analysis.correlate wrote")
+        runs.append(run)
+    return runs
+
+
+def probing_runs(runs: list[Run]) -> list[Run]:
+    return [run for run in runs if "profiles.csv" in run.tables]
+
+
+def has_predictions(run: Run) -> bool:
+    return (run.path / PREDICTIONS_FILE).is_file()
+
+
+def random_weights(run: Run) -> bool:
+    return bool((run.manifest.get("model") or {}).get("random_weights", False))
+
+
+def run_summary(run: Run) -> dict:
+    """What the Runs page says about a run: where it is, what made it and which tables it holds."""
+    manifest = run.manifest
+    parameters = manifest.get("parameters") or {}
+    model = manifest.get("model") or {}
+    tables = {name: len(table) for name, table in run.tables.items()}
+    if has_predictions(run):
+        rows = ((manifest.get("outputs") or {}).get(PREDICTIONS_FILE) or {}).get("rows")
+        tables[PREDICTIONS_FILE] = rows if rows is not None else "not recorded"
+    return {"run": run.label, "folder": str(run.path), "made by": " ".join(manifest.get("command") or []) or "not recorded",
+            "created": manifest.get("created", "not recorded"), "model": model.get("name", ""),
+            "random weights": bool(model.get("random_weights", False)), "top_k": parameters.get("top_k"),
+            "lexicon": parameters.get("lexicon"), "weighting": parameters.get("weighting"),
+            "tables": ", ".join(f"{name} ({rows} rows)" for name, rows in tables.items())}
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles
+# ---------------------------------------------------------------------------------------------
+
+def languages_of(runs: list[Run]) -> list[str]:
+    """The languages of the runs' profiles, English first, then alphabetical."""
+    found = {str(lang) for run in runs for lang in run.tables["profiles.csv"]["language"].unique()}
+    return sorted(found, key=lambda lang: (lang != "en", lang))
+
+
+def categories_of(runs: list[Run]) -> list[str]:
+    return sorted({str(c) for run in runs for c in run.tables["profiles.csv"]["category"].unique()})
+
+
+def groups_of(runs: list[Run], category: str) -> dict[str, str]:
+    """``group_id -> name`` of a category's groups in the runs (the English name when there is one)."""
+    block = pd.concat([run.tables["profiles.csv"] for run in runs], ignore_index=True)
+    block = block[block["category"] == category]
+    group_ids = sorted(dict.fromkeys(block["group_id"].astype(str)))
+    return dict(zip(group_ids, group_labels(block, group_ids)))
+
+
+def emotions_of(profiles: pd.DataFrame) -> list[str]:
+    return [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
+
+
+def profile_rows(runs: list[Run], group_id: str, languages: list[str]) -> pd.DataFrame:
+    """The group's profile rows in each run and language: ``run``, then profiles.csv's columns."""
+    parts = []
+    for run in runs:
+        profiles = run.tables["profiles.csv"]
+        rows = profiles[(profiles["group_id"] == group_id) & profiles["language"].isin(languages)]
+        parts.append(rows.assign(run=run.label))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if table.empty:
+        return table
+    order = {**{lang: i for i, lang in enumerate(languages)}, **{run.label: i for i, run in enumerate(runs)}}
+    table = table.sort_values(["run", "language"], key=lambda column: column.map(order), kind="stable")
+    first = ["run", "language", "group", "n_words", "n_covered", "n_emotional"]
+    return table[[*first, *[c for c in table.columns if c not in first]]].reset_index(drop=True)
+
+
+def long_profiles(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (:func:`profile_rows`) in long form for charts: one row per run, language and emotion,
+    with ``series`` naming the run, language and coverage (``n_covered`` of ``n_words`` words)."""
+    emotions = emotions_of(rows.drop(columns="run"))
+    series = [f"{lang} · {run} ({covered}/{words} words covered)" for run, lang, covered, words
+              in zip(rows["run"], rows["language"], rows["n_covered"], rows["n_words"])]
+    table = rows.assign(series=series).melt(id_vars=["run", "language", "series"], value_vars=emotions,
+                                            var_name="emotion", value_name="value")
+    return table
+
+
+def coverage_titles(rows: pd.DataFrame) -> dict[str, str]:
+    """Per language, a chart title with its runs' coverage (plotly markup: one line per run)."""
+    titles = {}
+    for language, part in rows.groupby("language", sort=False):
+        counts = "<br>".join(f"{run}: {covered} of {words} words covered" for run, covered, words
+                             in zip(part["run"], part["n_covered"], part["n_words"]))
+        titles[str(language)] = f"<b>{language}</b><br>{counts}"
+    return titles
+
+
+def profile_shift(rows: pd.DataFrame, reference: str, other: str) -> pd.DataFrame:
+    """Per language: ``other`` minus ``reference`` for each emotion (NaN where either is undefined)."""
+    emotions = emotions_of(rows.drop(columns="run"))
+    base = rows[rows["run"] == reference].set_index("language")[emotions]
+    compared = rows[rows["run"] == other].set_index("language")[emotions]
+    languages = [lang for lang in base.index if lang in compared.index]
+    shift = compared.loc[languages] - base.loc[languages]
+    return shift.reset_index().assign(compared=f"{other} − {reference}")[["compared", "language", *emotions]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Completions
+# ---------------------------------------------------------------------------------------------
+
+def group_predictions(path: str | Path, languages: list[str], group_id: str) -> pd.DataFrame:
+    """The prediction rows of one group in ``languages`` (:data:`COMPLETION_COLUMNS`), read with
+    pyarrow filters so that the rest of the file is skipped."""
+    table = read_predictions(path, columns=COMPLETION_COLUMNS,
+                             filters=[("language", "in", list(languages)), ("group_id", "=", group_id)])
+    for column in table.columns:
+        if isinstance(table[column].dtype, pd.CategoricalDtype):
+            table[column] = table[column].astype(str)
+    return table
+
+
+def run_lexicon(run: Run, language: str) -> tuple[Lexicon | None, str]:
+    """The lexicon a probing run used for ``language`` (its manifest's ``--lexicon``), and a note:
+    ``""``, or why the dimensions cannot be shown or may differ from the run's."""
+    spec = (run.manifest.get("parameters") or {}).get("lexicon")
+    if not spec:
+        return None, f"{run.label}'s manifest does not name its lexicon: dimensions not shown"
+    try:
+        prompts = prompt_files.load_language(language)
+        lexicon = load_lexicon(spec, language, prompts.name, prompts.lemmatizer)
+    except UserError as error:
+        return None, f"lexicon {spec} for {language} cannot be loaded ({error}): dimensions not shown"
+    recorded = ((run.manifest.get("lexicon") or {}).get(language) or {}).get("sha256")
+    if recorded and recorded != lexicon.sha256:
+        return lexicon, (f"the {spec} lexicon files for {language} differ from those {run.label} was probed with "
+                         f"(sha256): dimensions shown are today's")
+    return lexicon, ""
+
+
+def dimensions(words, lemmas, lexicon: Lexicon | None) -> list[str]:
+    """Each word's lexicon dimensions, comma-separated (``""``: listed without association;
+    :data:`NOT_IN_LEXICON`: not listed).
+
+    >>> lexicon = Lexicon("en", "test", "en", {"happy": frozenset({"joy", "positive"}), "table": frozenset()})
+    >>> dimensions(["Happy", "table", "chair"], ["", "", ""], lexicon)
+    ['joy, positive', '', '(not in lexicon)']
+    """
+    if lexicon is None:
+        return [""] * len(words)
+    out = []
+    for word, lemma in zip(words, lemmas):
+        dims = lexicon.lookup(word, lemma)[1]
+        out.append(NOT_IN_LEXICON if dims is None else ", ".join(d for d in EMOTIONS if d in dims))
+    return out
+
+
+def completion_tables(rows: pd.DataFrame, lexicons: dict[str, Lexicon | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(kept, dropped)`` completions of :func:`group_predictions` rows, by language, template and rank.
+
+    ``probability`` is ``exp(log_prob)``, the model's probability of the token at the mask.
+    ``kept`` adds each word's lexicon ``dimensions`` (:func:`dimensions`, with ``lexicons[language]``).
+    """
+    rows = rows.sort_values(["language", "template_id", "rank"], kind="stable")
+    rows = rows.assign(probability=np.exp(rows["log_prob"].to_numpy(dtype=np.float64)))
+    kept = rows[rows["kept"]].copy()
+    kept["dimensions"] = ""
+    for language, part in kept.groupby("language"):
+        kept.loc[part.index, "dimensions"] = dimensions(part["word"], part["lemma"], lexicons.get(language))
+    dropped = rows[~rows["kept"]]
+    return kept[KEPT_COLUMNS].reset_index(drop=True), dropped[DROPPED_COLUMNS].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Correlations and recall
+# ---------------------------------------------------------------------------------------------
+
+def filter_rows(table: pd.DataFrame, **chosen) -> pd.DataFrame:
+    """Rows of ``table`` whose column ``c`` is one of ``chosen[c]`` (a column given None is not filtered).
+
+    >>> filter_rows(pd.DataFrame({"method": ["rsa", "spearman"], "rho": [0.1, 0.2]}), method=["rsa"])["rho"].tolist()
+    [0.1]
+    """
+    keep = np.ones(len(table), dtype=bool)
+    for column, values in chosen.items():
+        if values is not None:
+            keep &= table[column].astype(str).isin([str(v) for v in values]).to_numpy()
+    return table[keep].reset_index(drop=True)
+
+
+def correlation_label(rows: pd.DataFrame) -> list[str]:
+    """A chart row label per correlation row: the emotion (``emotion`` rows), category, language and,
+    with several comparisons, the compared run.
+
+    >>> rows = pd.DataFrame({"method": ["rsa", "emotion"], "emotion": ["", "joy"], "category": ["age", "all"],
+    ...                      "language": ["en", "fr"], "other": ["ft", "ft"]})
+    >>> correlation_label(rows)
+    ['age · en', 'joy · all · fr']
+    """
+    several = rows["other"].nunique() > 1
+    labels = []
+    for method, emotion, category, language, other in zip(rows["method"], rows["emotion"], rows["category"],
+                                                          rows["language"], rows["other"]):
+        parts = [str(emotion)] if method == "emotion" else []
+        parts += [str(category), str(language)] + ([str(other)] if several else [])
+        labels.append(" · ".join(parts))
+    return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="python -m analysis.explore",
+        description="Explore saved results in the browser (a Streamlit app): profiles, their completions, "
+                    "correlations and recall, from the folders probing.run, analysis.correlate and analysis.recall "
+                    "write. Reads the saved tables only, never a model.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="result folders (probing runs and analysis runs)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default: {DEFAULT_PORT})")
+    parser.add_argument("--address", default=DEFAULT_ADDRESS,
+                        help=f"address to listen on (default: {DEFAULT_ADDRESS}, this machine only; reach it from "
+                             f"another one with ssh -L, or pass 0.0.0.0 on a trusted network)")
+    return parser
+
+
+def streamlit_command(runs: list[str | Path], port: int, address: str) -> list[str]:
+    """The ``streamlit run`` command line that serves the app on ``runs``."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer",
+            "--", *[str(Path(run).resolve()) for run in runs]]
+
+
+@exits_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    load_runs(args.runs)  # every folder is checked before a server starts
+    print(f"explorer on http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
+          f"{args.port} (Ctrl-C stops it)", flush=True)
+    command = streamlit_command(args.runs, args.port, args.address)
+    os.execv(command[0], command)  # the server replaces this process: signals reach it, nothing is left behind
+    return 0  # reached only where execv is replaced (tests)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
