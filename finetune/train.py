@@ -29,7 +29,7 @@ from finetune.config import TrainConfig, config_keys_help, load_config, parse_ov
 from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, TaskSampler, check_task_counts,
                            load_splits, read_examples, sampling_probabilities, tokenize)
 from probing import models
-from probing.errors import USER_ERROR_EXIT_CODE, OneLineArgumentParser, UserError, exits_on_user_error
+from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import SCHEMA_VERSION, AtomicFolder, check_writable, environment, now_utc, write_json
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -111,8 +111,6 @@ def check_launch(world_size: int, env=None) -> None:
     alone). accelerate's own launcher runs one process on CPUs whatever ``--num_processes`` says;
     it then sets ``MASTER_ADDR`` but no ``WORLD_SIZE``.
     """
-    import os
-
     env = os.environ if env is None else env
     launched = int(env.get("WORLD_SIZE") or 1)
     if launched > 1 and world_size != launched:
@@ -471,10 +469,6 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config, parse_overrides(rest))
     try:
         run(config, overwrite=args.overwrite, command=["python", "-m", "finetune.train", *argv])
-    except UserError:
-        if os.environ.get("RANK", "0") != "0":  # every process meets the same error; rank 0 says it
-            raise SystemExit(USER_ERROR_EXIT_CODE) from None
-        raise
     except KeyboardInterrupt:
         checkpoints = models.models_dir() / f".{config.output_name}.checkpoints"
         print(f"interrupted; run the same command again to resume from {checkpoints}", file=sys.stderr)
