@@ -52,9 +52,15 @@ EXAMPLES = """examples:
       --auxiliary_mlm_weight 0.5 --output_name tiny-multitask
   python -m finetune.predict --model tiny-multitask --input finetune/demo_data/multitask.csv
 
-  # several GPUs with mixed precision (the Trainer does the distribution):
-  accelerate launch --num_processes 4 -m finetune.train --config finetune/configs/multitask.yaml \\
-      --mixed_precision bf16
+  # the DeepPavlov multi-task recipe (lr 2e-5, betas (0.9, 0.99), batch 32, at most 2 cuts):
+  python -m finetune.train --config finetune/configs/multitask_deeppavlov.yaml
+
+  # data parallel on 4 GPUs with mixed precision (batch_size is per process):
+  accelerate launch --multi_gpu --num_processes 4 -m finetune.train \\
+      --config finetune/configs/multitask.yaml --mixed_precision bf16
+  # data parallel on 2 CPU processes (gloo); without ACCELERATE_USE_CPU=true the launch is refused:
+  ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 -m finetune.train \\
+      --config finetune/configs/multitask.yaml --base_model tiny-xlmr --max_steps 40
 
   # nested keys are dotted, list items numbered:
   python -m finetune.train --config finetune/configs/multitask.yaml --tasks.0.loss_weight 2 \\

@@ -390,3 +390,18 @@ def test_learning_rate_is_reduced_on_a_plateau_and_the_state_round_trips():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.9)
     restored = ReduceLROnPlateauCallback.from_state(callback.state())
     assert (restored.best, restored.bad_evaluations, restored.reductions) == (0.6, 0, 1)
+
+
+def test_learning_rate_cuts_stop_at_max_reductions():
+    from finetune.trainer import ReduceLROnPlateauCallback
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    callback = ReduceLROnPlateauCallback(patience=1, factor=0.5, metric="eval_loss", max_reductions=2)
+    for loss in [1.0, 2.0, 2.0, 2.0, 2.0, 0.5, 0.7]:  # five bad evaluations would give five cuts
+        callback.on_evaluate(None, None, None, metrics={"eval_loss": loss}, optimizer=optimizer,
+                             lr_scheduler=scheduler)
+    assert callback.reductions == 2 and scheduler.base_lrs == [0.25] and optimizer.param_groups[0]["lr"] == 0.25
+    restored = ReduceLROnPlateauCallback.from_state(callback.state())
+    assert restored.max_reductions == 2 and restored.reductions == 2
