@@ -56,6 +56,7 @@ def test_proportional_epoch_trains_each_task_its_share_and_visits_every_example(
         assert trained["examples"] == batch * trained["steps"]
         assert trained["distinct_examples"] == n  # one epoch shows every labelled example
     assert sum(t["steps"] for t in training["tasks"].values()) == training["steps"] == steps_per_epoch
+    assert training["epochs"] == pytest.approx(1.0)  # the Trainer's epoch is the README's
 
 
 def test_uniform_gives_each_of_four_tasks_a_quarter_of_the_steps(models_dir, tiny_dir, data_dir):
@@ -103,6 +104,19 @@ def oracle_losses(trainer, prepared, config) -> float:
     return mlm[0] / mlm[1]
 
 
+class RepeatsAtTheEnd:
+    """A dataset followed by its first ``extra`` keys again, as DistributedSampler pads a split."""
+
+    def __init__(self, dataset, extra: int):
+        self.dataset, self.extra = dataset, extra
+
+    def __len__(self) -> int:
+        return len(self.dataset) + self.extra
+
+    def __getitem__(self, key: int) -> dict:
+        return self.dataset[key % len(self.dataset)]
+
+
 @pytest.mark.parametrize("objective", ["multitask", "mlm"])
 def test_validation_loss_is_a_per_example_mean_whatever_the_eval_batch(models_dir, tiny_dir, data_dir, objective):
     if objective == "multitask":
@@ -121,6 +135,9 @@ def test_validation_loss_is_a_per_example_mean_whatever_the_eval_batch(models_di
         assert nested["n_examples"] == len(prepared.eval_features)
     assert max(losses) - min(losses) <= 1e-6, losses
     assert losses[0] == pytest.approx(oracle_losses(trainer, prepared, config), rel=1e-5)
+    # the copies a distributed sampler pads with (same key, so same example and mask) are not counted
+    padded = trainer.compute_metrics_nested(RepeatsAtTheEnd(trainer.eval_dataset, 3))
+    assert abs(padded["loss"] - nested["loss"]) <= 1e-6 and padded["n_examples"] == nested["n_examples"]
     if objective == "multitask":
         assert {"loss"} <= set(nested["tasks"]["color"]) and nested["mlm_loss"] > 0
 
