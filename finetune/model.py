@@ -12,9 +12,11 @@ and to every token for token tasks. The total loss is::
 
     L = sum_t lambda_t L_t + lambda_mlm L_mlm
 
-with ``L_t`` the task losses of :mod:`finetune.losses` (examples without a label for task t
-weigh 0), ``lambda_t`` the tasks' ``loss_weight`` and ``L_mlm`` the mean cross-entropy over
-masked tokens, computed by the LM head at the masked positions only. With ``lambda_mlm = 0`` the
+over the tasks whose labels the batch carries (in training, the one task the step was drawn for;
+the other heads are not run, so they get no gradient), with ``L_t`` the task losses of
+:mod:`finetune.losses` (examples without a label for task t weigh 0), ``lambda_t`` the tasks'
+``loss_weight`` and ``L_mlm`` the mean cross-entropy over the batch's masked tokens, computed by
+the LM head at the masked positions only. With ``lambda_mlm = 0`` the
 LM head's own weights are frozen (its decoder stays tied to the input embeddings when the model
 ties them).
 
