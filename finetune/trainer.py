@@ -89,6 +89,16 @@ class SamplerEpochCallback(TrainerCallback):
         self.sampler.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-9)))
 
 
+class AppliedLearningRate(TrainerCallback):
+    """The rate the optimizer applied in the last update (read between its step and the scheduler's)."""
+
+    def __init__(self):
+        self.rate: float | None = None
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.rate = float(optimizer.param_groups[0]["lr"])
+
+
 class FinetuneTrainer(Trainer):
     """``Trainer`` for :class:`MultiTaskModel` (see the module docstring)."""
 
@@ -97,6 +107,8 @@ class FinetuneTrainer(Trainer):
         self.task_sampler = task_sampler
         self.eval_languages = eval_languages or {}
         self.last_metrics: dict = {}
+        self.applied_rate = AppliedLearningRate()
+        self.add_callback(self.applied_rate)
 
     # ---- data ----
 
@@ -104,11 +116,12 @@ class FinetuneTrainer(Trainer):
         return self.task_sampler if self.task_sampler is not None else super()._get_train_sampler(train_dataset)
 
     def _get_learning_rate(self) -> float:
-        # The Trainer asks right after optimizer.step(): the optimizer's rate is the one just applied.
-        # (The scheduler's last rate misses a cut made by ReduceLROnPlateauCallback until its next step.)
-        if self.optimizer is None:
+        # The rate of the last update, not the scheduler's last rate: that one misses a cut made by
+        # ReduceLROnPlateauCallback until the scheduler's next step, and is the next update's rate
+        # when read after it (as the log at the end of an epoch does).
+        if self.applied_rate.rate is None:
             return super()._get_learning_rate()
-        return float(self.optimizer.param_groups[0]["lr"])
+        return self.applied_rate.rate
 
     # ---- evaluation ----
 
