@@ -250,7 +250,9 @@ def two_task_config(data_dir: Path, base: Path, **changes) -> Path:
     return path
 
 
-def test_two_cpu_processes_train_like_one_on_the_same_global_batch(models_dir, data_dir, no_dropout_tiny):
+def test_two_cpu_processes_train_like_one_on_the_same_global_batch(models_dir, data_dir, no_dropout_tiny,
+                                                                  monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # the one process on CPUs too, on a host with a GPU
     one = train.run(load_config(two_task_config(data_dir, no_dropout_tiny, output_name="tiny-one", batch_size=8)),
                     overwrite=True)
     path = two_task_config(data_dir, no_dropout_tiny, output_name="tiny-two", batch_size=4)
@@ -277,8 +279,8 @@ def test_two_cpu_processes_train_like_one_on_the_same_global_batch(models_dir, d
 @pytest.mark.parametrize("how", ["torchrun without ACCELERATE_USE_CPU", "accelerate --cpu --num_processes 2",
                                  "accelerate --multi_gpu without GPUs"])
 def test_launches_that_would_train_separate_copies_are_refused(models_dir, tiny_dir, how):
-    if how.startswith("accelerate --multi_gpu") and torch.cuda.device_count() >= 2:
-        pytest.skip("this host has the GPUs that --multi_gpu asks for")
+    if not how.startswith("accelerate --cpu") and torch.cuda.is_available():
+        pytest.skip("on a host with GPUs these launches use them")
     prefix = {"torchrun without ACCELERATE_USE_CPU": TORCHRUN,
               "accelerate --cpu --num_processes 2": [*ACCELERATE, "--cpu", "--num_processes", "2"],
               "accelerate --multi_gpu without GPUs": [*ACCELERATE, "--multi_gpu", "--num_processes", "2",
