@@ -72,6 +72,16 @@ def test_uniform_gives_each_of_four_tasks_a_quarter_of_the_steps(models_dir, tin
     assert all(t["examples"] == 8 * t["steps"] for t in training["tasks"].values())
 
 
+def test_micro_batches_of_an_accumulated_step_share_its_task(models_dir, tiny_dir, data_dir):
+    config = load_config(synthetic_config(data_dir, batch_size=4, gradient_accumulation_steps=3))
+    prepared = train.Prepared(config)
+    trainer = train.build_trainer(config, prepared, train.training_arguments(config, models_dir / ".unused"))
+    batches = [sorted(batch["task_labels"]) for batch in trainer.get_train_dataloader()]
+    steps = [batches[i:i + 3] for i in range(0, len(batches), 3)]
+    assert len(steps) == sum(math.ceil(n / 12) for n in prepared.task_counts.values())
+    assert all(len(batch) == 1 and batch == step[0] for step in steps for batch in step)
+
+
 # ---- point 3: validation loss per example, whatever the batch ------------------------------
 
 def oracle_losses(trainer, prepared, config) -> float:
