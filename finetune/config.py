@@ -45,6 +45,7 @@ OBJECTIVES = ("mlm", "multitask")
 TASK_TYPES = ("multiclass", "multilabel", "binary", "token")
 POOLINGS = ("cls", "mean", "max")
 SAMPLINGS = ("proportional", "uniform", "temperature")
+SELECTION_METRICS = ("loss", "mean_score", "mean_accuracy")  # eval_<name>; loss: lower is better
 PRECISIONS = ("no", "fp16", "bf16")
 FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -226,10 +227,14 @@ class TrainConfig:
     flat: FlatLayout | None = _help("multitask: the flat layout instead of (or besides) 'tasks'", None)
     max_length: int = _help("tokens per example; longer masked-LM texts are cut into several examples", 128)
     learning_rate: float = _help("peak learning rate (AdamW)", 5e-5)
-    batch_size: int = _help("examples per device and step", 16)
+    adam_beta1: float = _help("AdamW beta1 (decay of the gradient mean)", 0.9)
+    adam_beta2: float = _help("AdamW beta2 (decay of the squared-gradient mean)", 0.999)
+    batch_size: int = _help("examples per device and micro-batch; one optimisation step trains on batch_size x "
+                            "gradient_accumulation_steps x processes examples of one task", 16)
     eval_batch_size: int | None = _help("default: batch_size", None)
     gradient_accumulation_steps: int = _help("steps whose gradients are summed before an update", 1)
-    epochs: float = _help("passes over the training data", 3.0)
+    epochs: float = _help("epochs of sum_t ceil(n_t / global batch) steps, n_t the examples labelled for task t "
+                          "(one pass over the data)", 3.0)
     max_steps: int = _help("if > 0, stop after this many updates (overrides epochs)", -1)
     warmup: float = _help("linear warm-up: a share of all updates if < 1, else a number of updates", 0.06)
     weight_decay: float = _help("AdamW weight decay (not on biases and layer norms)", 0.01)
@@ -238,18 +243,24 @@ class TrainConfig:
     split_seed: int = _help("seeds the validation rows held out of train (validation_fraction); kept fixed "
                             "while seed varies, so a seed sweep keeps one validation set", 0)
     eval_steps: int = _help("evaluate (and checkpoint) every N updates; 0 = once per epoch", 0)
+    selection_metric: str | None = _help("validation metric that picks the best checkpoint and drives early "
+                                         "stopping and learning-rate cuts: " + "|".join(SELECTION_METRICS) +
+                                         " (default: mean_score for multitask, loss for mlm)", None)
     early_stopping_patience: int = _help("stop after N evaluations without improvement; 0 = never", 3)
     lr_reduce_patience: int = _help("multiply the learning rate by lr_reduce_factor after N evaluations "
                                     "without improvement; 0 = never", 1)
     lr_reduce_factor: float = _help("see lr_reduce_patience", 0.5)
+    max_lr_reductions: int | None = _help("cut the learning rate at most N times (null = no limit)", None)
     mlm_probability: float = _help("share of tokens masked (80% <mask>, 10% random, 10% kept)", 0.15)
     auxiliary_mlm_weight: float = _help("multitask: weight of a masked-LM loss on the same texts that keeps "
                                         "the LM head in step with the encoder; 0 = off", 0.0)
     pooling: str = _help("sentence representation for sequence heads: " + "|".join(POOLINGS), "cls")
     head_dropout: float = _help("dropout at the input of each head", 0.1)
-    task_sampling: str = _help("which task a training example is drawn for: " + "|".join(SAMPLINGS),
-                               "proportional")
-    sampling_temperature: float = _help("temperature T: p_task ~ n_task^(1/T)", 2.0)
+    task_sampling: str = _help("which task each optimisation step trains: " + "|".join(SAMPLINGS) +
+                               " (proportional: ceil(n_t / global batch) steps of task t per epoch; uniform: "
+                               "p_t = 1 / number of tasks; temperature: p_t ~ n_t^(1/T))", "proportional")
+    sampling_temperature: float = _help("temperature T: p_t ~ n_t^(1/T), n_t the examples labelled for task t",
+                                        2.0)
     max_train_examples: int | None = _help("use at most N training examples per data set (smoke runs)", None)
     max_eval_examples: int | None = _help("use at most N validation examples per data set", None)
     weighted_metrics: bool = _help("multitask: tasks with a weight_column also report weighted_<metric>, each "
@@ -301,6 +312,14 @@ class TrainConfig:
         _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
         _check(self.lr_reduce_patience >= 0, "lr_reduce_patience", "must be >= 0")
         _check(0 < self.lr_reduce_factor < 1, "lr_reduce_factor", "must lie in (0, 1)")
+        _check(self.max_lr_reductions is None or self.max_lr_reductions >= 0, "max_lr_reductions",
+               "must be >= 0 (or null for no limit)")
+        for key in ("adam_beta1", "adam_beta2"):
+            _check(0 <= getattr(self, key) < 1, key, "must lie in [0, 1)")
+        if self.selection_metric is not None:
+            _choice(self.selection_metric, SELECTION_METRICS, "selection_metric")
+            _check(self.objective == "multitask" or self.selection_metric == "loss", "selection_metric",
+                   f"{self.selection_metric!r} needs tasks; the mlm objective selects on loss")
         _check(0 < self.mlm_probability < 1, "mlm_probability", "must lie in (0, 1)")
         _check(self.auxiliary_mlm_weight >= 0, "auxiliary_mlm_weight", "must be >= 0")
         _choice(self.pooling, POOLINGS, "pooling")
@@ -313,6 +332,11 @@ class TrainConfig:
         _choice(self.mixed_precision, PRECISIONS, "mixed_precision")
         _check(self.logging_steps >= 1, "logging_steps", "must be >= 1")
         _check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
+
+    @property
+    def selection(self) -> str:
+        """The selection metric's name (``selection_metric`` or the objective's default)."""
+        return self.selection_metric or ("mean_score" if self.objective == "multitask" else "loss")
 
     @property
     def uses_mlm(self) -> bool:

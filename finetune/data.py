@@ -9,8 +9,9 @@
 * ``Collator`` pads a batch and masks it for the masked-LM loss with transformers'
   ``DataCollatorForLanguageModeling``; each example's mask is drawn from a generator seeded by
   (seed, example, draw), so masks do not depend on batching, world size or resumption.
-* ``TaskSampler`` draws the training examples of an epoch: first a task with probability
-  ``p_t`` (``sampling_probabilities``), then the next example labelled for that task.
+* ``TaskSampler`` plans the training steps of an epoch: every optimisation step is a batch of
+  one task, drawn by the sampling strategy (``sampling_probabilities``), filled with the next
+  examples labelled for that task; only that task's loss is taken at that step.
 """
 
 from __future__ import annotations
@@ -520,22 +521,30 @@ def check_task_counts(examples: Examples, config: TrainConfig, what: str) -> dic
 # ---- batching ------------------------------------------------------------------------------
 
 class FeatureDataset:
-    """Map-style dataset; a key ``k`` means example ``k % n`` at its draw ``k // n``.
+    """Map-style dataset of features; a key names an example, its draw and the task it is drawn for.
 
-    ``salt`` tells training from validation examples apart in the masking seed, so validation
-    masks are fixed for a run while training masks change at every draw.
+    With ``tasks`` (training), key ``k = (draw * n_tasks + task) * n + example``; the item then
+    carries ``task``, the name of the task whose loss it enters. Without (validation), key ``k``
+    is example ``k % n`` at draw ``k // n``, for every task. ``salt`` tells training from
+    validation examples apart in the masking seed, so validation masks are fixed for a run while
+    training masks change at every draw.
     """
 
-    def __init__(self, rows: list[dict], *, salt: int = TRAIN_SALT):
+    def __init__(self, rows: list[dict], *, salt: int = TRAIN_SALT, tasks: list[str] | None = None):
         self.rows = rows
         self.salt = salt
+        self.tasks = list(tasks or [])
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, key: int) -> dict:
         n = len(self.rows)
-        return {**self.rows[key % n], "index": key % n, "draw": key // n, "salt": self.salt}
+        index, rest = key % n, key // n
+        if not self.tasks:
+            return {**self.rows[index], "index": index, "draw": rest, "salt": self.salt}
+        return {**self.rows[index], "index": index, "draw": rest // len(self.tasks), "salt": self.salt,
+                "task": self.tasks[rest % len(self.tasks)]}
 
 
 def mask_seed(seed: int, salt: int, index: int, draw: int) -> int:
@@ -594,11 +603,16 @@ class Collator:
                 mlm_labels[i, : len(labels)] = labels
             batch["mlm_input_ids"], batch["mlm_labels"] = mlm_ids, mlm_labels
         if self.tasks:
+            # A training row drawn for one task enters that task's loss only; validation rows all.
+            drawn = {r["task"] for r in rows if "task" in r}
             batch["task_labels"], batch["task_weights"] = {}, {}
             for task in self.tasks:
+                if drawn and task.name not in drawn:
+                    continue
                 values = [r["labels"].get(task.name) for r in rows]
-                batch["task_weights"][task.name] = torch.tensor([r["weights"].get(task.name, 0.0) for r in rows],
-                                                                dtype=torch.float)
+                weights = [r["weights"].get(task.name, 0.0) if r.get("task", task.name) == task.name else 0.0
+                           for r in rows]
+                batch["task_weights"][task.name] = torch.tensor(weights, dtype=torch.float)
                 batch["task_labels"][task.name] = stack_labels(values, task, width)
         return batch
 
@@ -643,43 +657,87 @@ def sampling_probabilities(sizes: list[int], strategy: str, temperature: float =
 
 
 class TaskSampler:
-    """Yields the dataset keys of one epoch: ``num_samples`` draws, each for a task drawn from ``p``.
+    """The training order: every optimisation step is a batch of one task (MT-DNN style).
 
-    Each task walks through a fresh permutation of its labelled examples (reshuffled when used
-    up). The order depends only on (seed, epoch); the Trainer calls :meth:`set_epoch`. With one
-    task and ``num_samples`` = its size, an epoch is one permutation of the data.
+    ``batch`` is the global batch of one optimisation step (examples per device x gradient
+    accumulation steps x processes); the sampler yields its keys in step order, so each step's
+    micro-batches, on every process, hold examples of the same task. An *epoch* is
+
+        S = sum_t ceil(n_t / batch)
+
+    steps, ``n_t`` being the number of training examples labelled for task ``t``: the number of
+    steps that shows every labelled (example, task) pair once.
+
+    * ``proportional``: the epoch has exactly ``ceil(n_t / batch)`` steps of task ``t``, in a
+      shuffled order (its share of the data, up to the rounding of its last batch), and visits
+      every labelled example of every task.
+    * ``uniform`` and ``temperature``: each step's task is drawn independently with probability
+      ``p_t`` (:func:`sampling_probabilities`), so task ``t`` gets ``Binomial(S, p_t)`` steps.
+
+    Each task walks through a fresh permutation of its labelled examples at the start of every
+    epoch, reshuffled when used up (so the last batch of a task under ``proportional`` is
+    filled up from the next permutation). The order depends only on (seed, epoch); the Trainer
+    calls :meth:`set_epoch`. With one pool (the masked-LM objective) an epoch is one
+    permutation of the data, its last batch filled up the same way.
     """
 
-    def __init__(self, pools: list[np.ndarray], probabilities: np.ndarray, num_samples: int, n_examples: int,
-                 seed: int):
+    def __init__(self, pools: list[np.ndarray], probabilities: np.ndarray, *, strategy: str, batch: int,
+                 n_examples: int, seed: int):
         self.pools = [np.asarray(p, dtype=np.int64) for p in pools]
         self.probabilities = np.asarray(probabilities, dtype=float)
-        self.num_samples = num_samples
+        self.strategy = strategy
+        self.batch = int(batch)
         self.n_examples = n_examples
         self.seed = seed
         self.epoch = 0
+        self.steps_per_epoch = sum(math.ceil(len(p) / self.batch) for p in self.pools)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.num_samples
+        return self.steps_per_epoch * self.batch
 
-    def indices(self, epoch: int) -> np.ndarray:
-        """The example indices of ``epoch`` (without the draw part of the keys)."""
+    def plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(task of each step, shape (S,); example of each position, shape (S * batch,)) of ``epoch``."""
         rng = np.random.default_rng([self.seed, epoch])
-        choices = rng.choice(len(self.pools), size=self.num_samples, p=self.probabilities)
-        out = np.empty(self.num_samples, dtype=np.int64)
-        orders = [np.empty(0, dtype=np.int64)] * len(self.pools)
-        cursor = [0] * len(self.pools)
-        for position, task in enumerate(choices):
-            if cursor[task] >= len(orders[task]):
-                orders[task], cursor[task] = rng.permutation(self.pools[task]), 0
-            out[position] = orders[task][cursor[task]]
-            cursor[task] += 1
-        return out
+        if self.strategy == "proportional" or len(self.pools) == 1:
+            counts = [math.ceil(len(p) / self.batch) for p in self.pools]
+            tasks = rng.permutation(np.repeat(np.arange(len(self.pools)), counts))
+        else:
+            tasks = rng.choice(len(self.pools), size=self.steps_per_epoch, p=self.probabilities)
+        examples = np.empty((self.steps_per_epoch, self.batch), dtype=np.int64)
+        for task, pool in enumerate(self.pools):
+            steps = np.flatnonzero(tasks == task)
+            need = len(steps) * self.batch
+            if need:
+                stream = np.concatenate([rng.permutation(pool) for _ in range(math.ceil(need / len(pool)))])
+                examples[steps] = stream[:need].reshape(len(steps), self.batch)
+        return tasks, examples.reshape(-1)
 
     def __iter__(self):
-        base = self.epoch * self.num_samples
-        for position, index in enumerate(self.indices(self.epoch)):
-            yield int((base + position) * self.n_examples + index)
+        tasks, examples = self.plan(self.epoch)
+        n_tasks, base = len(self.pools), self.epoch * len(self)
+        for position, index in enumerate(examples):
+            task = tasks[position // self.batch]
+            yield int(((base + position) * n_tasks + task) * self.n_examples + index)
+
+    def trained(self, steps: int) -> list[dict]:
+        """Per pool, what the first ``steps`` optimisation steps trained on.
+
+        ``steps`` (optimisation steps of that task), ``examples`` (examples fed, ``steps x batch``)
+        and ``distinct_examples`` (different examples among them).
+        """
+        counts = np.zeros(len(self.pools), dtype=np.int64)
+        seen = [set() for _ in self.pools]
+        epoch = 0
+        while steps > 0:
+            tasks, examples = self.plan(epoch)
+            taken = min(steps, self.steps_per_epoch)
+            for step, task in enumerate(tasks[:taken]):
+                counts[task] += 1
+                seen[task].update(examples[step * self.batch:(step + 1) * self.batch].tolist())
+            steps -= taken
+            epoch += 1
+        return [{"steps": int(c), "examples": int(c) * self.batch, "distinct_examples": len(s)}
+                for c, s in zip(counts, seen)]

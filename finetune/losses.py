@@ -68,8 +68,11 @@ def multiclass_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.T
     ``l_i = (1 - eps) * (-log p_{i, y_i}) + (eps / K) * sum_k (-log p_{i,k})``, with
     ``p_i = softmax(z_i)``; logits of shape (n, K), labels (n,), weights (n,).
     """
-    per_example = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
-    return weighted_mean(per_example, weights)
+    return weighted_mean(_multiclass_terms(logits, labels, label_smoothing), weights)
+
+
+def _multiclass_terms(logits, labels, label_smoothing):
+    return F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
 
 
 def binary_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, *,
@@ -79,9 +82,12 @@ def binary_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tens
     ``l_i = -[y'_i log sigma(z_i) + (1 - y'_i) log(1 - sigma(z_i))]``, ``y' = y (1 - eps) + eps / 2``;
     logits and targets of shape (n,).
     """
-    per_example = F.binary_cross_entropy_with_logits(logits.float(), smooth_binary(targets, label_smoothing),
-                                                     reduction="none")
-    return weighted_mean(per_example, weights)
+    return weighted_mean(_binary_terms(logits, targets, label_smoothing), weights)
+
+
+def _binary_terms(logits, targets, label_smoothing):
+    return F.binary_cross_entropy_with_logits(logits.float(), smooth_binary(targets, label_smoothing),
+                                              reduction="none")
 
 
 def multilabel_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, *,
@@ -90,9 +96,7 @@ def multilabel_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.
 
     ``l_i = (1 / K) sum_k BCE(z_ik, y'_ik)``; logits and multi-hot targets of shape (n, K).
     """
-    per_label = F.binary_cross_entropy_with_logits(logits.float(), smooth_binary(targets, label_smoothing),
-                                                   reduction="none")
-    return weighted_mean(per_label.mean(dim=1), weights)
+    return weighted_mean(_binary_terms(logits, targets, label_smoothing).mean(dim=1), weights)
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, *,
@@ -104,12 +108,44 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
     sub-words, special tokens, padding); ``l_ij`` as in :func:`multiclass_loss`. Logits of shape
     (n, length, K), labels (n, length), weights (n,).
     """
+    per_token = _token_terms(logits, labels, label_smoothing)
+    token_weights = (weights[:, None] * (labels != IGNORE_INDEX)).reshape(-1).to(per_token.dtype)
+    return weighted_mean(per_token.reshape(-1), token_weights)
+
+
+def _token_terms(logits, labels, label_smoothing):
+    """Per-token cross-entropy of shape (n, length); 0 where ``labels == -100``."""
     n, length, k = logits.shape
     per_token = F.cross_entropy(logits.float().reshape(-1, k), labels.reshape(-1), reduction="none",
                                 ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
-    token_weights = (weights[:, None] * (labels != IGNORE_INDEX)).reshape(-1).to(per_token.dtype)
-    return weighted_mean(per_token, token_weights)
+    return per_token.reshape(n, length)
 
 
 TASK_LOSSES = {"multiclass": multiclass_loss, "binary": binary_loss, "multilabel": multilabel_loss,
                "token": token_loss}
+
+
+def example_loss_terms(kind: str, logits: torch.Tensor, labels: torch.Tensor, *,
+                       label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example ``i``: (``s_i``, ``c_i``), the sum of its loss terms and their number, shapes (n,).
+
+    Sequence tasks: ``s_i = l_i`` and ``c_i = 1``; token tasks: ``s_i = sum_j c_ij l_ij`` and
+    ``c_i = sum_j c_ij`` (its labelled tokens), with ``l`` as in the task's loss above. So every
+    task loss is ``sum_i w_i s_i / sum_i w_i c_i``, and the validation loss of a task over a whole
+    split, ``sum_i s_i / sum_i c_i`` over its labelled examples, does not depend on batching.
+
+    >>> s, c = example_loss_terms("token", torch.zeros(1, 3, 2), torch.tensor([[-100, 0, 1]]))
+    >>> round(s.item(), 4), c.item()   # two labelled tokens, each -log(1/2)
+    (1.3863, 2)
+    """
+    if kind == "multiclass":
+        sums = _multiclass_terms(logits, labels, label_smoothing)
+    elif kind == "binary":
+        sums = _binary_terms(logits, labels, label_smoothing)
+    elif kind == "multilabel":
+        sums = _binary_terms(logits, labels, label_smoothing).mean(dim=1)
+    elif kind == "token":
+        return _token_terms(logits, labels, label_smoothing).sum(dim=1), (labels != IGNORE_INDEX).sum(dim=1)
+    else:
+        raise ValueError(f"unknown task type {kind!r}")
+    return sums, torch.ones_like(sums, dtype=torch.long)

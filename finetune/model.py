@@ -12,9 +12,11 @@ and to every token for token tasks. The total loss is::
 
     L = sum_t lambda_t L_t + lambda_mlm L_mlm
 
-with ``L_t`` the task losses of :mod:`finetune.losses` (examples without a label for task t
-weigh 0), ``lambda_t`` the tasks' ``loss_weight`` and ``L_mlm`` the mean cross-entropy over
-masked tokens, computed by the LM head at the masked positions only. With ``lambda_mlm = 0`` the
+over the tasks whose labels the batch carries (in training, the one task the step was drawn for;
+the other heads are not run, so they get no gradient), with ``L_t`` the task losses of
+:mod:`finetune.losses` (examples without a label for task t weigh 0), ``lambda_t`` the tasks'
+``loss_weight`` and ``L_mlm`` the mean cross-entropy over the batch's masked tokens, computed by
+the LM head at the masked positions only. With ``lambda_mlm = 0`` the
 LM head's own weights are frozen (its decoder stays tied to the input embeddings when the model
 ties them).
 
@@ -108,44 +110,54 @@ class MultiTaskModel(nn.Module):
     def encode(self, input_ids, attention_mask) -> torch.Tensor:
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    def task_logits(self, input_ids, attention_mask) -> dict[str, torch.Tensor]:
+    def task_logits(self, input_ids, attention_mask, names=None) -> dict[str, torch.Tensor]:
+        """Logits of the tasks in ``names`` (default: all)."""
+        tasks = [t for t in self.tasks if names is None or t.name in names]
         hidden = self.encode(input_ids, attention_mask)
         pooled = None
-        if any(t.type != "token" for t in self.tasks):
+        if any(t.type != "token" for t in tasks):
             pooled = pool(hidden, attention_mask, self.pooling)
         logits = {}
-        for task in self.tasks:
+        for task in tasks:
             out = self.heads[task.name](hidden if task.type == "token" else pooled)
             logits[task.name] = out.squeeze(-1) if task.type == "binary" else out
         return logits
 
     def mlm_loss_terms(self, mlm_input_ids, attention_mask, mlm_labels) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sum of cross-entropies, number) over the masked tokens; logits only where ``labels != -100``."""
+        """Per example: (sum of cross-entropies over its masked tokens, their number), shapes (n,).
+
+        Logits are computed only where ``labels != -100``.
+        """
         selected = mlm_labels != IGNORE_INDEX
         if self.lm_head is not None:
             hidden = self.encode(mlm_input_ids, attention_mask)
             logits = self.lm_head(hidden[selected])
         else:
             logits = self.lm(input_ids=mlm_input_ids, attention_mask=attention_mask).logits[selected]
-        loss_sum = F.cross_entropy(logits.float(), mlm_labels[selected], reduction="sum")
-        return loss_sum, selected.sum()
+        per_token = F.cross_entropy(logits.float(), mlm_labels[selected], reduction="none")
+        rows = selected.nonzero()[:, 0]
+        sums = torch.zeros(len(mlm_labels), dtype=per_token.dtype, device=per_token.device).index_add(0, rows, per_token)
+        return sums, selected.sum(dim=1)
 
     def forward(self, input_ids=None, attention_mask=None, task_labels=None, task_weights=None,
                 mlm_input_ids=None, mlm_labels=None, example_index=None) -> dict:
         out: dict = {"logits": {}, "task_losses": {}}
         total = None
         if self.tasks:
-            out["logits"] = self.task_logits(input_ids, attention_mask)
-            if task_labels is not None:
-                for task in self.tasks:
+            # A training batch carries the labels of its drawn task only: the other heads stay out
+            # of the graph (no gradient, no optimizer update), as in MT-DNN.
+            out["logits"] = self.task_logits(input_ids, attention_mask,
+                                             None if task_labels is None else set(task_labels))
+            for task in self.tasks:
+                if task_labels is not None and task.name in task_labels:
                     loss = TASK_LOSSES[task.type](out["logits"][task.name], task_labels[task.name],
                                                   task_weights[task.name], label_smoothing=task.label_smoothing)
                     out["task_losses"][task.name] = loss.detach()
                     total = task.loss_weight * loss if total is None else total + task.loss_weight * loss
         if self.mlm_weight > 0 and mlm_labels is not None:
-            loss_sum, count = self.mlm_loss_terms(mlm_input_ids, attention_mask, mlm_labels)
-            out["mlm_loss_sum"], out["mlm_count"] = loss_sum.detach(), count.detach()
-            mlm = loss_sum / count.clamp_min(1)
+            sums, counts = self.mlm_loss_terms(mlm_input_ids, attention_mask, mlm_labels)
+            out["mlm_example_loss_sums"], out["mlm_example_counts"] = sums.detach(), counts.detach()
+            mlm = sums.sum() / counts.sum().clamp_min(1)
             total = self.mlm_weight * mlm if total is None else total + self.mlm_weight * mlm
         if total is not None:
             out["loss"] = total

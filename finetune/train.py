@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -51,9 +52,15 @@ EXAMPLES = """examples:
       --auxiliary_mlm_weight 0.5 --output_name tiny-multitask
   python -m finetune.predict --model tiny-multitask --input finetune/demo_data/multitask.csv
 
-  # several GPUs with mixed precision (the Trainer does the distribution):
-  accelerate launch --num_processes 4 -m finetune.train --config finetune/configs/multitask.yaml \\
-      --mixed_precision bf16
+  # the DeepPavlov multi-task recipe (lr 2e-5, betas (0.9, 0.99), batch 32, at most 2 cuts):
+  python -m finetune.train --config finetune/configs/multitask_deeppavlov.yaml
+
+  # data parallel on 4 GPUs with mixed precision (batch_size is per process):
+  accelerate launch --multi_gpu --num_processes 4 -m finetune.train \\
+      --config finetune/configs/multitask.yaml --mixed_precision bf16
+  # data parallel on 2 CPU processes (gloo); without ACCELERATE_USE_CPU=true the launch is refused:
+  ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 -m finetune.train \\
+      --config finetune/configs/multitask.yaml --base_model tiny-xlmr --max_steps 40
 
   # nested keys are dotted, list items numbered:
   python -m finetune.train --config finetune/configs/multitask.yaml --tasks.0.loss_weight 2 \\
@@ -96,6 +103,29 @@ def check_precision(config: TrainConfig) -> None:
     if config.mixed_precision != "no" and not torch.cuda.is_available():
         raise UserError(f"mixed_precision: {config.mixed_precision} needs a CUDA GPU and none is visible; "
                         f"use --mixed_precision no")
+
+
+CPU_LAUNCH = "ACCELERATE_USE_CPU=true torchrun --nproc_per_node {n} -m finetune.train --config ..."
+
+
+def check_launch(world_size: int, env=None) -> None:
+    """Refuse a launch whose processes would each train (and write) a copy of the model of their own.
+
+    ``WORLD_SIZE`` is what the launcher (torchrun, accelerate) started; ``world_size`` what the
+    Trainer joined into one data-parallel job. They differ for ``accelerate launch --multi_gpu`` on
+    a host without GPUs and for plain ``torchrun`` on CPUs (transformers then runs each process
+    alone). accelerate's own launcher runs one process on CPUs whatever ``--num_processes`` says;
+    it then sets ``MASTER_ADDR`` but no ``WORLD_SIZE``.
+    """
+    env = os.environ if env is None else env
+    launched = int(env.get("WORLD_SIZE") or 1)
+    if launched > 1 and world_size != launched:
+        raise UserError(f"this launch started {launched} processes that would each train a separate copy of the "
+                        f"model (no CUDA GPU for each and ACCELERATE_USE_CPU unset); on CPUs run "
+                        f"`{CPU_LAUNCH.format(n=launched)}`, on GPUs make {launched} GPUs visible")
+    if "WORLD_SIZE" not in env and "MASTER_ADDR" in env and "ACCELERATE_DYNAMO_BACKEND" in env:
+        raise UserError(f"accelerate launch started one process although several were asked for (it needs "
+                        f"GPUs, or MPI on CPUs); on CPUs run `{CPU_LAUNCH.format(n='N')}`, or drop --num_processes")
 
 
 def check_max_length(config: TrainConfig, model) -> None:
@@ -174,7 +204,6 @@ def training_arguments(config: TrainConfig, folder: Path):
     from transformers import TrainingArguments
 
     by_steps = config.eval_steps > 0
-    multitask = config.objective == "multitask"
     return TrainingArguments(
         output_dir=str(folder),
         per_device_train_batch_size=config.batch_size,
@@ -183,6 +212,8 @@ def training_arguments(config: TrainConfig, folder: Path):
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
+        adam_beta1=config.adam_beta1,
+        adam_beta2=config.adam_beta2,
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup if config.warmup < 1 else int(config.warmup),
         lr_scheduler_type="linear",
@@ -193,8 +224,8 @@ def training_arguments(config: TrainConfig, folder: Path):
         save_steps=config.eval_steps if by_steps else 500,
         save_total_limit=config.save_total_limit,
         load_best_model_at_end=True,
-        metric_for_best_model="eval_mean_score" if multitask else "eval_loss",
-        greater_is_better=multitask,
+        metric_for_best_model=selection_metric(config),
+        greater_is_better=config.selection != "loss",
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         report_to="none",
@@ -206,7 +237,7 @@ def training_arguments(config: TrainConfig, folder: Path):
         fp16=config.mixed_precision == "fp16",
         bf16=config.mixed_precision == "bf16",
         restore_callback_states_from_checkpoint=True,
-        ddp_find_unused_parameters=False,
+        ddp_find_unused_parameters=True,  # a step trains one task's head: the others get no gradient
         label_names=[],
     )
 
@@ -231,8 +262,9 @@ class Prepared:
         self.train_features = tokenize(self.train_examples, config, self.base.tokenizer)
         self.eval_features = tokenize(self.eval_examples, config, self.base.tokenizer)
 
-    def sampler(self, config: TrainConfig) -> TaskSampler:
-        """Task pools (examples labelled for each task; all examples for the masked-LM objective)."""
+    def sampler(self, config: TrainConfig, world_size: int) -> TaskSampler:
+        """Task pools (examples labelled for each task; all examples for the masked-LM objective),
+        one task per optimisation step of ``batch_size x gradient_accumulation_steps x world_size``."""
         rows = self.train_features
         if config.tasks:
             pools = [np.array([i for i, r in enumerate(rows) if r["labels"].get(t.name) is not None])
@@ -241,7 +273,9 @@ class Prepared:
             pools = [np.arange(len(rows))]
         temperature = config.sampling_temperature if config.task_sampling == "temperature" else 1.0
         self.probabilities = sampling_probabilities([len(p) for p in pools], config.task_sampling, temperature)
-        return TaskSampler(pools, self.probabilities, len(rows), len(rows), config.seed)
+        batch = config.batch_size * config.gradient_accumulation_steps * world_size
+        return TaskSampler(pools, self.probabilities, strategy=config.task_sampling, batch=batch,
+                           n_examples=len(rows), seed=config.seed)
 
     def data_summary(self, config: TrainConfig) -> dict:
         names = [t.name for t in config.tasks] or ["mlm"]
@@ -252,7 +286,7 @@ class Prepared:
 
 
 def selection_metric(config: TrainConfig) -> str:
-    return "eval_mean_score" if config.objective == "multitask" else "eval_loss"
+    return f"eval_{config.selection}"
 
 
 def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
@@ -265,17 +299,18 @@ def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
     model = MultiTaskModel(prepared.base.model, task_specs(config), pooling=config.pooling,
                            head_dropout=config.head_dropout,
                            mlm_weight=1.0 if config.objective == "mlm" else config.auxiliary_mlm_weight)
-    sampler = prepared.sampler(config)
-    metric = selection_metric(config)
+    sampler = prepared.sampler(config, args.world_size)
     all_callbacks = [SamplerEpochCallback(sampler),
-                     ReduceLROnPlateauCallback(config.lr_reduce_patience, config.lr_reduce_factor, metric,
-                                               config.objective == "multitask"), *callbacks]
+                     ReduceLROnPlateauCallback(config.lr_reduce_patience, config.lr_reduce_factor,
+                                               selection_metric(config), args.greater_is_better,
+                                               config.max_lr_reductions), *callbacks]
     if config.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     tokenizer = prepared.base.tokenizer
     return FinetuneTrainer(
         model=model, args=args,
-        train_dataset=FeatureDataset(prepared.train_features, salt=TRAIN_SALT),
+        train_dataset=FeatureDataset(prepared.train_features, salt=TRAIN_SALT,
+                                     tasks=[t.name for t in config.tasks]),
         eval_dataset=FeatureDataset(prepared.eval_features, salt=EVAL_SALT),
         data_collator=Collator(tokenizer, config.tasks, seed=config.seed,
                                mlm_probability=config.mlm_probability if config.uses_mlm else None),
@@ -300,6 +335,10 @@ def training_summary(trainer, config: TrainConfig, resume: Path | None) -> dict:
         "selection_metric": selection_metric(config),
         "stopped_early": state.global_step < state.max_steps,
         "learning_rate_reductions": plateau.reductions,
+        "global_batch": trainer.task_sampler.batch,
+        "steps_per_epoch": trainer.task_sampler.steps_per_epoch,
+        "tasks": dict(zip([t.name for t in config.tasks] or ["mlm"],
+                          trainer.task_sampler.trained(state.global_step))),
         "resumed_from": str(resume) if resume is not None else None,
         "world_size": trainer.args.world_size,
     }
@@ -319,9 +358,9 @@ def run(config: TrainConfig, *, overwrite: bool = False, callbacks=(), command: 
     if target.exists() and not overwrite:
         raise UserError(f"{target} already exists; pass --overwrite to replace it or --output_name NEW")
     check_precision(config)
-    prepared = Prepared(config)  # every check of the user's input happens here, before anything is written
-
     args = training_arguments(config, checkpoints)  # sets up the (distributed) state: before anything else
+    check_launch(args.world_size)
+    prepared = Prepared(config)  # every check of the user's input happens here, before anything is written
     state = args.distributed_state
     run_config = config.to_dict()
     resume = prepare_checkpoints(checkpoints, run_config, overwrite=overwrite, is_main=state.is_main_process)

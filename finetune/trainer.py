@@ -4,9 +4,11 @@ Distribution, mixed precision, gradient accumulation, checkpoints and their resu
 Trainer's (and accelerate's): ``accelerate launch -m finetune.train ...`` runs the same code on
 several GPUs. What this module adds:
 
-* the training order comes from :class:`finetune.data.TaskSampler`;
+* the training order comes from :class:`finetune.data.TaskSampler` (one task per step);
 * ``evaluate`` computes every task's metrics (:mod:`finetune.metrics`), their aggregate, a
-  per-language breakdown and the validation masked-LM loss / perplexity;
+  per-language breakdown, and the validation losses as means over the whole split (see
+  :meth:`FinetuneTrainer.compute_metrics_nested`), whatever the batch size and process count;
+* the logged learning rate is the one the optimizer applied at that step;
 * checkpoints and the best model are saved as our folders (masked LM + heads,
   :meth:`MultiTaskModel.save`) and loaded back the same way;
 * :class:`ReduceLROnPlateauCallback` scales the warm-up/linear-decay schedule down when the
@@ -25,7 +27,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from finetune import metrics as task_metrics
-from finetune.losses import IGNORE_INDEX
+from finetune.losses import IGNORE_INDEX, example_loss_terms
 from finetune.model import MultiTaskModel, task_predictions
 
 
@@ -33,15 +35,17 @@ class ReduceLROnPlateauCallback(TrainerCallback, ExportableState):
     """Multiply the learning rate by ``factor`` after ``patience`` evaluations without improvement.
 
     The factor scales the scheduler's base rates, so warm-up and linear decay continue from the
-    lowered level. ``patience = 0`` turns it off.
+    lowered level. ``patience = 0`` turns it off; after ``max_reductions`` cuts (``None``: no
+    limit) the rate is left alone.
     """
 
     def __init__(self, patience: int = 1, factor: float = 0.5, metric: str = "eval_loss",
-                 greater_is_better: bool = False):
+                 greater_is_better: bool = False, max_reductions: int | None = None):
         self.patience = patience
         self.factor = factor
         self.metric = metric
         self.greater_is_better = greater_is_better
+        self.max_reductions = max_reductions
         self.best = None
         self.bad_evaluations = 0
         self.reductions = 0
@@ -57,6 +61,8 @@ class ReduceLROnPlateauCallback(TrainerCallback, ExportableState):
             self.best, self.bad_evaluations = value, 0
             return
         self.bad_evaluations += 1
+        if self.max_reductions is not None and self.reductions >= self.max_reductions:
+            return
         if self.bad_evaluations >= self.patience:
             lr_scheduler.base_lrs = [lr * self.factor for lr in lr_scheduler.base_lrs]
             if optimizer is not None:
@@ -67,7 +73,7 @@ class ReduceLROnPlateauCallback(TrainerCallback, ExportableState):
 
     def state(self) -> dict:
         return {"args": {"patience": self.patience, "factor": self.factor, "metric": self.metric,
-                         "greater_is_better": self.greater_is_better},
+                         "greater_is_better": self.greater_is_better, "max_reductions": self.max_reductions},
                 "attributes": {"best": self.best, "bad_evaluations": self.bad_evaluations,
                                "reductions": self.reductions}}
 
@@ -82,6 +88,16 @@ class SamplerEpochCallback(TrainerCallback):
         self.sampler.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-9)))
 
 
+class AppliedLearningRate(TrainerCallback):
+    """The rate the optimizer applied in the last update (read between its step and the scheduler's)."""
+
+    def __init__(self):
+        self.rate: float | None = None
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.rate = float(optimizer.param_groups[0]["lr"])
+
+
 class FinetuneTrainer(Trainer):
     """``Trainer`` for :class:`MultiTaskModel` (see the module docstring)."""
 
@@ -91,11 +107,21 @@ class FinetuneTrainer(Trainer):
         self.eval_languages = eval_languages or {}
         self.weighted_metrics = set(weighted_metrics)  # tasks that also get weighted_<metric>
         self.last_metrics: dict = {}
+        self.applied_rate = AppliedLearningRate()
+        self.add_callback(self.applied_rate)
 
     # ---- data ----
 
     def _get_train_sampler(self, train_dataset=None):
         return self.task_sampler if self.task_sampler is not None else super()._get_train_sampler(train_dataset)
+
+    def _get_learning_rate(self) -> float:
+        # The rate of the last update, not the scheduler's last rate: that one misses a cut made by
+        # ReduceLROnPlateauCallback until the scheduler's next step, and is the next update's rate
+        # when read after it (as the log at the end of an epoch does).
+        if self.applied_rate.rate is None:
+            return super()._get_learning_rate()
+        return self.applied_rate.rate
 
     # ---- evaluation ----
 
@@ -109,7 +135,16 @@ class FinetuneTrainer(Trainer):
 
     @torch.no_grad()
     def compute_metrics_nested(self, eval_dataset=None) -> dict:
-        """Metrics of the model on the validation set, as a nested dict (see :func:`flatten_metrics`)."""
+        """Metrics of the model on the validation set, as a nested dict (see :func:`flatten_metrics`).
+
+        Losses are means over the whole validation split, each example counted once (the copies
+        a distributed sampler pads with are dropped by example index): a task's loss is
+        ``L_t = sum_i s_i / sum_i c_i`` over the examples labelled for it
+        (:func:`finetune.losses.example_loss_terms`: a per-example mean, per-token for token
+        tasks, unweighted by sample weights), the masked-LM loss the mean cross-entropy over all
+        masked validation tokens (the masks are fixed per example), and ``loss`` is
+        ``sum_t lambda_t L_t + lambda_mlm L_mlm`` (the masked-LM loss alone for objective mlm).
+        """
         from accelerate.utils import gather_object
 
         model: MultiTaskModel = self.accelerator.unwrap_model(self.model)
@@ -118,27 +153,33 @@ class FinetuneTrainer(Trainer):
         was_training = model.training
         model.eval()
         rows: list[tuple] = []  # (example index, {task: (truth, prediction, sample weight)})
-        loss_total, loss_batches, mlm_sum, mlm_count = 0.0, 0, 0.0, 0
+        terms: list[tuple] = []  # (example index, {task or "mlm": (loss sum, count)})
         for batch in loader:
             batch = self._prepare_inputs(batch)
             with self.autocast_smart_context_manager():
                 out = model(**batch)
-            if "loss" in out:
-                loss_total += float(out["loss"]) * len(batch["example_index"])
-                loss_batches += len(batch["example_index"])
-            if "mlm_loss_sum" in out:
-                mlm_sum += float(out["mlm_loss_sum"])
-                mlm_count += int(out["mlm_count"])
             rows.extend(_batch_rows(model, batch, out, features))
+            terms.extend(_batch_loss_terms(model, batch, out, features))
         model.train(was_training)
-        gathered = gather_object([(rows, loss_total, loss_batches, mlm_sum, mlm_count)])
-        all_rows, loss_total, loss_batches, mlm_sum, mlm_count = {}, 0.0, 0, 0.0, 0
-        for part_rows, part_loss, part_n, part_mlm, part_count in gathered:
+        all_rows, all_terms = {}, {}
+        for part_rows, part_terms in gather_object([(rows, terms)]):
             all_rows.update({index: values for index, values in part_rows})  # drops padding duplicates
-            loss_total, loss_batches = loss_total + part_loss, loss_batches + part_n
-            mlm_sum, mlm_count = mlm_sum + part_mlm, mlm_count + part_count
-        return summarise(model, all_rows, self.eval_languages, loss_total / max(loss_batches, 1),
-                         (mlm_sum / mlm_count) if mlm_count else None, weighted=self.weighted_metrics)
+            all_terms.update({index: values for index, values in part_terms})
+        losses = {}
+        for name in [t.name for t in model.tasks] + ["mlm"]:
+            pairs = [values[name] for values in all_terms.values() if name in values]
+            count = sum(c for _, c in pairs)
+            if count:
+                losses[name] = math.fsum(s for s, _ in pairs) / count
+        mlm_loss = losses.pop("mlm", None)
+        loss = math.fsum(t.loss_weight * losses[t.name] for t in model.tasks if t.name in losses)
+        if mlm_loss is not None and model.tasks:
+            loss += model.mlm_weight * mlm_loss
+        nested = summarise(model, all_rows, self.eval_languages, loss, mlm_loss,
+                           weighted=self.weighted_metrics)
+        for name, value in losses.items():
+            nested.get("tasks", {}).get(name, {})["loss"] = value
+        return nested
 
     # ---- saving and loading our folders ----
 
@@ -160,21 +201,44 @@ class FinetuneTrainer(Trainer):
         self._load_from_checkpoint(self.state.best_model_checkpoint)
 
 
-def _batch_rows(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> list[tuple]:
-    """Per example: {task: (truth, prediction, sample weight)} for every task it has a label for.
+def _labelled(batch: dict, task, features: list[dict]) -> list[int]:
+    """Positions in the batch of the examples labelled for ``task``.
 
-    Whether a row is labelled comes from its features (label not ``None``), not from its weight:
-    a row of sample weight 0 is still scored.
+    Whether a row is labelled comes from its features (label not ``None``), not from its sample
+    weight: a validation row of weight 0 is still scored, and its loss still counts.
     """
+    return [i for i, index in enumerate(batch["example_index"].tolist())
+            if features[index]["labels"].get(task.name) is not None]
+
+
+def _batch_loss_terms(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> list[tuple]:
+    """Per example: {task: (loss sum, count)} for its labelled tasks, and "mlm" for its masked tokens."""
+    indices = batch["example_index"].tolist()
+    per_example = [dict() for _ in indices]
+    for task in model.tasks:
+        sums, counts = example_loss_terms(task.type, out["logits"][task.name], batch["task_labels"][task.name],
+                                          label_smoothing=task.label_smoothing)
+        sums, counts = sums.double().cpu().tolist(), counts.cpu().tolist()
+        for i in _labelled(batch, task, features):
+            per_example[i][task.name] = (sums[i], counts[i])
+    if "mlm_example_loss_sums" in out:
+        sums = out["mlm_example_loss_sums"].double().cpu().tolist()
+        counts = out["mlm_example_counts"].cpu().tolist()
+        for i, (s, c) in enumerate(zip(sums, counts)):
+            per_example[i]["mlm"] = (s, c)
+    return list(zip(indices, per_example))
+
+
+def _batch_rows(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> list[tuple]:
+    """Per example: {task: (truth, prediction, sample weight)} for every task it has a label for
+    (:func:`_labelled`)."""
     indices = batch["example_index"].tolist()
     per_example = [dict() for _ in indices]
     for task in model.tasks:
         labels = batch["task_labels"][task.name].cpu()
         predictions = task_predictions(task, out["logits"][task.name]).cpu()
-        for i, index in enumerate(indices):
-            row = features[index]
-            if row["labels"].get(task.name) is None:
-                continue
+        for i in _labelled(batch, task, features):
+            row = features[indices[i]]
             if task.type == "token":
                 keep = labels[i] != IGNORE_INDEX
                 truth, prediction = labels[i][keep].tolist(), predictions[i][keep].tolist()

@@ -74,7 +74,7 @@ def synthetic_config(folder: Path, **changes) -> Path:
              "labels": ["O", "B-LOC", "I-LOC"], "loss_weight": 0.5},
         ],
         "pooling": "mean", "head_dropout": 0.0, "max_length": 24, "learning_rate": 3e-3, "batch_size": 16,
-        "max_steps": 60, "eval_steps": 30, "warmup": 0.1, "task_sampling": "temperature",
+        "max_steps": 100, "eval_steps": 50, "warmup": 0.1, "task_sampling": "temperature",  # 1 of 4 tasks a step
         "early_stopping_patience": 0, "lr_reduce_patience": 0, "logging_steps": 10,
     }
     config.update(changes)

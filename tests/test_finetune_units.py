@@ -395,7 +395,7 @@ def test_sampling_probabilities():
 
 
 def test_sampler_one_task_is_a_permutation_per_epoch():
-    sampler = TaskSampler([np.arange(10)], np.array([1.0]), 10, 10, seed=1)
+    sampler = TaskSampler([np.arange(10)], np.array([1.0]), strategy="proportional", batch=5, n_examples=10, seed=1)
     first = [k % 10 for k in sampler]
     assert sorted(first) == list(range(10))
     again = [k % 10 for k in sampler]
@@ -404,18 +404,89 @@ def test_sampler_one_task_is_a_permutation_per_epoch():
     keys = list(sampler)
     assert sorted(k % 10 for k in keys) == list(range(10)) and [k % 10 for k in keys] != first
     assert len({k // 10 for k in keys}) == 10  # every draw has its own masking key
+    # a batch that does not divide the data: ceil(10 / 4) = 3 steps, the last one filled up
+    short = TaskSampler([np.arange(10)], np.array([1.0]), strategy="proportional", batch=4, n_examples=10, seed=1)
+    order = [k % 10 for k in short]
+    assert len(order) == 12 and sorted(order[:10]) == list(range(10))
 
 
-def test_sampler_follows_task_probabilities():
-    pools = [np.arange(0, 80), np.arange(80, 100)]
-    p = sampling_probabilities([80, 20], "uniform")
-    sampler = TaskSampler(pools, p, 4000, 100, seed=0)
-    indices = sampler.indices(0)
-    share = np.mean(indices >= 80)
-    assert 0.47 < share < 0.53
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert len(list(sampler)) == 4000
+POOLS = {"a": np.arange(0, 50), "b": np.arange(0, 50, 2), "c": np.arange(50, 80), "d": np.arange(80, 87)}
+
+
+def decoded_steps(sampler: TaskSampler, epoch: int = 0):
+    """(task, example indices) of each step, read back through the training dataset's keys."""
+    rows = [{"input_ids": [0], "labels": {}, "weights": {}} for _ in range(87)]
+    dataset = FeatureDataset(rows, tasks=list(POOLS))
+    sampler.set_epoch(epoch)
+    items = [dataset[k] for k in sampler]
+    steps = [items[i:i + sampler.batch] for i in range(0, len(items), sampler.batch)]
+    return [({item["task"] for item in step}, [item["index"] for item in step]) for step in steps]
+
+
+def test_proportional_epoch_is_one_task_per_step_and_visits_every_example():
+    sampler = TaskSampler(list(POOLS.values()), sampling_probabilities([50, 25, 30, 7], "proportional"),
+                          strategy="proportional", batch=8, n_examples=87, seed=0)
+    assert sampler.steps_per_epoch == 7 + 4 + 4 + 1 and len(sampler) == 16 * 8
+    for epoch in (0, 1):
+        steps = decoded_steps(sampler, epoch)
+        assert all(len(tasks) == 1 for tasks, _ in steps)  # each step trains one task
+        for name, pool in POOLS.items():
+            mine = [indices for tasks, indices in steps if tasks == {name}]
+            assert len(mine) == math.ceil(len(pool) / 8)  # its share of the data
+            seen = np.concatenate(mine)
+            assert set(seen.tolist()) == set(pool.tolist())  # every labelled example, at least once
+            assert len(seen) - len(pool) < 8  # repeats only to fill the last batch
+    trained = sampler.trained(16 + 3)
+    assert [t["steps"] for t in trained] == [sum(tasks == {n} for tasks, _ in decoded_steps(sampler, 0)) +
+                                             sum(tasks == {n} for tasks, _ in decoded_steps(sampler, 1)[:3])
+                                             for n in POOLS]
+    assert [t["distinct_examples"] for t in sampler.trained(16)] == [50, 25, 30, 7]
+    assert all(t["examples"] == 8 * t["steps"] for t in trained)
+
+
+@pytest.mark.parametrize("strategy, expected", [
+    ("uniform", [0.25, 0.25, 0.25, 0.25]),
+    # temperature T = 2: p_t = n_t^(1/2) / sum_s n_s^(1/2) for n = (50, 25, 30, 7)
+    ("temperature", [math.sqrt(n) / sum(math.sqrt(m) for m in (50, 25, 30, 7)) for n in (50, 25, 30, 7)]),
+])
+def test_step_shares_follow_the_strategy_within_binomial_noise(strategy, expected):
+    from scipy.stats import binom
+
+    p = sampling_probabilities([50, 25, 30, 7], strategy, 2.0)
+    assert p.tolist() == pytest.approx(expected)
+    sampler = TaskSampler(list(POOLS.values()), p, strategy=strategy, batch=8, n_examples=87, seed=0)
+    total = 16 * 250  # 250 epochs
+    steps = np.array([t["steps"] for t in sampler.trained(total)])
+    assert steps.sum() == total
+    # Each task's count is Binomial(total, p_t); two-sided 99.9% interval, Bonferroni over 8 checks.
+    low, high = binom.interval(1 - 0.001 / 8, total, expected)
+    assert np.all((low <= steps) & (steps <= high)), (steps / total, expected)
+    assert all(len(tasks) == 1 for tasks, _ in decoded_steps(sampler))
+
+
+def test_a_step_trains_the_drawn_task_only(tiny):
+    from finetune.model import MultiTaskModel, TaskSpec
+
+    lm, tokenizer = tiny
+    tasks = [task("multiclass", ["x", "y", "z"]), TaskConfig(name="u", type="binary", dataset="d",
+                                                              label_column="c", labels=["n", "p"])]
+    encoded = tokenizer(["one text", "another text"], return_special_tokens_mask=True)
+    rows = [{"input_ids": ids, "special_tokens_mask": sp, "language": None, "labels": {"t": 2, "u": 1.0},
+             "weights": {"t": 1.0, "u": 1.0}} for ids, sp in zip(encoded["input_ids"], encoded["special_tokens_mask"])]
+    dataset = FeatureDataset(rows, tasks=["t", "u"])
+    batch = Collator(tokenizer, tasks, mlm_probability=None, seed=0)([dataset[(4 + 1) * 2 + i] for i in range(2)])
+    assert set(batch["task_labels"]) == {"u"}  # draw 2, task 1 ("u"), examples 0 and 1
+    model = MultiTaskModel(lm, [TaskSpec("t", "multiclass", ["x", "y", "z"]), TaskSpec("u", "binary", ["n", "p"])],
+                           head_dropout=0.0)
+    batch.pop("example_index")
+    out = model(**batch)
+    assert set(out["logits"]) == {"u"} and set(out["task_losses"]) == {"u"}
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.heads["t"].parameters())  # AdamW leaves that head alone
+    assert all(p.grad is not None for p in model.heads["u"].parameters())
+    model.zero_grad(set_to_none=True)
+    validation = Collator(tokenizer, tasks, mlm_probability=None, seed=0)([FeatureDataset(rows)[i] for i in range(2)])
+    assert set(validation["task_labels"]) == {"t", "u"}
 
 
 def test_demo_data_is_what_its_generator_writes():
@@ -446,3 +517,18 @@ def test_learning_rate_is_reduced_on_a_plateau_and_the_state_round_trips():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.9)
     restored = ReduceLROnPlateauCallback.from_state(callback.state())
     assert (restored.best, restored.bad_evaluations, restored.reductions) == (0.6, 0, 1)
+
+
+def test_learning_rate_cuts_stop_at_max_reductions():
+    from finetune.trainer import ReduceLROnPlateauCallback
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    callback = ReduceLROnPlateauCallback(patience=1, factor=0.5, metric="eval_loss", max_reductions=2)
+    for loss in [1.0, 2.0, 2.0, 2.0, 2.0, 0.5, 0.7]:  # five bad evaluations would give five cuts
+        callback.on_evaluate(None, None, None, metrics={"eval_loss": loss}, optimizer=optimizer,
+                             lr_scheduler=scheduler)
+    assert callback.reductions == 2 and scheduler.base_lrs == [0.25] and optimizer.param_groups[0]["lr"] == 0.25
+    restored = ReduceLROnPlateauCallback.from_state(callback.state())
+    assert restored.max_reductions == 2 and restored.reductions == 2
