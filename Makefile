@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench check-prompts clean-venv
+.PHONY: test demo explore bench check-prompts clean-venv
 
 $(STAMP): pyproject.toml requirements-data.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.figures results/profiles/demo-tiny-xlmr \
 		results/profiles/demo-english results/analysis/demo-correlate results/analysis/demo-recall \
 		--output_dir results/analysis/demo-figures
+
+# The demo's outputs in the browser (run `make demo` first): http://localhost:8501
+explore: $(STAMP)
+	$(PY) -m analysis.explore results/profiles/demo-tiny-xlmr results/profiles/demo-english \
+		results/analysis/demo-correlate results/analysis/demo-recall
 
 # Every benchmark runs even when an earlier one fails a target; the exit status says whether any did.
 # probe_speed --end_to_end: the whole CLI (load included) on a random xlm-roberta-base, en+fr, against

@@ -119,6 +119,7 @@ class RepeatsAtTheEnd:
 
     def __init__(self, dataset, extra: int):
         self.dataset, self.extra = dataset, extra
+        self.rows = dataset.rows  # the features by example index, which the evaluation reads labels from
 
     def __len__(self) -> int:
         return len(self.dataset) + self.extra
