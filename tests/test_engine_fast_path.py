@@ -90,8 +90,32 @@ def test_packed_weights_give_bitwise_the_same_results(tiny):
     unpacked = MaskedLMScorer(model, tokenizer, pack_weights=False, **kwargs)
     linears = [m for m in packed.model.modules() if isinstance(m, _OneDNNLinear)]
     assert all((m.packed_weight is not None) == (m.out_features <= 100_000) for m in linears)
-    assert any(m.packed_weight is not None for m in linears) and any(m.packed_weight is None for m in linears)
-    assert not any(getattr(m, "packed_weight", None) is not None for m in unpacked.model.modules())
+    assert all((m.packed_chunks is not None) == (m.out_features > 100_000) for m in linears)
+    assert any(m.packed_weight is not None for m in linears) and any(m.packed_chunks is not None for m in linears)
+    assert not any(getattr(m, "packed_weight", None) is not None or getattr(m, "packed_chunks", None) is not None
+                   for m in unpacked.model.modules())
     a, b = packed.top_k(SENTENCES, k=40), unpacked.top_k(SENTENCES, k=40)
     np.testing.assert_array_equal(a.token_ids, b.token_ids)
     np.testing.assert_array_equal(a.log_probs, b.log_probs)
+
+
+def test_vocabulary_sized_layer_in_packed_chunks_is_bitwise_the_same_and_reuses_its_output():
+    from probing.engine import VOCAB_CHUNK
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(24, 2 * VOCAB_CHUNK + 5)  # two whole chunks and a short one
+    plain = with_onednn_linears(torch.nn.Sequential(linear))[0]
+    chunked = with_onednn_linears(torch.nn.Sequential(linear), pack_max_out=VOCAB_CHUNK, wide_pack_rows=4)[0]
+    assert [(a, b) for a, b, _, _ in chunked.packed_chunks] == [
+        (0, VOCAB_CHUNK), (VOCAB_CHUNK, 2 * VOCAB_CHUNK), (2 * VOCAB_CHUNK, 2 * VOCAB_CHUNK + 5)]
+    x, y = torch.randn(4, 24), torch.randn(3, 24)
+    with torch.inference_mode():
+        first = chunked(x)
+        assert torch.equal(first, plain(x))
+        assert torch.equal(chunked(x.view(2, 2, 24)), plain(x.view(2, 2, 24)))
+        assert chunked(x).data_ptr() != first.data_ptr()  # a fresh tensor each call by default
+        chunked.reuse_output = True
+        kept = chunked(x)
+        again = chunked(y)  # fewer rows: a view of the same tensor, overwritten
+        assert again.data_ptr() == kept.data_ptr() and torch.equal(again, plain(y))
+        torch.testing.assert_close(again, linear(y), atol=1e-5, rtol=1e-5)

@@ -105,6 +105,9 @@ def test_killed_process_resumes(reference, tmp_path):
     finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert f"resuming: {done} of" in finished.stderr
+    # the process ends without finalising the interpreter (probing.run.exit_at_once): its piped
+    # output must still arrive whole
+    assert finished.stdout.startswith("wrote ") and finished.stdout.rstrip().splitlines()[-1].startswith("kept ")
     assert_same_results(out, reference)
 
 
