@@ -158,8 +158,9 @@ class FinetuneTrainer(Trainer):
             batch = self._prepare_inputs(batch)
             with self.autocast_smart_context_manager():
                 out = model(**batch)
-            rows.extend(_batch_rows(model, batch, out, features))
-            terms.extend(_batch_loss_terms(model, batch, out, features))
+            batch_rows, batch_terms = _batch_records(model, batch, out, features)
+            rows.extend(batch_rows)
+            terms.extend(batch_terms)
         model.train(was_training)
         all_rows, all_terms = {}, {}
         for part_rows, part_terms in gather_object([(rows, terms)]):
@@ -201,51 +202,37 @@ class FinetuneTrainer(Trainer):
         self._load_from_checkpoint(self.state.best_model_checkpoint)
 
 
-def _labelled(batch: dict, task, features: list[dict]) -> list[int]:
-    """Positions in the batch of the examples labelled for ``task``.
+def _batch_records(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> tuple[list, list]:
+    """``(rows, terms)`` of one validation batch, each a list of ``(example index, {...})``.
 
-    Whether a row is labelled comes from its features (label not ``None``), not from its sample
-    weight: a validation row of weight 0 is still scored, and its loss still counts.
+    ``rows``: {task: (truth, prediction, sample weight)} for every task the example has a label
+    for; ``terms``: {task: (loss sum, count)} for the same tasks (see
+    :func:`finetune.losses.example_loss_terms`) and "mlm" for its masked tokens. Whether a row is
+    labelled comes from its features (label not ``None``), not from its sample weight: a
+    validation row of weight 0 is still scored, and its loss still counts.
     """
-    return [i for i, index in enumerate(batch["example_index"].tolist())
-            if features[index]["labels"].get(task.name) is not None]
-
-
-def _batch_loss_terms(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> list[tuple]:
-    """Per example: {task: (loss sum, count)} for its labelled tasks, and "mlm" for its masked tokens."""
     indices = batch["example_index"].tolist()
-    per_example = [dict() for _ in indices]
+    rows, terms = [dict() for _ in indices], [dict() for _ in indices]
     for task in model.tasks:
-        sums, counts = example_loss_terms(task.type, out["logits"][task.name], batch["task_labels"][task.name],
-                                          label_smoothing=task.label_smoothing)
+        labelled = [i for i, index in enumerate(indices) if features[index]["labels"].get(task.name) is not None]
+        logits, labels = out["logits"][task.name], batch["task_labels"][task.name]
+        sums, counts = example_loss_terms(task.type, logits, labels, label_smoothing=task.label_smoothing)
         sums, counts = sums.double().cpu().tolist(), counts.cpu().tolist()
-        for i in _labelled(batch, task, features):
-            per_example[i][task.name] = (sums[i], counts[i])
-    if "mlm_example_loss_sums" in out:
-        sums = out["mlm_example_loss_sums"].double().cpu().tolist()
-        counts = out["mlm_example_counts"].cpu().tolist()
-        for i, (s, c) in enumerate(zip(sums, counts)):
-            per_example[i]["mlm"] = (s, c)
-    return list(zip(indices, per_example))
-
-
-def _batch_rows(model: MultiTaskModel, batch: dict, out: dict, features: list[dict]) -> list[tuple]:
-    """Per example: {task: (truth, prediction, sample weight)} for every task it has a label for
-    (:func:`_labelled`)."""
-    indices = batch["example_index"].tolist()
-    per_example = [dict() for _ in indices]
-    for task in model.tasks:
-        labels = batch["task_labels"][task.name].cpu()
-        predictions = task_predictions(task, out["logits"][task.name]).cpu()
-        for i in _labelled(batch, task, features):
-            row = features[indices[i]]
+        labels, predictions = labels.cpu(), task_predictions(task, logits).cpu()
+        for i in labelled:
             if task.type == "token":
                 keep = labels[i] != IGNORE_INDEX
                 truth, prediction = labels[i][keep].tolist(), predictions[i][keep].tolist()
             else:
                 truth, prediction = labels[i].numpy(), predictions[i].numpy()
-            per_example[i][task.name] = (truth, prediction, row["weights"].get(task.name, 1.0))
-    return list(zip(indices, per_example))
+            rows[i][task.name] = (truth, prediction, features[indices[i]]["weights"].get(task.name, 1.0))
+            terms[i][task.name] = (sums[i], counts[i])
+    if "mlm_example_loss_sums" in out:
+        sums = out["mlm_example_loss_sums"].double().cpu().tolist()
+        counts = out["mlm_example_counts"].cpu().tolist()
+        for i, (loss_sum, count) in enumerate(zip(sums, counts)):
+            terms[i]["mlm"] = (loss_sum, count)
+    return list(zip(indices, rows)), list(zip(indices, terms))
 
 
 def summarise(model: MultiTaskModel, rows: dict, languages: dict, loss: float, mlm_loss: float | None, *,
