@@ -20,20 +20,21 @@ test: $(STAMP)
 
 # The whole study on tiny-xlmr (random weights: the numbers mean nothing, the plumbing is real):
 # probe the base model, fine-tune it for a few steps on English text, probe the result, correlate
-# the two runs' profiles, and draw the figures from the saved tables.
+# the two runs' profiles, and draw the figures from the saved tables. --overwrite: a second `make demo`
+# replaces the demo's own earlier results (and nothing else).
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m probing.run --model tiny-xlmr --run_name demo-tiny-xlmr
+	HF_HUB_OFFLINE=1 $(PY) -m probing.run --model tiny-xlmr --run_name demo-tiny-xlmr --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m finetune.train --config finetune/configs/english.yaml \
 		--base_model tiny-xlmr --output_name demo-english --max_steps 30 --eval_steps 10 \
 		--max_length 64 --batch_size 8 --learning_rate 1e-3 --overwrite
-	HF_HUB_OFFLINE=1 $(PY) -m probing.run --finetuned_model demo-english --run_name demo-english
+	HF_HUB_OFFLINE=1 $(PY) -m probing.run --finetuned_model demo-english --run_name demo-english --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.correlate results/profiles/demo-tiny-xlmr \
-		results/profiles/demo-english --output_dir results/analysis/demo-correlate
+		results/profiles/demo-english --output_dir results/analysis/demo-correlate --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.recall results/profiles/demo-tiny-xlmr \
-		results/profiles/demo-english --output_dir results/analysis/demo-recall
+		results/profiles/demo-english --output_dir results/analysis/demo-recall --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.figures results/profiles/demo-tiny-xlmr \
 		results/profiles/demo-english results/analysis/demo-correlate results/analysis/demo-recall \
-		--output_dir results/analysis/demo-figures
+		--output_dir results/analysis/demo-figures --overwrite
 
 # The demo's outputs in the browser (run `make demo` first): http://localhost:8501
 explore: $(STAMP)

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from probing.errors import UserError
-from probing.manifest import PROJECT_ROOT, SCHEMA_VERSION, AtomicFolder, environment, now_utc, sha256_file, write_json
+from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, AtomicFolder, check_plain_name, claim_output, environment,
+                              now_utc, sha256_file, write_json)
 
 ANALYSIS_DIR = PROJECT_ROOT / "results" / "analysis"
 
@@ -41,9 +42,22 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]+", "_", text).strip("_") or "run"
 
 
-def output_folder(output_dir: str | None, default_name: str) -> Path:
-    """``--output_dir`` if given, else ``results/analysis/<default_name>``."""
-    return Path(output_dir) if output_dir else ANALYSIS_DIR / safe_name(default_name)
+def output_folder(args, command: str, default_name: str) -> Path:
+    """The result folder of an analysis command, checked before any work (:func:`probing.manifest.claim_output`).
+
+    ``args.output_dir`` if given, else ``results/analysis/<args.run_name>`` (a plain folder name) or,
+    without ``--run_name``, ``results/analysis/<default_name>`` (made file-name safe). ``command``
+    is the module that writes it (``"analysis.correlate"``).
+    """
+    run_name = getattr(args, "run_name", None)
+    if run_name is not None:
+        check_plain_name(run_name, "--run_name")
+    if args.output_dir:
+        target = Path(args.output_dir)
+    else:
+        target = ANALYSIS_DIR / (run_name or safe_name(default_name))
+    claim_output(target, command, overwrite=args.overwrite)
+    return target
 
 
 def find_table(path: str | Path, name: str) -> Path:
@@ -145,13 +159,15 @@ def command_line(prog: str, argv: list[str] | None) -> list[str]:
     return ["python", "-m", prog, *(argv if argv is not None else sys.argv[1:])]
 
 
-def save_run(target: Path, tables: dict[str, pd.DataFrame], manifest: dict, files: dict[str, bytes] | None = None) -> None:
+def save_run(target: Path, tables: dict[str, pd.DataFrame], manifest: dict, files: dict[str, bytes] | None = None,
+             *, overwrite: bool = False) -> None:
     """Write ``tables`` (CSV), raw ``files`` and ``manifest.json`` into ``target`` atomically.
 
     ``manifest`` gets ``schema_version``, ``created``, ``env`` and ``outputs`` (rows and sha256 of
-    every table) filled in.
+    every table) filled in. Its ``command`` (``["python", "-m", module, ...]``) names the writer whose
+    earlier result alone may be replaced, and only with ``overwrite`` (:func:`probing.manifest.claim_output`).
     """
-    with AtomicFolder(target) as staging:
+    with AtomicFolder(target, command=manifest["command"][2], overwrite=overwrite) as staging:
         outputs = {}
         for name, table in tables.items():
             table.to_csv(staging / name, index=False)

@@ -31,7 +31,7 @@ import pandas as pd
 from analysis import correlations as stats
 from analysis._common import command_line, find_table, input_record, output_folder, read_csv, require_columns, save_run
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import check_writable, sha256_file
+from probing.manifest import add_overwrite_option, sha256_file
 from probing.predictions import PROFILE_META_COLUMNS
 
 KEY_COLUMNS = ["language", "category", "group_id"]
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--labels", nargs="+", default=None, help="names of the inputs in the tables (default: their folder names)")
     add("--output_dir", default=None, help="result folder (default: results/analysis/<run_name>)")
     add("--run_name", default=None, help="default: correlate_<reference>_vs_<other>...")
+    add_overwrite_option(parser)
     return parser
 
 
@@ -356,8 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--labels must be distinct, got {' '.join(labels)}")
     default_name = (f"correlate_{labels[0]}_languages" if args.mode == "languages"
                     else "correlate_" + "_vs_".join(labels))
-    target = output_folder(args.output_dir, args.run_name or default_name)
-    check_writable(target)
+    target = output_folder(args, "analysis.correlate", default_name)
     inputs = [load_profiles(path, label) for path, label in zip(args.inputs, labels)]
     emotions = check_same_emotions(inputs)
     comparisons, excluded = build_comparisons(inputs, emotions, args)
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                     "excluded": excluded_table["reason"].value_counts().to_dict()},
     }
     save_run(target, {"correlations.csv": correlations, "per_group.csv": per_group, "shifts.csv": shifts,
-                      "excluded.csv": excluded_table}, manifest)
+                      "excluded.csv": excluded_table}, manifest, overwrite=args.overwrite)
     if len(excluded_table):
         reasons = "; ".join(f"{n} {reason}" for reason, n in excluded_table["reason"].value_counts().items())
         print(f"note: {len(excluded_table)} group(s) or language(s) left out (listed in excluded.csv): {reasons}",

@@ -48,7 +48,7 @@ from analysis._common import (check_bootstrap_options, command_line, input_recor
                               require_columns, rng_for, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import check_writable
+from probing.manifest import add_overwrite_option
 
 POWER = -5
 WEIGHT = 0.25
@@ -474,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     add("--output_dir", default=None, help="result folder (default: results/analysis/<run_name>)")
     add("--run_name", default=None, help="default: fairness_<predictions file stem>")
+    add_overwrite_option(parser)
     return parser
 
 
@@ -679,8 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_bootstrap_options(args)
     path = Path(args.predictions)
-    target = output_folder(args.output_dir, args.run_name or f"fairness_{path.stem}")
-    check_writable(target)
+    target = output_folder(args, "analysis.fairness", f"fairness_{path.stem}")
     table = read_predictions(path)
     identity = args.identity_columns or [args.group_column]
     hint = ("pass --identity_columns, or write the group ids into a group_id column"
@@ -719,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": {"languages": {lang: len(groups) for lang, groups in memberships.items()},
                     "undefined_values": undefined, "undefined_intervals": no_interval},
     }
-    save_run(target, {"fairness.csv": fairness, "gaps.csv": gaps}, manifest)
+    save_run(target, {"fairness.csv": fairness, "gaps.csv": gaps}, manifest, overwrite=args.overwrite)
     if undefined:
         print(f"note: {undefined} metric value(s) are undefined (a set with one class only) and reported as NaN "
               f"with a note in fairness.csv", file=sys.stderr)

@@ -43,7 +43,7 @@ import pandas as pd  # noqa: E402
 
 from analysis._common import command_line, input_record, output_folder, read_csv, safe_name, save_run  # noqa: E402
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
-from probing.manifest import check_writable, sha256_file  # noqa: E402
+from probing.manifest import add_overwrite_option, sha256_file  # noqa: E402
 from probing.predictions import PROFILE_META_COLUMNS  # noqa: E402
 
 TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv")
@@ -859,6 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"most groups in one emotion heatmap; longer categories are split (default: {MAX_GROUPS})")
     add("--output_dir", default=None, help="default: results/analysis/<run_name>")
     add("--run_name", default=None, help="default: figures_<run folder names>")
+    add_overwrite_option(parser)
     return parser
 
 
@@ -930,8 +931,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--heatmap_groups must be at least 1, got {args.heatmap_groups}")
     paths = [Path(p) for p in args.runs]
     labels = run_labels(paths)
-    target = output_folder(args.output_dir, args.run_name or ("figures_" + "_".join(labels))[:100])
-    check_writable(target)
+    target = output_folder(args, "analysis.figures", ("figures_" + "_".join(labels))[:100])
     runs = [load_run(path, label) for path, label in zip(paths, labels)]
     files: dict[str, bytes] = {}
     figures = []
@@ -964,7 +964,7 @@ def main(argv: list[str] | None = None) -> int:
         "matplotlib": matplotlib.__version__,
         "figures": [figure.name for figure in figures],
     }
-    save_run(target, {}, manifest, files=files)
+    save_run(target, {}, manifest, files=files, overwrite=args.overwrite)
     print(f"wrote {len(figures)} figure(s) ({', '.join(args.formats)}) and report.md to {target}")
     return 0
 

@@ -33,7 +33,7 @@ import yaml
 from analysis._common import command_line, output_folder, save_run
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import check_writable
+from probing.manifest import add_overwrite_option
 
 FRAMES_DIR = Path(__file__).resolve().parent / "frames"
 FILE_KEYS = {"language", "version", "agreement", "frames"}
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--frames_dir", default=str(FRAMES_DIR), help="default: analysis/frames/")
     add("--prompts_dir", default=str(prompt_files.PROMPTS_DIR), help="default: prompts/")
     add("--output_dir", default=None, help="default: results/analysis/identity_sets")
+    add_overwrite_option(parser)
     return parser
 
 
@@ -191,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [c for c in args.categories if c not in prompt_files.CATEGORIES]
         if unknown:
             raise UserError(f"unknown category {unknown[0]!r}; expected some of {', '.join(prompt_files.CATEGORIES)}")
-    target = output_folder(args.output_dir, "identity_sets")
-    check_writable(target)
+    target = output_folder(args, "analysis.identity_sets", "identity_sets")
     with_frames = available_languages(args.frames_dir)
     with_prompts = prompt_files.available_languages(args.prompts_dir)
     if args.languages:
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                     "labels": table["label"].value_counts().sort_index().to_dict(),
                     "categories_without_frames": no_frames},
     }
-    save_run(target, {"identity_set.csv": table}, manifest)
+    save_run(target, {"identity_set.csv": table}, manifest, overwrite=args.overwrite)
     print(f"wrote {len(table)} sentences ({table['group_id'].nunique()} groups, {len(languages)} language(s)) "
           f"to {target / 'identity_set.csv'}")
     return 0

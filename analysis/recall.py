@@ -35,7 +35,7 @@ from analysis._common import (check_bootstrap_options, command_line, input_recor
                               require_columns, rng_for, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import PROJECT_ROOT, check_writable
+from probing.manifest import PROJECT_ROOT, add_overwrite_option
 from probing.predictions import read_predictions
 from probing.words import known_lemma
 
@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", help="default: results/analysis/recall")
+    add_overwrite_option(parser)
     return parser
 
 
@@ -304,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     ks = sorted(set(args.k or DEFAULT_K))
     if ks[0] < 1:
         raise UserError(f"--k must be 1 or more, got {ks[0]}")
-    target = output_folder(args.output_dir, "recall")
-    check_writable(target)
+    target = output_folder(args, "analysis.recall", "recall")
 
     if args.stereotypes:
         source = Path(args.stereotypes)
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "stereotypes": {"rows": n_source, "usable": len(stereotypes),
                         "unmatched": {f"{run or 'data set'}: {reason}": int(n) for (run, reason), n in reasons.items()}},
     }
-    save_run(target, {"recall.csv": recall, "unmatched.csv": unmatched_table}, manifest)
+    save_run(target, {"recall.csv": recall, "unmatched.csv": unmatched_table}, manifest, overwrite=args.overwrite)
     print(f"recall of {len(stereotypes)} of {n_source} stereotype rows in {len(runs)} run(s) written to {target} "
           f"({len(unmatched_table)} unmatched rows listed in unmatched.csv)")
     return 0

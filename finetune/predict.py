@@ -30,7 +30,8 @@ from finetune.config import FORMATS
 from finetune.data import EXTENSIONS, is_missing, read_file, words_of
 from probing import models
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import PROJECT_ROOT, check_writable
+from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, add_overwrite_option, claim_output_file, environment,
+                              make_parents, now_utc, remove_created, sha256_file, sidecar_manifest, write_json)
 
 PREDICTIONS_DIR = PROJECT_ROOT / "results" / "predictions"
 
@@ -51,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--model", required=True, help="a name in results/models/ or a folder written by finetune.train")
     add("--input", required=True, help="a .csv/.tsv/.jsonl/.txt/.parquet file, one text per row")
-    add("--output", default=None, help="a .csv or .jsonl file (default: results/predictions/<model>/<input>.csv)")
+    add("--output", default=None, help="a .csv or .jsonl file (default: results/predictions/<model>/<input>.csv); "
+                                       "its manifest goes beside it as <file>.manifest.json")
+    add_overwrite_option(parser, "an earlier, unchanged prediction file of this command")
     add("--text_column", default="text", help="column with the text (default: text)")
     add("--tokens_column", default=None, help="column with a list of words, for token tasks")
     add("--format", default=None, choices=FORMATS, help="input format when the extension does not say")
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output) if args.output else PREDICTIONS_DIR / folder.name / f"{Path(args.input).stem}.csv"
     if output.suffix.lower() not in (".csv", ".jsonl"):
         raise UserError(f"--output must end in .csv or .jsonl, got {output.name}")
-    check_writable(output)
+    claim_output_file(output, "finetune.predict", overwrite=args.overwrite)
     max_length = args.max_length
     if max_length is None:
         config_file = folder / "train_config.yaml"
@@ -177,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     table = pd.concat([frame.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+    created = make_parents(output)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    sidecar = sidecar_manifest(output)
+    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
+    written = False
     try:
         if output.suffix.lower() == ".jsonl":
             with open(tmp, "w", encoding="utf-8") as handle:
@@ -189,9 +196,24 @@ def main(argv: list[str] | None = None) -> int:
                     column = f"{task.name}_prediction"
                     table[column] = table[column].map(" ".join)
             table.to_csv(tmp, index=False)
+        write_json(tmp_sidecar, {
+            "schema_version": SCHEMA_VERSION, "created": now_utc(),
+            "command": ["python", "-m", "finetune.predict", *(argv if argv is not None else sys.argv[1:])],
+            "model": {"folder": str(folder.resolve()), "max_length": max_length},
+            "parameters": vars(args),
+            "inputs": [{"path": str(Path(args.input).expanduser().resolve()), "sha256": sha256_file(Path(args.input).expanduser()),
+                        "rows": len(rows)}],
+            "env": environment(),
+            "outputs": {output.name: {"rows": len(rows), "sha256": sha256_file(tmp)}},
+        })
         tmp.replace(output)
+        tmp_sidecar.replace(sidecar)
+        written = True
     finally:
         tmp.unlink(missing_ok=True)
+        tmp_sidecar.unlink(missing_ok=True)
+        if not written:
+            remove_created(created)
     print(f"wrote predictions for {len(rows)} rows and {len(model.tasks)} tasks to {output}")
     return 0
 

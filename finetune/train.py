@@ -30,7 +30,9 @@ from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, Task
                            load_splits, read_examples, sampling_probabilities, tokenize)
 from probing import models
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import SCHEMA_VERSION, AtomicFolder, check_writable, environment, now_utc, write_json
+from probing.manifest import SCHEMA_VERSION, AtomicFolder, claim_output, environment, now_utc, write_json
+
+COMMAND = "finetune.train"  # the module named in its manifests' command: the writer whose folders it may replace
 
 RUN_CONFIG_FILE = "run_config.json"
 INITIAL_METRICS_FILE = "initial_metrics.json"
@@ -354,9 +356,7 @@ def run(config: TrainConfig, *, overwrite: bool = False, callbacks=(), command: 
     transformers.logging.disable_progress_bar()
     target = models.models_dir() / config.output_name
     checkpoints = target.with_name(f".{config.output_name}.checkpoints")
-    check_writable(target)
-    if target.exists() and not overwrite:
-        raise UserError(f"{target} already exists; pass --overwrite to replace it or --output_name NEW")
+    claim_output(target, COMMAND, overwrite=overwrite, flag="--output_name")
     check_precision(config)
     args = training_arguments(config, checkpoints)  # sets up the (distributed) state: before anything else
     check_launch(args.world_size)
@@ -386,7 +386,7 @@ def run(config: TrainConfig, *, overwrite: bool = False, callbacks=(), command: 
                "training": training_summary(trainer, config, resume), "history": history}
     if state.is_main_process:
         write_model_folder(target, trainer, config, run_config, metrics, data=prepared.data_summary(config),
-                           base=prepared.base, command=command)
+                           base=prepared.base, command=command, overwrite=overwrite)
         if not config.keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
         _report(target, metrics)
@@ -413,13 +413,13 @@ def _step_of(checkpoint: str | None) -> int | None:
 
 
 def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: dict, metrics: dict, *,
-                       data: dict, base, command: list[str] | None) -> None:
+                       data: dict, base, command: list[str] | None, overwrite: bool = False) -> None:
     """Write ``results/models/<name>/`` atomically: model, tokenizer, config, metrics, manifest."""
     from finetune.model import HEADS_FILE, TASKS_FILE
 
     model = trainer.accelerator.unwrap_model(trainer.model)
     env = environment()
-    with AtomicFolder(target) as staging:
+    with AtomicFolder(target, command=COMMAND, overwrite=overwrite) as staging:
         model.save(staging)
         trainer.processing_class.save_pretrained(staging)
         (staging / "train_config.yaml").write_text(

@@ -324,6 +324,16 @@ def with_last_layer_at_mask(encoder: torch.nn.Module, probe_ids: torch.Tensor, p
     return trimmed, wrapper
 
 
+def check_top_k(k: int, vocab_size: int) -> None:
+    """``k`` candidates per sentence must lie in [1, vocabulary size]: a larger ``k`` would only
+    repeat the whole vocabulary's ranking (and its memory) with no candidate more."""
+    if k < 1:
+        raise UserError(f"--top_k must be at least 1, got {k}")
+    if k > vocab_size:
+        raise UserError(f"--top_k {k} is more than the model's vocabulary ({vocab_size} tokens); pass --top_k "
+                        f"{vocab_size} or less")
+
+
 class MaskedLMScorer:
     """Log-probabilities at the mask of many sentences, batched.
 
@@ -470,12 +480,10 @@ class MaskedLMScorer:
         desc: str = "probing",
     ) -> TopKTable:
         """Top-``k`` candidates of each sentence's mask by ``scoring`` (see the module docstring)."""
-        if k < 1:
-            raise UserError(f"--top_k must be at least 1, got {k}")
+        vocab_size = len(self.tokenizer)
+        check_top_k(k, vocab_size)
         if scoring not in SCORINGS:
             raise UserError(f"--scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
-        vocab_size = len(self.tokenizer)
-        k = min(k, vocab_size)
         prior_rows = None
         if scoring == "typicality":
             if prior_sentences is None or len(prior_sentences) != len(sentences):

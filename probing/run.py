@@ -28,7 +28,8 @@ import pandas as pd
 from probing import engine, models, prompts as prompt_files, words as vocab_words
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.lexicon import Lexicon, load_lexicon, parse_lexicon_spec
-from probing.manifest import SCHEMA_VERSION, AtomicFolder, check_writable, environment, now_utc, sha256_file, write_json
+from probing.manifest import (SCHEMA_VERSION, AtomicFolder, add_overwrite_option, check_plain_name, claim_output,
+                              environment, now_utc, sha256_file, write_json)
 from probing.predictions import (PREDICTION_COLUMNS, PREDICTIONS_FILE, PROFILE_COLUMNS, TokenClassifier,  # noqa: F401
                                  build_shard, write_predictions)
 from probing.profiles import WEIGHTINGS
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prompts_dir", default=str(prompt_files.PROMPTS_DIR), help="folder of prompt files (default: prompts/)")
     add("--output_dir", default=None, help="result folder (default: results/profiles/<run_name>)")
     add("--run_name", default=None, help="default: the model's name")
+    add_overwrite_option(parser)
     add("--seed", type=int, default=0, help="random seed, recorded in the manifest (default: 0)")
     add("--shard_sentences", type=int, default=DEFAULT_SHARD_SENTENCES,
         help=f"at most this many sentences per saved shard; an interrupted run resumes from the last complete "
@@ -236,7 +238,7 @@ def write_results(output_dir: Path, argv, args, model_name: str, model_info: dic
     Returns ``(prediction rows, profiles, manifest)``.
     """
     tables_started = time.perf_counter()
-    with AtomicFolder(output_dir) as staging:
+    with AtomicFolder(output_dir, command="probing.run", overwrite=args.overwrite) as staging:
         rows, write_seconds, profiles, filters, word_lists = assemble(staging, model_name, prompts, plan, store,
                                                                       vocab, data, args)
         timings = {**timings, "tables_s": time.perf_counter() - tables_started, "write_predictions_s": write_seconds}
@@ -279,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     validate_args(args)
     data = load_language_data(args)
     model_name, source = models.resolve_model(args.finetuned_model, args.model)
-    run_name = args.run_name or model_name
+    run_name = check_plain_name(args.run_name, "--run_name") if args.run_name is not None else model_name
     output_dir = Path(args.output_dir) if args.output_dir else PROFILES_DIR / run_name
-    check_writable(output_dir)
+    claim_output(output_dir, "probing.run", overwrite=args.overwrite)
     device = engine.resolve_device(args.device)
 
     import torch
@@ -290,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.disable_progress_bar()  # weight-loading bars; ours shows the probing
     torch.manual_seed(args.seed)
     loaded = models.load_masked_lm(model_name, source, revision=args.revision)
+    engine.check_top_k(args.top_k, len(loaded.tokenizer))
     if loaded.random_weights:
         print(f"warning: {model_name} has random weights: its profiles mean nothing (for tests and demos only)",
               file=sys.stderr)

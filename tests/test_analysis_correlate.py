@@ -197,7 +197,7 @@ def test_help_ends_with_examples_and_module_entry_point(tmp_path):
     help_text = correlate.build_parser().format_help()
     assert help_text.rstrip().splitlines()[-1].strip().startswith("python -m analysis.correlate")
     proc = subprocess.run([sys.executable, "-m", "analysis.correlate", str(tmp_path / "nope"), str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
 

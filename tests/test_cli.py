@@ -198,6 +198,6 @@ def test_failure_while_writing_leaves_earlier_results_untouched(tmp_path):
 def test_module_entry_point_exit_code(tmp_path):
     """The real `python -m probing.run` process: exit 2 and no traceback."""
     proc = subprocess.run([sys.executable, "-m", "probing.run", "--top_k", "-3"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --top_k must be at least 1, got -3"

@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,9 +52,9 @@ def online_env(tmp_path: Path, endpoint: str) -> dict:
 
 
 def test_probe_is_false_at_once_for_a_closed_port(closed_port, no_proxy_env):
-    start = time.monotonic()
-    assert models.hub_reachable(f"http://127.0.0.1:{closed_port}") is False
-    assert time.monotonic() - start < 1
+    # "at once": refused by the connection itself, not by the probe's timeout (a huge one here),
+    # so the test cannot depend on how busy the machine is
+    assert models.hub_reachable(f"http://127.0.0.1:{closed_port}", timeout=600) is False
 
 
 def test_probe_is_true_for_a_listening_port(open_port, no_proxy_env):
@@ -67,24 +67,27 @@ def test_probe_goes_through_the_proxy(open_port, monkeypatch, no_proxy_env):
 
 
 def test_probe_gives_up_after_its_timeout_when_resolution_hangs(monkeypatch, no_proxy_env):
-    def hang(*args, **kwargs):  # like a name lookup that ignores the socket timeout
-        time.sleep(3)
+    release, finished = threading.Event(), threading.Event()
+
+    def hang(*args, **kwargs):  # like a name lookup that ignores the socket timeout: blocks until released
+        release.wait(120)
+        finished.set()
         raise OSError("name resolution timed out")
 
     monkeypatch.setattr(socket, "create_connection", hang)
-    start = time.monotonic()
     assert models.hub_reachable("https://hub.invalid", timeout=0.2) is False
-    assert time.monotonic() - start < 2
+    assert not finished.is_set()  # the probe returned on its own timeout, while the lookup still hung
+    release.set()
 
 
 def test_unreachable_hub_fails_in_seconds_with_one_line(tmp_path, closed_port):
     out_dir = tmp_path / "out"
     argv = [sys.executable, "-m", "probing.run", "--model", "no-org/no-such-model", "--languages", "en",
             "--categories", "gender", "--output_dir", str(out_dir)]
-    start = time.monotonic()
+    # The endpoint refuses at once, so the command fails without waiting for any timeout (the
+    # probe's own timeout is tested above, in-process; a wall-clock bound here would fail under load).
     result = subprocess.run(argv, cwd=ROOT, env=online_env(tmp_path, f"http://127.0.0.1:{closed_port}"),
-                            capture_output=True, text=True, timeout=60)
-    elapsed = time.monotonic() - start
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -92,7 +95,6 @@ def test_unreachable_hub_fails_in_seconds_with_one_line(tmp_path, closed_port):
     assert "--model" in lines[0] and "HF_HUB_OFFLINE=1" in lines[0]
     assert "download no-org/no-such-model --local-dir" in lines[0]
     assert "Traceback" not in result.stderr
-    assert elapsed < 10
     assert not out_dir.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
@@ -105,7 +107,7 @@ def test_unreachable_hub_falls_back_to_the_local_cache(tmp_path, closed_port, ti
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40, encoding="utf-8")
     code = ("from probing.models import load_masked_lm; "
             "print(type(load_masked_lm('tiny', 'some-org/tiny').model).__name__)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env=online_env(tmp_path, f"http://127.0.0.1:{closed_port}"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "XLMRobertaForMaskedLM"
