@@ -170,7 +170,7 @@ def test_multitask_model_keeps_the_base_lm_head(synthetic, tiny):
     assert (synthetic / "tasks.json").is_file() and (synthetic / "heads.safetensors").is_file()
 
 
-def test_predict_writes_per_task_predictions(synthetic, data_dir, tmp_path, cli):
+def test_predict_writes_per_task_predictions(synthetic, english, data_dir, tmp_path, cli):
     output = tmp_path / "predictions.csv"
     code, stdout, err = cli(predict.main, ["--model", "tiny-synthetic", "--input", str(data_dir / "sentences.csv"),
                                            "--output", str(output)])
@@ -185,6 +185,32 @@ def test_predict_writes_per_task_predictions(synthetic, data_dir, tmp_path, cli)
     assert all(len(r["places_prediction"].split()) == len(r["text"].split()) for r in rows)
     code, _, err = cli(predict.main, ["--model", "tiny-english", "--input", str(data_dir / "sentences.csv")])
     assert code == 2 and "no task heads" in err
+
+
+def test_predict_replaces_only_its_own_unchanged_file_and_only_with_overwrite(synthetic, data_dir, tmp_path, cli):
+    output = tmp_path / "labelled.csv"
+    argv = ["--model", "tiny-synthetic", "--input", str(data_dir / "sentences.csv"), "--output", str(output)]
+    assert cli(predict.main, argv)[0] == 0
+    sidecar = tmp_path / "labelled.csv.manifest.json"
+    manifest = read(tmp_path, sidecar.name)
+    assert manifest["command"][:3] == ["python", "-m", "finetune.predict"]
+    assert manifest["outputs"]["labelled.csv"]["rows"] == 240
+    written = output.read_bytes()
+
+    code, _, err = cli(predict.main, argv)  # its own result: replaced only with --overwrite
+    assert code == 2 and "--overwrite" in err and output.read_bytes() == written
+    assert cli(predict.main, [*argv, "--overwrite"])[0] == 0
+
+    output.write_text(output.read_text(encoding="utf-8") + "my,own,row\n", encoding="utf-8")  # edited by the user
+    edited = output.read_bytes()
+    code, _, err = cli(predict.main, [*argv, "--overwrite"])
+    assert code == 2 and "not an unchanged result" in err and output.read_bytes() == edited
+
+    mine = tmp_path / "mine.csv"  # a user's file, no manifest: never replaced
+    mine.write_text("text\nhello\n", encoding="utf-8")
+    code, _, err = cli(predict.main, [*argv[:-1], str(mine), "--overwrite"])
+    assert code == 2 and err.count("\n") == 1 and mine.read_text(encoding="utf-8") == "text\nhello\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.csv", "labelled.csv.manifest.json", "mine.csv"]
 
 
 class Interrupt(Exception):
