@@ -144,8 +144,9 @@ def check_profiles(table: pd.DataFrame, path: Path, columns=("language", "catego
         bad = (~empty & ~values.between(0.0, 1.0)).to_numpy()  # NaN, inf and text fail between
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{path}: column {emotion}, line {row + 2}, holds {str(table[emotion].iloc[row])!r}; profile "
-                            f"values must be numbers in [0, 1] (empty: undefined profile); {PROFILE_HINT}")
+            value = str(table[emotion].iloc[row])
+            raise UserError(f"{path}: column {emotion}, line {row + 2}, holds {value!r}; profile values must be "
+                            f"numbers in [0, 1] (empty: undefined profile); {PROFILE_HINT}")
         table[emotion] = values.where(~empty)
     return list(EMOTIONS)
 

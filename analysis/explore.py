@@ -74,9 +74,10 @@ EXAMPLES = """examples:
 def load_runs(paths: list[str | Path]) -> list[Run]:
     """The run folders ``paths``, labelled by folder name (made unique), with their small tables read.
 
-    Each must hold ``profiles.csv``, ``correlations.csv`` or ``recall.csv``; a probing run's
-    ``predictions.parquet`` is checked (schema only) and read later, one group at a time. Anything
-    else is a :class:`UserError` naming what to pass.
+    Each must hold ``profiles.csv``, ``correlations.csv`` or ``recall.csv``; every table the pages read
+    must have the columns they read (:data:`SHOWN_COLUMNS`, :func:`analysis.figures.check_table`; profile
+    values in [0, 1]); a probing run's ``predictions.parquet`` is checked (schema only) and read later,
+    one group at a time. Anything else is a :class:`UserError` naming what to pass.
     """
     if not paths:
         raise UserError("no run folder given; pass folders written by probing.run, analysis.correlate "

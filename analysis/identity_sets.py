@@ -120,7 +120,8 @@ def load_frames(language: str, frames_dir: Path | str = FRAMES_DIR) -> LanguageF
         frames.append(Frame(prompt_files.Template(frame_id, applies_to, text, index + 1), int(item["label"])))
     if {f.label for f in frames if f.template.applies_to == "groups"} != set(LABELS):
         raise UserError(f"{path}: the 'groups' frames need both a neutral (label 0) and a toxic (label 1) frame")
-    return LanguageFrames(language, prompt_files.file_version(raw, path, raw_bytes), {str(k): v for k, v in agreement.items()},
+    return LanguageFrames(language, prompt_files.file_version(raw, path, raw_bytes),
+                          {str(k): v for k, v in agreement.items()},
                           tuple(frames), path, hashlib.sha256(raw_bytes).hexdigest())
 
 

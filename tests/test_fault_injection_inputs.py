@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from analysis_helpers import one_line_error, profiles, write_run
 
-from analysis import correlate, explore, figures
+from analysis import correlate, explore, figures, identity_sets
 from probing import run as probing_run
 from probing.lexicon import EMOTIONS
 from probing.prompts import PROMPTS_DIR
@@ -80,6 +80,18 @@ def test_prompt_file_version_that_is_not_a_whole_number_is_refused(version, tmp_
     refused(cli(probing_run.main, probe(tmp_path, "--prompts_dir", str(prompts))),
             f"{prompts / 'en.yaml'}:{line}: version must be a whole number, 1 or more")
     assert not (tmp_path / "out").exists()
+
+
+def test_frames_file_version_that_is_not_a_whole_number_is_refused(tmp_path, cli):
+    """The identity frames (analysis.identity_sets) read ``version`` as the prompt files do."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    text = (identity_sets.FRAMES_DIR / "en.yaml").read_text(encoding="utf-8")
+    (frames / "en.yaml").write_text(text.replace("version: 2\n", 'version: "two"\n', 1), encoding="utf-8")
+    out = tmp_path / "out"
+    refused(cli(identity_sets.main, ["--languages", "en", "--frames_dir", str(frames), "--output_dir", str(out)]),
+            f"{frames / 'en.yaml'}:4: version must be a whole number, 1 or more", "got 'two'")
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------------------------------------
