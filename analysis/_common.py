@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from probing.errors import UserError
+from probing.lexicon import EMOTIONS
 from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, AtomicFolder, check_plain_name, claim_output, environment,
                               now_utc, sha256_file, write_json)
 
@@ -139,6 +140,29 @@ def require_columns(table: pd.DataFrame, columns, path: Path, hint: str = "") ->
             f"{path} lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, table.columns))}"
             + (f"; {hint}" if hint else "")
         )
+
+
+PROFILE_HINT = "pass the profiles.csv that python -m probing.run wrote"
+
+
+def check_profiles(table: pd.DataFrame, path: Path, columns=("language", "category", "group_id")) -> list[str]:
+    """Refuse a profiles table unless it has ``columns`` and every emotion column of
+    :data:`probing.lexicon.EMOTIONS`, each value a number in [0, 1] or empty (an undefined profile).
+
+    The emotion columns are made numeric in place; returns them, in :data:`~probing.lexicon.EMOTIONS` order.
+    """
+    require_columns(table, [*columns, *EMOTIONS], path, PROFILE_HINT)
+    for emotion in EMOTIONS:
+        values = pd.to_numeric(table[emotion], errors="coerce")
+        empty = table[emotion].isna() | (table[emotion].astype(str).str.strip() == "")
+        bad = (~empty & ~values.between(0.0, 1.0)).to_numpy()  # NaN, inf and text fail between
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = str(table[emotion].iloc[row])
+            raise UserError(f"{path}: column {emotion}, line {row + 2}, holds {value!r}; profile values must be "
+                            f"numbers in [0, 1] (empty: undefined profile); {PROFILE_HINT}")
+        table[emotion] = values.where(~empty)
+    return list(EMOTIONS)
 
 
 def input_record(path: Path, rows: int, **extra) -> dict:

@@ -29,10 +29,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import correlations as stats
-from analysis._common import command_line, find_table, input_record, output_folder, read_csv, require_columns, save_run
+from analysis._common import check_profiles, command_line, find_table, input_record, output_folder, read_csv, save_run
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import add_overwrite_option, sha256_file
-from probing.predictions import PROFILE_META_COLUMNS
 
 KEY_COLUMNS = ["language", "category", "group_id"]
 ALL_CATEGORIES = "all"
@@ -135,38 +134,17 @@ def default_labels(paths: list[str]) -> list[str]:
 def load_profiles(raw_path: str, label: str) -> Profiles:
     path = find_table(raw_path, "profiles.csv")
     table = read_csv(path, keep_default_na=False, na_values=[""])  # only empty cells are missing
-    require_columns(table, KEY_COLUMNS, path, "pass a profiles.csv written by python -m probing.run")
+    emotions = check_profiles(table, path, KEY_COLUMNS)  # the emotion columns, values in [0, 1] or empty
     table["group_id"] = table["group_id"].astype(str)
     table["language"] = table["language"].astype(str)
     if "group" not in table.columns:
         table["group"] = table["group_id"]
-    emotions = [c for c in table.columns if c not in PROFILE_META_COLUMNS]
-    if not emotions:
-        raise UserError(f"{path} has no emotion columns besides {', '.join(PROFILE_META_COLUMNS)}")
-    not_numeric = [c for c in emotions if not pd.api.types.is_numeric_dtype(table[c])]
-    if not_numeric:
-        raise UserError(f"{path}: column(s) {', '.join(not_numeric)} are not numeric; emotion columns hold "
-                        f"profile values in [0, 1] (expected columns: {', '.join(PROFILE_META_COLUMNS)} and the emotions)")
     duplicated = table[table.duplicated(["language", "group_id"], keep=False)]
     if not duplicated.empty:
         first = duplicated.iloc[0]
         raise UserError(f"{path} has {len(duplicated)} rows for the same (language, group_id), e.g. "
                         f"({first['language']}, {first['group_id']}); each group may appear once per language")
     return Profiles(label, path, table, emotions)
-
-
-def check_same_emotions(inputs: list[Profiles]) -> list[str]:
-    reference = inputs[0]
-    for item in inputs[1:]:
-        if set(item.emotions) != set(reference.emotions):
-            only_ref = sorted(set(reference.emotions) - set(item.emotions))
-            only_item = sorted(set(item.emotions) - set(reference.emotions))
-            raise UserError(
-                f"{item.path} and {reference.path} have different emotion columns (only in the reference: "
-                f"{', '.join(only_ref) or 'none'}; only in the other: {', '.join(only_item) or 'none'}); "
-                f"compare profiles made with the same lexicon"
-            )
-    return reference.emotions
 
 
 def _language_rows(profiles: Profiles, language: str) -> pd.DataFrame:
@@ -359,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                     else "correlate_" + "_vs_".join(labels))
     target = output_folder(args, "analysis.correlate", default_name)
     inputs = [load_profiles(path, label) for path, label in zip(args.inputs, labels)]
-    emotions = check_same_emotions(inputs)
+    emotions = inputs[0].emotions  # every input has the same ones (check_profiles)
     comparisons, excluded = build_comparisons(inputs, emotions, args)
     correlations, per_group, shifts = run_tests(comparisons, emotions, args)
     excluded_table = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)

@@ -23,15 +23,17 @@ browser); the page layout is in :mod:`analysis.explore_app`.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis._common import read_csv, require_columns
-from analysis.figures import Run, group_labels, load_run, run_labels
+from analysis._common import read_csv
+from analysis.figures import Run, check_table, group_labels, load_run, run_labels
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.lexicon import EMOTIONS, Lexicon, load_lexicon
@@ -48,6 +50,14 @@ DROPPED_COLUMNS = ["language", "template_id", "rank", "token", "word", "drop_rea
 CORRELATION_COLUMNS = ["comparison", "language", "category", "method", "emotion", "rho", "ci_low", "ci_high",
                        "null_low", "null_high", "p", "p_adjusted", "n_groups", "note"]
 NOT_IN_LEXICON = "(not in lexicon)"
+SHOWN = ("profiles.csv", "correlations.csv", "shifts.csv", "excluded.csv", "recall.csv")  # the tables the pages read
+SHOWN_COLUMNS = {  # what the pages read of each table, besides analysis.figures.REQUIRED_COLUMNS
+    "profiles.csv": PROFILE_META_COLUMNS,
+    "correlations.csv": [*CORRELATION_COLUMNS, "reference", "other"],
+    "shifts.csv": ["language", "category"],
+    "excluded.csv": ["language", "category"],
+    "recall.csv": ["recalled", "n_groups"],
+}
 
 EXAMPLES = """examples:
   python -m analysis.explore results/profiles/demo-tiny-xlmr results/profiles/demo-english \\
@@ -64,9 +74,10 @@ EXAMPLES = """examples:
 def load_runs(paths: list[str | Path]) -> list[Run]:
     """The run folders ``paths``, labelled by folder name (made unique), with their small tables read.
 
-    Each must hold ``profiles.csv``, ``correlations.csv`` or ``recall.csv``; a probing run's
-    ``predictions.parquet`` is checked (schema only) and read later, one group at a time. Anything
-    else is a :class:`UserError` naming what to pass.
+    Each must hold ``profiles.csv``, ``correlations.csv`` or ``recall.csv``; every table the pages read
+    must have the columns they read (:data:`SHOWN_COLUMNS`, :func:`analysis.figures.check_table`; profile
+    values in [0, 1]); a probing run's ``predictions.parquet`` is checked (schema only) and read later,
+    one group at a time. Anything else is a :class:`UserError` naming what to pass.
     """
     if not paths:
         raise UserError("no run folder given; pass folders written by probing.run, analysis.correlate "
@@ -81,19 +92,16 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
                                f"written by probing.run, analysis.correlate or analysis.recall")
         if path.is_dir() and not any((path / name).is_file() for name in EXPLORED):
             raise unexplored
-        run = load_run(path, label)  # a file rather than a folder is refused here
+        run = load_run(path, label, SHOWN)  # a file rather than a folder is refused here; each table is checked
         if not set(EXPLORED) & set(run.tables):
             raise unexplored
+        for name, table in run.tables.items():  # the columns the pages read besides those the figures read
+            check_table(table, name, path / name, SHOWN_COLUMNS.get(name, []))
         if "profiles.csv" in run.tables:
-            require_columns(run.tables["profiles.csv"], PROFILE_META_COLUMNS, path / "profiles.csv",
-                            "pass the profiles.csv that python -m probing.run wrote")
             if (path / PREDICTIONS_FILE).exists():
                 predictions_file(path)
             if (path / "filters.csv").is_file():
                 run.tables["filters.csv"] = read_csv(path / "filters.csv")
-        if "correlations.csv" in run.tables:
-            require_columns(run.tables["correlations.csv"], CORRELATION_COLUMNS, path / "correlations.csv",
-                            "pass the correlations.csv that python -m analysis.correlate wrote")
         runs.append(run)
     return runs
 
@@ -149,7 +157,7 @@ def groups_of(runs: list[Run], category: str) -> dict[str, str]:
 
 
 def emotions_of(profiles: pd.DataFrame) -> list[str]:
-    return [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
+    return [c for c in EMOTIONS if c in profiles.columns]
 
 
 def profile_rows(runs: list[Run], group_id: str, languages: list[str]) -> pd.DataFrame:
@@ -330,12 +338,35 @@ def streamlit_command(runs: list[str | Path], port: int, address: str) -> list[s
             "--", *[str(Path(run).resolve()) for run in runs]]
 
 
+def check_port_free(address: str, port: int) -> None:
+    """Refuse ``--port`` when something already listens on ``address:port`` (or ``address`` cannot be
+    listened on): binding a socket there is what the server would do, so its URL would be another
+    program's. The socket is closed at once, before the server binds the port itself."""
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM,
+                                                           flags=socket.AI_PASSIVE)[0]
+    except (OSError, UnicodeError) as error:
+        raise UserError(f"--address {address} cannot be listened on ({error}); pass an address of this machine, "
+                        f"e.g. {DEFAULT_ADDRESS}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does (tornado)
+        try:
+            probe.bind(where)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {address} is already in use by another program; pass a free "
+                                f"--port (e.g. --port {port + 1 if port < 65535 else DEFAULT_PORT})") from None
+            raise UserError(f"cannot listen on {address}:{port} ({error.strerror or error}); pass another --port "
+                            f"(1024 or more) or --address") from None
+
+
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     load_runs(args.runs)  # every folder is checked before a server starts
+    check_port_free(args.address, args.port)
     print(f"explorer on http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
           f"{args.port} (Ctrl-C stops it)", flush=True)
     command = streamlit_command(args.runs, args.port, args.address)

@@ -701,9 +701,6 @@ def main(argv: list[str] | None = None) -> int:
         local_groups = [(gid, name, cat, local[indices]) for gid, name, cat, indices in groups]
         rows += language_rows(language, y, s, local_groups, args, rng_for(args.seed, "fairness", language))
     fairness = pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
-    if args.reference_language not in memberships:
-        print(f"note: reference language {args.reference_language!r} is not in {path}; differences from it are "
-              f"empty (pass --reference_language with one of {', '.join(memberships)})", file=sys.stderr)
     gaps = gaps_table(fairness, args.reference_language)
     undefined = int(fairness["value"].isna().sum())
     no_interval = int(fairness["note"].str.contains("interval undefined", regex=False).sum())
@@ -720,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
                     "undefined_values": undefined, "undefined_intervals": no_interval},
     }
     save_run(target, {"fairness.csv": fairness, "gaps.csv": gaps}, manifest, overwrite=args.overwrite)
+    if args.reference_language not in memberships:  # printed once written: nothing is printed before a refusal
+        print(f"note: reference language {args.reference_language!r} is not in {path}; differences from it are "
+              f"empty (pass --reference_language with one of {', '.join(memberships)})", file=sys.stderr)
     if undefined:
         print(f"note: {undefined} metric value(s) are undefined (a set with one class only) and reported as NaN "
               f"with a note in fairness.csv", file=sys.stderr)

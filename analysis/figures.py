@@ -41,12 +41,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis._common import command_line, input_record, output_folder, read_csv, safe_name, save_run  # noqa: E402
+from analysis._common import (check_profiles, command_line, input_record, output_folder, read_csv,  # noqa: E402
+                              require_columns, safe_name, save_run)
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
 from probing.manifest import add_overwrite_option, sha256_file  # noqa: E402
-from probing.predictions import PROFILE_META_COLUMNS  # noqa: E402
+from probing.lexicon import EMOTIONS  # noqa: E402
 
 TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv")
+PROFILE_KEYS = ("language", "category", "group_id", "group")  # and every emotion (analysis._common.check_profiles)
+REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the explorer adds its own)
+    "correlations.csv": ["comparison", "reference", "other", "language", "category", "method", "emotion", "rho",
+                         "ci_low", "ci_high", "p", "p_adjusted", "n_groups"],
+    "shifts.csv": ["comparison", "reference", "language", "category", "emotion", "shift", "ci_low", "ci_high"],
+    "fairness.csv": ["language", "scope", "group_id", "metric", "value", "ci_low", "ci_high"],
+    "gaps.csv": ["scope", "metric", "language", "reference_language", "difference_from_reference", "max_minus_min"],
+    "excluded.csv": ["comparison", "reason"],
+    "recall.csv": ["run", "language", "level", "category", "k", "recall", "n", "ci_low", "ci_high"],
+}
+WRITERS = {"profiles.csv": "probing.run", "correlations.csv": "analysis.correlate", "shifts.csv": "analysis.correlate",
+           "excluded.csv": "analysis.correlate", "fairness.csv": "analysis.fairness", "gaps.csv": "analysis.fairness",
+           "recall.csv": "analysis.recall"}
 FORMATS = ("png", "pdf")
 ALL = "all"
 STYLE = {
@@ -346,7 +360,7 @@ def forest(data: pd.DataFrame, row_labels: list[str], metrics: tuple[str, ...], 
 
 def profile_figures(run: Run, max_groups: int = MAX_GROUPS) -> Iterator[Figure]:
     profiles = run.tables["profiles.csv"]
-    emotions = [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
+    emotions = list(EMOTIONS)  # checked present by load_run
     model = (run.manifest.get("model") or {}).get("name")
     for category in sorted(profiles["category"].unique()):
         block = profiles[profiles["category"] == category]
@@ -691,7 +705,7 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
                                            if language in kept else "n/a")}
                 if m.profiles is not None:
                     part = m.profiles[m.profiles["language"] == language]
-                    emotions = [c for c in part.columns if c not in PROFILE_META_COLUMNS]
+                    emotions = list(EMOTIONS)
                     words = pd.to_numeric(part.get("n_words"), errors="coerce")
                     covered = pd.to_numeric(part.get("n_covered"), errors="coerce")
                     row["groups"] = len(part)
@@ -757,7 +771,7 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
 
     if "profiles.csv" in run.tables:
         profiles = run.tables["profiles.csv"]
-        emotions = [c for c in profiles.columns if c not in PROFILE_META_COLUMNS]
+        emotions = list(EMOTIONS)
         coverage = (profiles.assign(defined=profiles[emotions].notna().all(axis=1))
                     .groupby("language").agg(groups=("group_id", "size"), with_profile=("defined", "sum")).reset_index())
         lines += ["### Emotion profiles", "", markdown_table(coverage), ""]
@@ -872,15 +886,28 @@ def _has_rows(path: Path) -> bool:
         return True  # read_csv below reports it as a user error
 
 
-def load_run(path: Path, label: str) -> Run:
+def check_table(table: pd.DataFrame, name: str, path: Path, columns=()) -> None:
+    """Refuse a table the figures (or the explorer) cannot read: the columns of :data:`REQUIRED_COLUMNS`
+    and ``columns`` missing, or, for profiles.csv, values outside [0, 1] (:func:`check_profiles`)."""
+    hint = f"pass the {name} that python -m {WRITERS[name]} wrote"
+    if name == "profiles.csv":
+        check_profiles(table, path, [*PROFILE_KEYS, *columns])
+    else:
+        require_columns(table, [*REQUIRED_COLUMNS[name], *columns], path, hint)
+
+
+def load_run(path: Path, label: str, names=TABLES) -> Run:
+    """The run folder ``path``: its tables among ``names`` that have rows, each checked (:func:`check_table`)."""
     if not path.is_dir():
         raise UserError(f"{path} is not a folder; pass run folders (written by probing.run, analysis.correlate "
                         f"or analysis.fairness)")
     run = Run(label, path)
-    for name in TABLES:
+    for name in names:
         if (path / name).is_file() and _has_rows(path / name):  # an empty table draws nothing
-            run.tables[name] = (read_csv(path / name, keep_default_na=False, na_values=[""])
-                                if name != "excluded.csv" else pd.read_csv(path / name, keep_default_na=False))
+            table = (read_csv(path / name, keep_default_na=False, na_values=[""])
+                     if name != "excluded.csv" else read_csv(path / name, keep_default_na=False))
+            check_table(table, name, path / name)
+            run.tables[name] = table
     drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv"}
     if not drawable & set(run.tables):
         raise UserError(f"{path} has none of {', '.join(sorted(drawable))}; pass a run folder that holds one")

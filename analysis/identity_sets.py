@@ -120,7 +120,8 @@ def load_frames(language: str, frames_dir: Path | str = FRAMES_DIR) -> LanguageF
         frames.append(Frame(prompt_files.Template(frame_id, applies_to, text, index + 1), int(item["label"])))
     if {f.label for f in frames if f.template.applies_to == "groups"} != set(LABELS):
         raise UserError(f"{path}: the 'groups' frames need both a neutral (label 0) and a toxic (label 1) frame")
-    return LanguageFrames(language, int(raw.get("version", 1)), {str(k): v for k, v in agreement.items()},
+    return LanguageFrames(language, prompt_files.file_version(raw, path, raw_bytes),
+                          {str(k): v for k, v in agreement.items()},
                           tuple(frames), path, hashlib.sha256(raw_bytes).hexdigest())
 
 
@@ -195,14 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     target = output_folder(args, "analysis.identity_sets", "identity_sets")
     with_frames = available_languages(args.frames_dir)
     with_prompts = prompt_files.available_languages(args.prompts_dir)
+    skipped = []  # noted once written: nothing is printed before a refusal
     if args.languages:
         languages = args.languages
     else:
         languages = [lang for lang in with_prompts if lang in with_frames]
         skipped = [lang for lang in with_prompts if lang not in with_frames]
-        if skipped:
-            print(f"note: no frames for {', '.join(skipped)} (add analysis/frames/<lang>.yaml); skipped",
-                  file=sys.stderr)
     if not languages:
         raise UserError(f"no language has both a prompt file in {args.prompts_dir} and frames in {args.frames_dir}")
     frames = {lang: load_frames(lang, args.frames_dir) for lang in languages}
@@ -227,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                     "categories_without_frames": no_frames},
     }
     save_run(target, {"identity_set.csv": table}, manifest, overwrite=args.overwrite)
+    if skipped:
+        print(f"note: no frames for {', '.join(skipped)} (add analysis/frames/<lang>.yaml); skipped", file=sys.stderr)
     print(f"wrote {len(table)} sentences ({table['group_id'].nunique()} groups, {len(languages)} language(s)) "
           f"to {target / 'identity_set.csv'}")
     return 0

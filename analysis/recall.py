@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     for language in stereotypes["language"].unique():
         lemmatizers[language] = prompt_files.load_language(language).lemmatizer
 
-    runs, inputs, results, names = [], [], [], set()
+    runs, inputs, results, names, warnings = [], [], [], set(), []
     for run_arg in args.runs:
         path = Path(run_arg)
         predictions = read_predictions(path)
@@ -337,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         names.add(name)
         runs.append((name, path, predictions, top_k))
         random_weights = bool((run_manifest(path).get("model") or {}).get("random_weights", False))
-        if random_weights:
-            print(f"warning: {name} has random weights: its recall measures nothing (for tests and demos only)",
-                  file=sys.stderr)
+        if random_weights:  # printed once every input is checked: nothing is printed before a refusal
+            warnings.append(f"warning: {name} has random weights: its recall measures nothing (for tests and demos "
+                            f"only)")
         inputs.append(input_record(path / "predictions.parquet" if path.is_dir() else path, len(predictions),
                                    run=name, top_k=top_k, random_weights=random_weights))
     if args.k is None:
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     if not used_any:
         raise UserError(f"no stereotype row of {source} matches a sentence of the run(s) "
                         f"(languages, groups or templates differ); probe the groups of the stereotype file")
-    for note in notes:
+    for note in warnings + notes:
         print(note, file=sys.stderr)
     recall = pd.DataFrame(results, columns=RECALL_COLUMNS)
     unmatched_table = pd.concat([u for u in unmatched if len(u)] or [pd.DataFrame(columns=UNMATCHED_COLUMNS)],

@@ -152,11 +152,13 @@ def _read_nrc_table(path: Path) -> pd.DataFrame:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text; pass the NRC EmoLex .txt or .xlsx file") from None
+    if not text.strip():
+        raise UserError(f"{path} is empty; pass your NRC EmoLex file (.txt or .xlsx) with --lexicon nrc:PATH")
+    _check_field_counts(text, path)
     first = text.split("\n", 1)[0].rstrip("\r").split("\t")
     if len(first) == 3 and first[1].lower() in EMOTIONS:
         # Word-level file: "<term>\t<emotion>\t<0|1>" per line, English, no header.
-        table = pd.read_csv(path, sep="\t", header=None, names=["word", "emotion", "flag"],
-                            dtype=str, keep_default_na=False, quoting=3)
+        table = _read_tsv(path, header=None, names=["word", "emotion", "flag"])
         # every rated word, zero rows included (they are covered words without associations)
         wide = table.pivot_table(index="word", columns="emotion", values="flag", aggfunc="max", fill_value="0")
         wide = wide.reset_index().rename(columns={"word": "English Word"})
@@ -164,7 +166,31 @@ def _read_nrc_table(path: Path) -> pd.DataFrame:
             if emotion not in wide.columns:
                 wide[emotion] = "0"
         return wide
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    return _read_tsv(path)
+
+
+def _check_field_counts(text: str, path: Path) -> None:
+    """Refuse a ragged table: every non-empty line must have as many tab-separated fields as the first
+    (pandas would raise on a longer line and silently pad a shorter one, reading missing flags as 0)."""
+    lines = text.split("\n")
+    width = lines[0].rstrip("\r").count("\t") + 1
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        fields = line.count("\t") + 1
+        if line and fields != width:
+            raise UserError(
+                f"{path} line {number} has {fields} tab-separated fields where line 1 has {width}; "
+                f"fix that line or pass an intact copy of the NRC EmoLex file"
+            )
+
+
+def _read_tsv(path: Path, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3, **kwargs)
+    except (ValueError, pd.errors.EmptyDataError) as error:  # ParserError and EmptyDataError are ValueErrors
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot read {path} as a tab-separated table ({reason}); pass the NRC EmoLex .txt "
+                        f"or .xlsx file") from None
 
 
 def _word_column(columns: list[str], language: str, language_name: str) -> str | None:

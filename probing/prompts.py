@@ -141,6 +141,16 @@ def _require(mapping: dict, key: str, path: Path, what: str):
     return mapping[key]
 
 
+def file_version(raw: dict, path: Path, raw_bytes: bytes) -> int:
+    """A prompt or frame file's ``version``: a whole number, 1 or more (1 when absent)."""
+    version = raw.get("version", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
+        return version
+    lines = raw_bytes.decode("utf-8").splitlines()
+    line = next((n for n, text in enumerate(lines, start=1) if text.startswith("version:")), 1)
+    raise UserError(f"{path}:{line}: version must be a whole number, 1 or more (e.g. version: 2); got {version!r}")
+
+
 def _check_keys(mapping: dict, allowed: set[str], path: Path, what: str) -> None:
     unknown = sorted(k for k in mapping if k != "__line__" and k not in allowed)
     if unknown:
@@ -279,7 +289,7 @@ def load_language(language: str, prompts_dir: Path | str = PROMPTS_DIR) -> Langu
         name=str(_require(raw, "name", path, "the file")),
         script=str(_require(raw, "script", path, "the file")),
         lemmatizer=str(raw.get("lemmatizer", language)),
-        version=int(raw.get("version", 1)),
+        version=file_version(raw, path, raw_bytes),
         mixed_agrees_as=mixed_agrees_as,
         agreement=agreement,
         templates=tuple(templates),

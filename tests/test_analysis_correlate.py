@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, runs, tmp_path, c
     argv = [str(base), str(ft), *FAST, "--output_dir", str(out)]
     table = pd.read_csv(ft / "profiles.csv")
     expected = {
-        "different_emotions": "different emotion columns",
+        "different_emotions": "lacks column(s) trust",
         "no_overlap": "no group is in both inputs",
         "all_undefined": "no group is in both inputs",
         "missing_file": "does not exist",

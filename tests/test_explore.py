@@ -325,12 +325,13 @@ def test_cli_bad_input_is_one_line_exit_2_before_any_server(case, message, tmp_p
 def test_cli_serves_the_app_on_the_runs(folders, cli, monkeypatch):
     calls = []
     monkeypatch.setattr(explore.os, "execv", lambda path, command: calls.append((path, command)))
-    code, stdout, _ = cli(explore.main, [str(folders["base"]), str(folders["corr"]), "--port", "8765"])
-    assert code == 0 and "http://localhost:8765" in stdout
+    port = free_port()  # the command refuses a busy port
+    code, stdout, _ = cli(explore.main, [str(folders["base"]), str(folders["corr"]), "--port", str(port)])
+    assert code == 0 and f"http://localhost:{port}" in stdout
     path, command = calls[0]
     assert path == command[0] == sys.executable
     assert command[1:5] == ["-m", "streamlit", "run", str(explore.APP)]
-    assert command[command.index("--server.port") + 1] == "8765"
+    assert command[command.index("--server.port") + 1] == str(port)
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--") + 1:] == [str(folders["base"].resolve()), str(folders["corr"].resolve())]
 
