@@ -118,12 +118,11 @@ class LanguageData:
 
 def load_language_data(args) -> dict[str, LanguageData]:
     loaded = prompt_files.load_languages(args.languages, args.prompts_dir)
-    data = {}
-    for lang, p in loaded.items():
+    data = {lang: LanguageData(p, load_lexicon(args.lexicon, lang, p.name, p.lemmatizer)) for lang, p in loaded.items()}
+    for lang in data:  # noted once every lexicon has loaded: nothing is printed before a refusal
         if not vocab_words.has_word_list(lang):
             print(f"note: wordfreq has no word list for {lang}; only words the lexicon lists (or their lemmas) "
                   f"are kept", file=sys.stderr)
-        data[lang] = LanguageData(p, load_lexicon(args.lexicon, lang, p.name, p.lemmatizer))
     return data
 
 
