@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from probing.errors import UserError
+from probing.errors import UserError, disk_full_error, is_disk_full
 
 SCHEMA_VERSION = 1
 TRACKED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy",
@@ -128,11 +128,33 @@ def make_staging_dir(target: Path) -> Path:
     return staging
 
 
+def check_replaceable(folder: Path) -> None:
+    """Fail early, before any work, if ``folder`` exists and its old contents could not be removed
+    once a new folder replaces it (a read-only or unreadable folder in it)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+
+    def refuse(path) -> None:
+        raise UserError(f"cannot replace {folder}: {path} is read-only, so its old contents could not be removed; "
+                        f"run `chmod -R u+w {folder}` or pass another --output_dir")
+
+    def unlistable(error: OSError) -> None:
+        refuse(error.filename or folder)
+
+    # Why os.access, not the mode bits: it also answers for ACLs and read-only mounts
+    for root, _, _ in os.walk(folder, onerror=unlistable):
+        if not os.access(root, os.W_OK | os.X_OK):
+            refuse(root)
+
+
 class AtomicFolder:
     """Write a result folder all at once: files go to a hidden sibling, then replace ``target``.
 
     Used as a context manager; on an exception nothing of the new run is left behind and an
-    earlier folder at ``target`` stays as it was.
+    earlier folder at ``target`` stays as it was. A full disk while writing is a one-line
+    :class:`UserError`; so is an earlier folder whose contents could not be removed (checked before
+    anything is written and again before it is replaced, so no copy of it is left behind).
     """
 
     def __init__(self, target: Path):
@@ -141,12 +163,24 @@ class AtomicFolder:
 
     def __enter__(self) -> Path:
         check_writable(self.target)
+        check_replaceable(self.target)
         self.staging = make_staging_dir(self.target)
         return self.staging
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                check_replaceable(self.target)
+            except UserError:
+                shutil.rmtree(self.staging, ignore_errors=True)
+                raise
         if exc_type is not None:
+            written = _folder_bytes(self.staging)
             shutil.rmtree(self.staging, ignore_errors=True)
+            if is_disk_full(exc):
+                raise disk_full_error(self.target.parent, f"while writing {self.target}", written=written,
+                                      then="run the same command again, or pass --output_dir on another disk"
+                                      ) from None
             return False
         backup = None
         if self.target.exists():
@@ -154,8 +188,26 @@ class AtomicFolder:
             self.target.rename(backup)
         self.staging.rename(self.target)
         if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+            if backup.is_dir() and not backup.is_symlink():
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                backup.unlink()
+            if backup.exists():  # only if the folder changed after the check; say what is left
+                print(f"warning: could not remove {backup}, the old copy of {self.target}; delete it by hand",
+                      file=sys.stderr)
         return False
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The bytes of the files in ``folder`` (how much was written before the disk filled)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def write_json(path: Path, payload: dict) -> None:
