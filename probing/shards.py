@@ -281,7 +281,7 @@ class ShardStore:
         try:
             size = path.stat().st_size
             if size != record.get("bytes"):
-                return None, f"{size} bytes, {record.get('bytes')} recorded"
+                return None, f"it has {size} bytes, {record.get('bytes')} were recorded when it was saved"
             data = path.read_bytes()
         except OSError as error:
             return None, f"unreadable: {error.strerror or error}"
