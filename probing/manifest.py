@@ -135,17 +135,17 @@ def check_replaceable(folder: Path) -> None:
     if not folder.is_dir() or folder.is_symlink():
         return
 
-    def refuse(path) -> None:
-        raise UserError(f"cannot replace {folder}: {path} is read-only, so its old contents could not be removed; "
+    def refuse(path, why: str) -> None:
+        raise UserError(f"cannot replace {folder}: {path} {why}, so its old contents could not be removed; "
                         f"run `chmod -R u+w {folder}` or pass another --output_dir")
 
     def unlistable(error: OSError) -> None:
-        refuse(error.filename or folder)
+        refuse(error.filename or folder, "cannot be read")
 
     # Why os.access, not the mode bits: it also answers for ACLs and read-only mounts
     for root, _, _ in os.walk(folder, onerror=unlistable):
         if not os.access(root, os.W_OK | os.X_OK):
-            refuse(root)
+            refuse(root, "is read-only")
 
 
 class AtomicFolder:
@@ -168,12 +168,6 @@ class AtomicFolder:
         return self.staging
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                check_replaceable(self.target)
-            except UserError:
-                shutil.rmtree(self.staging, ignore_errors=True)
-                raise
         if exc_type is not None:
             written = _folder_bytes(self.staging)
             shutil.rmtree(self.staging, ignore_errors=True)
@@ -182,6 +176,11 @@ class AtomicFolder:
                                       then="run the same command again, or pass --output_dir on another disk"
                                       ) from None
             return False
+        try:
+            check_replaceable(self.target)  # again: it may have changed since __enter__
+        except UserError:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
         backup = None
         if self.target.exists():
             backup = self.target.with_name(f"{_backup_prefix(self.target)}{os.getpid()}")

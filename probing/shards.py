@@ -120,7 +120,6 @@ class ShardStore:
         self.fingerprint: dict | None = None
         self.hash: str | None = None
         self.n_shards = 0
-        self.created = False  # whether this run made the staging folder
         self._shapes: dict[int, tuple[int, int]] = {}
         self._records: dict[int, dict] = {}
         self._lock = None
@@ -134,11 +133,7 @@ class ShardStore:
     def lock(self) -> None:
         """Create and lock the staging folder (a :class:`UserError` if another run holds it), and
         remove the half-written result folders of killed runs into the same place."""
-        try:
-            self.folder.mkdir()
-            self.created = True
-        except FileExistsError:
-            pass
+        self.folder.mkdir(exist_ok=True)
         self._acquire_lock()
         self._remove_stale_siblings()  # only under the lock: a live run may be writing its own
 
@@ -154,14 +149,16 @@ class ShardStore:
         files = sorted(self.folder.glob("shard-*"))
         n_shards = sum(1 for path in files if path.suffix == ".npz")
         if state is not None and state.get("fingerprint_sha256") != self.hash and files:
-            changed = _differences(state.get("fingerprint", {}), self.fingerprint)
-            print(f"note: discarding {n_shards} shard file(s) in {self.folder} from an earlier run with other "
-                  f"settings ({', '.join(changed[:6]) or 'another version'}); starting over", file=sys.stderr)
+            if n_shards:
+                changed = _differences(state.get("fingerprint", {}), self.fingerprint)
+                print(f"note: discarding {n_shards} shard file(s) in {self.folder} from an earlier run with other "
+                      f"settings ({', '.join(changed[:6]) or 'another version'}); starting over", file=sys.stderr)
             _unlink_all(files)
             files = []
         elif state is None and files:
-            print(f"note: {self.folder} has no readable {STATE_FILE}; discarding its {n_shards} shard file(s)",
-                  file=sys.stderr)
+            if n_shards:
+                print(f"note: {self.folder} has no readable {STATE_FILE}; discarding its {n_shards} shard file(s)",
+                      file=sys.stderr)
             _unlink_all(files)
             files = []
         self._write_state()
@@ -186,8 +183,9 @@ class ShardStore:
                     self._records[index] = record
                     done.add(index)
                     continue
-            print(f"note: discarding the interrupted or damaged shard file {path.name} ({problem}); it will be "
-                  f"scored again", file=sys.stderr)
+            again = "; it will be scored again" if index in self._shapes else ""
+            print(f"note: discarding the interrupted or damaged shard file {path.name} ({problem}){again}",
+                  file=sys.stderr)
             path.unlink()
         for index, path in records.items():
             if index not in done:  # a shard discarded, or never renamed into place
@@ -295,8 +293,9 @@ class ShardStore:
         except Exception as error:  # noqa: BLE001
             return None, f"not a readable .npz: {type(error).__name__}"
         expected = self._shapes.get(index)
+        recorded_arrays = record.get("arrays") if isinstance(record.get("arrays"), dict) else {}
         for name, array in arrays.items():
-            recorded = record.get("arrays", {}).get(name, {})
+            recorded = recorded_arrays.get(name) if isinstance(recorded_arrays.get(name), dict) else {}
             if array.shape != expected or list(array.shape) != recorded.get("shape"):
                 return None, f"{name} has shape {array.shape}, the plan needs {expected}"
             if str(array.dtype) != recorded.get("dtype"):
