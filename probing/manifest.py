@@ -135,12 +135,12 @@ def check_replaceable(folder: Path) -> None:
     if not folder.is_dir() or folder.is_symlink():
         return
 
-    def refuse(path, why: str) -> None:
+    def refuse(path, why: str, mode: str = "u+w") -> None:
         raise UserError(f"cannot replace {folder}: {path} {why}, so its old contents could not be removed; "
-                        f"run `chmod -R u+w {folder}` or pass another --output_dir")
+                        f"run `chmod -R {mode} {folder}` or pass another --output_dir")
 
     def unlistable(error: OSError) -> None:
-        refuse(error.filename or folder, "cannot be read")
+        refuse(error.filename or folder, "cannot be read", "u+rwX")
 
     # Why os.access, not the mode bits: it also answers for ACLs and read-only mounts
     for root, _, _ in os.walk(folder, onerror=unlistable):
