@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from probing.errors import UserError
+from probing.errors import UserError, disk_full_error, is_disk_full
 
 SCHEMA_VERSION = 1
 TRACKED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pandas", "scipy",
@@ -213,12 +213,7 @@ def _check_replaceable(target: Path, command: str, entries: list[str], *, overwr
     if not overwrite:
         raise UserError(f"{target} holds an earlier result of {command} (created {manifest.get('created', '?')}); "
                         f"{OVERWRITE_HINT}, or pass {flag} with a new folder")
-    locked = [p for p in [target, *target.rglob("*")] if p.is_dir() and not p.is_symlink()
-              and not os.access(p, os.W_OK | os.X_OK)]
-    if locked or not os.access(target.parent, os.W_OK | os.X_OK):
-        where = locked[0] if locked else target.parent
-        raise UserError(f"cannot replace {target}: {where} is read-only; make it writable "
-                        f"(chmod -R u+w {target}) or pass {flag} with a new folder")
+    check_replaceable(target)
 
 
 def sidecar_manifest(path: Path) -> Path:
@@ -305,13 +300,35 @@ def make_staging_dir(target: Path) -> Path:
     return staging
 
 
+def check_replaceable(folder: Path) -> None:
+    """Fail early, before any work, if ``folder`` exists and its old contents could not be removed
+    once a new folder replaces it (a read-only or unreadable folder in it)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+
+    def refuse(path, why: str, mode: str = "u+w") -> None:
+        raise UserError(f"cannot replace {folder}: {path} {why}, so its old contents could not be removed; "
+                        f"run `chmod -R {mode} {folder}` or pass another --output_dir")
+
+    def unlistable(error: OSError) -> None:
+        refuse(error.filename or folder, "cannot be read", "u+rwX")
+
+    # Why os.access, not the mode bits: it also answers for ACLs and read-only mounts
+    for root, _, _ in os.walk(folder, onerror=unlistable):
+        if not os.access(root, os.W_OK | os.X_OK):
+            refuse(root, "is read-only")
+
+
 class AtomicFolder:
     """Write a result folder all at once: files go to a hidden sibling, then replace ``target``.
 
     Used as a context manager; on an exception nothing of the new run is left behind (nor the
     parent folders it made) and an earlier folder at ``target`` stays as it was. ``command`` and
     ``overwrite`` repeat :func:`claim_output`'s check just before ``target`` is replaced, so that a
-    file put there while the run worked is never lost.
+    file put there while the run worked is never lost. A full disk while writing is a one-line
+    :class:`UserError`; so is an earlier folder whose contents could not be removed (checked before
+    anything is written and again before it is replaced, so no copy of it is left behind).
     """
 
     def __init__(self, target: Path, *, command: str | None = None, overwrite: bool = False):
@@ -323,6 +340,7 @@ class AtomicFolder:
 
     def __enter__(self) -> Path:
         check_writable(self.target)
+        check_replaceable(self.target)
         self.created = make_parents(self.target)
         try:
             self.staging = make_staging_dir(self.target)
@@ -340,8 +358,19 @@ class AtomicFolder:
                 self._discard()
                 raise
         if exc_type is not None:
+            written = _folder_bytes(self.staging)
             self._discard()
+            if is_disk_full(exc):
+                raise disk_full_error(self.target.parent, f"while writing {self.target}", written=written,
+                                      then="run the same command again, or pass --output_dir on another disk"
+                                      ) from None
             return False
+        if self.command is None:
+            try:
+                check_replaceable(self.target)  # again: it may have changed since __enter__
+            except UserError:
+                self._discard()
+                raise
         backup = None
         # An empty folder (one the user made for the result) is replaced by the rename itself (POSIX).
         if self.target.exists() and not (self.target.is_dir() and not any(self.target.iterdir())):
@@ -349,12 +378,30 @@ class AtomicFolder:
             self.target.rename(backup)
         self.staging.rename(self.target)
         if backup is not None:
-            shutil.rmtree(backup)
+            if backup.is_dir() and not backup.is_symlink():
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                backup.unlink()
+            if backup.exists():  # only if the folder changed after the check; say what is left
+                print(f"warning: could not remove {backup}, the old copy of {self.target}; delete it by hand",
+                      file=sys.stderr)
         return False
 
     def _discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
         remove_created(self.created)
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The bytes of the files in ``folder`` (how much was written before the disk filled)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def write_json(path: Path, payload: dict) -> None:

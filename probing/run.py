@@ -12,33 +12,48 @@ their manifest (:mod:`probing.manifest`).
 
 from __future__ import annotations
 
-import argparse
-import ctypes
-import gc
-import hashlib
-import logging
 import os
+import signal
 import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import pandas as pd
+INTERRUPTED_EXIT_CODE = 130  # as a shell reports a process stopped by Ctrl-C
 
-from probing import engine, models, prompts as prompt_files, words as vocab_words
-from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.lexicon import Lexicon, load_lexicon, parse_lexicon_spec
-from probing.manifest import (SCHEMA_VERSION, AtomicFolder, add_overwrite_option, check_plain_name, claim_output,
-                              environment, now_utc, sha256_file, write_json)
-from probing.predictions import (PREDICTION_COLUMNS, PREDICTIONS_FILE, PROFILE_COLUMNS, TokenClassifier,  # noqa: F401
+if __name__ == "__main__":
+    def _interrupted_while_starting(signum, frame):
+        sys.stderr.write("interrupted while starting; nothing was written\n")
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT_CODE)
+
+    # Why: importing torch and pandas below takes seconds, and Ctrl-C inside an import would print a
+    # long traceback; nothing is written yet, so ending at once is all there is to do. The default
+    # handler is back before main runs.
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import argparse  # noqa: E402
+import ctypes  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from probing import engine, models, prompts as prompt_files, words as vocab_words  # noqa: E402
+from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
+from probing.lexicon import Lexicon, load_lexicon, parse_lexicon_spec  # noqa: E402
+from probing.manifest import (SCHEMA_VERSION, AtomicFolder, add_overwrite_option, check_plain_name,  # noqa: E402
+                              claim_output, environment, make_parents, now_utc, remove_created, sha256_file,
+                              write_json)
+from probing.predictions import (PREDICTION_COLUMNS, PREDICTIONS_FILE, PROFILE_COLUMNS, TokenClassifier,  # noqa: E402,F401
                                  build_shard, write_predictions)
-from probing.profiles import WEIGHTINGS
-from probing.shards import ShardStore, model_stamp, plan_shards
+from probing.profiles import WEIGHTINGS  # noqa: E402
+from probing.shards import ShardStore, model_stamp, plan_shards  # noqa: E402
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "results" / "profiles"
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
 DEFAULT_SHARD_SENTENCES = 2000
-INTERRUPTED_EXIT_CODE = 130  # as a shell reports a process stopped by Ctrl-C
 
 EXAMPLES = """examples:
   python -m probing.run --model tiny-xlmr                      # offline demo model
@@ -273,16 +288,84 @@ def write_results(output_dir: Path, argv, args, model_name: str, model_info: dic
     return rows, profiles, manifest
 
 
+@dataclass
+class RunState:
+    """How far a run got: what Ctrl-C or a failure must say, and what it must clean up."""
+
+    stage: str = "loading"  # then "scoring", "writing" (every shard saved), "done" (result in place)
+    store: ShardStore | None = None
+    created: list[Path] = field(default_factory=list)  # folders made for the output (make_parents)
+    output_dir: Path | None = None
+
+    def abandon(self) -> None:
+        """If no shard is saved, delete the staging folder and the folders made for the output (so
+        a run that fails or is stopped early leaves nothing behind); otherwise keep the shards."""
+        if self.store is not None and not self.store.abandon():
+            return
+        remove_created(self.created)
+
+    def interrupted(self) -> int:
+        """Clean up after Ctrl-C, say in one line what is kept, and return the exit code."""
+        store = self.store
+        saved = store.n_done() if store is not None else 0
+        if self.stage == "writing":  # every shard is saved: a rerun only builds the tables
+            store.release()
+            message = (f"interrupted while writing the tables; all {store.n_shards} shards are saved in "
+                       f"{store.folder}; run the same command again to finish")
+        elif self.stage == "done":
+            store.release()
+            message = f"interrupted while cleaning up; the results in {self.output_dir} are complete"
+        else:
+            self.abandon()
+            if not saved:
+                message = ("interrupted before any shard was complete; nothing was saved" if self.stage == "scoring"
+                           else "interrupted while loading, before scoring; nothing was written")
+            elif self.stage == "scoring":
+                message = (f"interrupted: {saved} of {store.n_shards} shards saved in {store.folder}; run the same "
+                           f"command again to resume")
+            else:
+                message = (f"interrupted while loading; the {saved} shard(s) saved earlier in {store.folder} are "
+                           f"kept; run the same command again to resume")
+        print(message, file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+
+
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
+    """Run the probe (see the module docstring) and return the exit code.
+
+    Ctrl-C at any moment is one line on stderr and exit code 130. A failure or Ctrl-C before any
+    shard is saved leaves nothing behind (the staging folder and the folders made for the output
+    are removed); after that the saved shards are kept and the same command resumes from them.
+    """
+    state = RunState()
+    try:
+        return probe(argv, state)
+    except KeyboardInterrupt:
+        return state.interrupted()
+    except BaseException:
+        state.abandon()
+        raise
+    finally:
+        if state.store is not None:
+            state.store.release()
+
+
+def probe(argv: list[str] | None, state: RunState) -> int:
+    """The steps of :func:`main`, recording in ``state`` how far they got."""
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
     validate_args(args)
     data = load_language_data(args)
     model_name, source = models.resolve_model(args.finetuned_model, args.model)
     run_name = check_plain_name(args.run_name, "--run_name") if args.run_name is not None else model_name
-    output_dir = Path(args.output_dir) if args.output_dir else PROFILES_DIR / run_name
+    output_dir = state.output_dir = Path(args.output_dir) if args.output_dir else PROFILES_DIR / run_name
     claim_output(output_dir, "probing.run", overwrite=args.overwrite)
+    state.created = make_parents(output_dir)
+    # Why before the model loads: a second run into the same place is refused at once, not after
+    # minutes of loading (or, worse, after replacing the first run's result)
+    store = state.store = ShardStore(output_dir)
+    store.lock()
     device = engine.resolve_device(args.device)
 
     import torch
@@ -306,27 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("no groups to probe for these languages and categories")
     loaded_at = time.perf_counter()
     plan = plan_shards(prompts, args.shard_sentences)
-    store = ShardStore(output_dir, run_fingerprint(args, loaded, scorer, prompts, plan), len(plan))
-    done = store.open()
+    done = store.open(run_fingerprint(args, loaded, scorer, prompts, plan), plan, columns=args.top_k)
     resumed = len(done)
-    try:
-        score_shards(scorer, prompts, plan, store, done, args)
-    except KeyboardInterrupt:
-        store.release()
-        saved = store.n_done()
-        if not saved:
-            store.remove()
-            print("interrupted before any shard was complete; nothing was saved", file=sys.stderr)
-        else:
-            print(f"interrupted: {saved} of {len(plan)} shards saved in {store.folder}; run the same command "
-                  f"again to resume", file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
-    except BaseException:
-        store.release()
-        if not store.n_done():
-            store.remove()
-        raise
+    state.stage = "scoring"
+    score_shards(scorer, prompts, plan, store, done, args)
 
+    state.stage = "writing"
     scored_at = time.perf_counter()
     model_info = {
         "name": model_name, "source": source, "revision": loaded.revision,
@@ -341,15 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     del scorer, loaded  # the weights are not needed to build the tables: free them first
     gc.collect()
-    try:
-        rows, profiles, manifest = write_results(
-            output_dir, argv, args, model_name, model_info, prompts, plan, store, vocab, data,
-            timings={"load_s": loaded_at - started, "score_s": scored_at - loaded_at}, resumed=resumed)
-    except KeyboardInterrupt:  # every shard is saved: a rerun only builds the tables
-        store.release()
-        print(f"interrupted while writing the tables; all {len(plan)} shards are saved in {store.folder}; run the "
-              f"same command again to finish", file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
+    rows, profiles, manifest = write_results(
+        output_dir, argv, args, model_name, model_info, prompts, plan, store, vocab, data,
+        timings={"load_s": loaded_at - started, "score_s": scored_at - loaded_at}, resumed=resumed)
+    state.stage = "done"
     store.remove()
     covered = int((profiles["n_covered"] > 0).sum())
     shares = ", ".join(f"{lang} {100 * share:.1f}%" for lang, share in manifest["kept_share"].items())
@@ -372,4 +435,5 @@ def exit_at_once(code: int) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C from here on: main's one line
     exit_at_once(main())
