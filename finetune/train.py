@@ -28,8 +28,9 @@ import yaml
 from finetune.config import TrainConfig, config_keys_help, load_config, parse_overrides
 from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, TaskSampler, check_task_counts,
                            load_splits, read_examples, sampling_probabilities, tokenize)
+from finetune.launch import exits_once_on_user_error
 from probing import models
-from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
+from probing.errors import OneLineArgumentParser, UserError
 from probing.manifest import SCHEMA_VERSION, AtomicFolder, check_writable, environment, now_utc, write_json
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -470,7 +471,7 @@ def _report(target: Path, metrics: dict) -> None:
     print("; ".join(parts))
 
 
-@exits_on_user_error
+@exits_once_on_user_error  # every process of a launch reaches the same error; rank 0 reports it
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = build_parser().parse_known_args(argv)
