@@ -558,8 +558,7 @@ def read_config_file(path: str | Path) -> dict:
     """
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"config {path} is a folder; give a config file in it, e.g. "
-                        f"--config finetune/configs/english.yaml")
+        raise UserError(f"config {path} is a folder; give a config file, e.g. --config finetune/configs/english.yaml")
     if not path.is_file():
         shipped = sorted(p.name for p in (Path(__file__).parent / "configs").glob("*.yaml"))
         raise UserError(f"config file {path} not found; shipped configs: {', '.join(shipped)} in finetune/configs/")

@@ -3,8 +3,10 @@
 Every process of a launch reads the same config and data, so a bad input stops all of them with
 the same :class:`~probing.errors.UserError`. :func:`exits_once_on_user_error` writes that line
 once: local rank 0 writes ``error: <message>`` in one ``os.write`` and exits 2; any other local
-rank writes nothing and waits for the launcher, which stops the remaining processes as soon as one
-fails. Were the other ranks to exit first, the launcher could stop rank 0 before its line is out.
+rank of a launch (``WORLD_SIZE > 1``) writes nothing and waits for the launcher, which stops the
+remaining processes as soon as one fails (torch's elastic agent, which both launchers use). Were
+the other ranks to exit first, the launcher could stop rank 0 before its line is out. A rank still
+alive after ``REPORT_FALLBACK_S`` writes the line itself: rank 0 never met that error.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ def local_rank(env=None) -> int:
         return int(env.get("LOCAL_RANK") or 0)
     except ValueError:
         return 0
+
+
+def launched_processes(env=None) -> int:
+    """How many processes the launcher started (``WORLD_SIZE``); 1 without a launcher."""
+    env = os.environ if env is None else env
+    try:
+        return int(env.get("WORLD_SIZE") or 1)
+    except ValueError:
+        return 1
 
 
 def write_line(text: str) -> None:
@@ -75,7 +86,7 @@ def exits_once_on_user_error(main):
         try:
             return main(*args, **kwargs)
         except UserError as error:
-            if local_rank() != 0:
+            if local_rank() != 0 and launched_processes() > 1:
                 wait_to_be_stopped()
             write_line(f"error: {error}")
             raise SystemExit(USER_ERROR_EXIT_CODE) from None

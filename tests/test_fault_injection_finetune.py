@@ -84,6 +84,15 @@ def test_other_local_ranks_write_nothing_and_wait_for_the_launcher(monkeypatch, 
     assert capfd.readouterr().err == "error: this launch is refused; run it the other way\n"
 
 
+def test_a_single_process_reports_at_once_whatever_its_local_rank(monkeypatch, capfd):
+    monkeypatch.setattr(launch, "wait_to_be_stopped", lambda timeout_s=0: pytest.fail("no launcher to wait for"))
+    monkeypatch.setenv("LOCAL_RANK", "3")  # e.g. left in the environment by a job script
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(SystemExit):
+        refusing_main()
+    assert capfd.readouterr().err == "error: this launch is refused; run it the other way\n"
+
+
 # ---- 2. a two-class multiclass task (the README's flat example) -----------------------------
 
 def test_two_class_multiclass_roc_auc_is_the_binary_auc_of_class_1():
@@ -195,7 +204,7 @@ NOT_UTF8 = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # a PNG header, then every 
     ("comments only", "is empty"),
     ("a YAML list", "expected a mapping of config keys at the top level (key: value lines), got a list"),
     ("a YAML scalar", "got a single value"),
-    ("a folder", "is a folder; give a config file in it"),
+    ("a folder", "is a folder; give a config file, e.g. --config finetune/configs/english.yaml"),
     ("a missing file", "not found; shipped configs:"),
     ("a NUL byte", "not valid YAML"),
 ])
