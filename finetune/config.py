@@ -1,8 +1,10 @@
-"""The training config: a YAML file plus ``--key value`` overrides, read into dataclasses.
+"""The training config: a YAML file (or TOML, named ``*.toml``) plus ``--key value`` overrides, read
+into dataclasses.
 
 Every key has a default except ``output_name`` and ``datasets``; unknown keys are refused with the
-closest valid one suggested. The shipped configs are in ``finetune/configs/``; ``python -m
-finetune.train --help`` lists every key.
+valid one suggested: the key a known other name stands for (``key_aliases.csv``: transformers'
+``num_train_epochs`` is ``epochs``), else the closest in spelling. The shipped configs are in
+``finetune/configs/``; ``python -m finetune.train --help`` lists every key.
 
 A multi-task config names its data sets, then its tasks::
 
@@ -28,8 +30,10 @@ when ``"-1"`` is one of the task's label names.
 from __future__ import annotations
 
 import codecs
+import csv
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -408,6 +412,46 @@ def _coerce(value, tp, key: str):
     raise ConfigError(key, f"{key}: expected {_type_name(tp)}, got {value!r}")
 
 
+ALIASES_FILE = Path(__file__).with_name("key_aliases.csv")
+
+
+def _sections() -> tuple[tuple[type, str], ...]:
+    """Each config dataclass and how ``--help`` names its place in the config."""
+    return ((TrainConfig, "top level"), (DatasetConfig, "datasets.<name>"),
+            (DataSource, "datasets.<name>.train / .validation"), (TaskConfig, "tasks[i]"), (FlatLayout, "flat"))
+
+
+@functools.lru_cache(maxsize=1)
+def key_aliases() -> dict[str, tuple[str, str]]:
+    """``{other name: (our key, note)}`` from ``key_aliases.csv``: the names transformers'
+    ``TrainingArguments`` and similar tools give our keys, which spelling does not find
+    (``num_train_epochs`` is closer in letters to ``max_train_examples`` than to ``epochs``)."""
+    with open(ALIASES_FILE, encoding="utf-8", newline="") as handle:
+        return {row["alias"]: (row["key"], row["note"] or "") for row in csv.DictReader(handle)}
+
+
+def suggestion(name: str, cls) -> str:
+    """``"; did you mean 'epochs'?"`` for an unknown key of section ``cls``, or ``""``.
+
+    A known alias first (its key, here or in the sections that have it), else the closest key of
+    the section by spelling (difflib ratio ``2 M / T >= 0.6``: M matching characters, T the
+    lengths' sum).
+    """
+    fields = [f.name for f in dataclasses.fields(cls)]
+    alias = key_aliases().get(name.lower().replace("-", "_"))
+    if alias is not None:
+        target, note = alias
+        note = f" ({note})" if note else ""
+        if target in fields:
+            return f"; did you mean {target!r}{note}?"
+        places = [("at the " if title == "top level" else "in ") + title for section, title in _sections()
+                  if target in {f.name for f in dataclasses.fields(section)}]
+        if places:
+            return f"; did you mean {target!r} {' or '.join(places)}{note}?"
+    close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _build(cls, raw, key: str):
     """Instantiate dataclass ``cls`` from a mapping, refusing unknown and missing keys."""
     where = f"{key}: " if key else ""
@@ -418,10 +462,8 @@ def _build(cls, raw, key: str):
     for name in raw:
         if name not in fields:
             dotted = f"{key}.{name}" if key else str(name)
-            close = difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(dotted, f"unknown config key {dotted!r}{hint} (valid keys{' in ' + key if key else ''}: "
-                                      f"{', '.join(fields)})")
+            raise ConfigError(dotted, f"unknown config key {dotted!r}{suggestion(str(name), cls)} (valid keys"
+                                      f"{' in ' + key if key else ''}: {', '.join(fields)})")
     values = {}
     for name, spec in fields.items():
         dotted = f"{key}.{name}" if key else name
@@ -478,21 +520,72 @@ def parse_overrides(tokens: list[str]) -> dict[str, object]:
     return overrides
 
 
-def load_config(path: str | Path, overrides: dict[str, object] | None = None) -> TrainConfig:
-    """Read a YAML config, apply ``--key value`` overrides, and validate everything."""
+TOML_SUFFIXES = (".toml",)
+
+
+def _parse_toml(path: Path, text: str) -> dict:
+    try:
+        import tomllib  # Python >= 3.11
+    except ModuleNotFoundError:
+        try:
+            import tomli as tomllib  # the same parser, for Python 3.10
+        except ModuleNotFoundError:
+            raise UserError(f"{path}: reading a TOML config needs Python >= 3.11 (or `pip install tomli`); "
+                            f"or write it as YAML") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML: {error}") from None
+
+
+def _parse_yaml(path: Path, text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        hint = "; a TOML config needs the .toml suffix" if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.M) else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]  # str(error) spans lines
+        raise UserError(f"{path}: not valid YAML{where}: {problem}{hint}") from None
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The config file as plain data: TOML (``.toml``, read by ``tomllib``) or YAML (any other name).
+
+    Both give the same mapping for the same content (TOML ``[datasets.demo.train]`` tables and
+    ``[[tasks]]`` arrays are YAML's nested mappings and lists); TOML has no null, so a key left at
+    its default is simply left out. Anything that is not such a file is a :class:`UserError`.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config {path} is a folder; give a config file, e.g. --config finetune/configs/english.yaml")
     if not path.is_file():
         shipped = sorted(p.name for p in (Path(__file__).parent / "configs").glob("*.yaml"))
         raise UserError(f"config file {path} not found; shipped configs: {', '.join(shipped)} in finetune/configs/")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file (not UTF-8); --config takes a YAML (or .toml) config such as "
+                        f"finetune/configs/english.yaml") from None
+    except OSError as error:
+        raise UserError(f"cannot read config {path}: {error.strerror or error}") from None
+    raw = _parse_toml(path, text) if path.suffix.lower() in TOML_SUFFIXES else _parse_yaml(path, text)
+    if raw is None:  # an empty YAML file (or one of comments only)
+        return {}
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+        raise UserError(f"{path}: expected a mapping of config keys at the top level (key: value lines), got "
+                        f"{'a list' if isinstance(raw, list) else 'a single value'}")
+    return raw
+
+
+def load_config(path: str | Path, overrides: dict[str, object] | None = None) -> TrainConfig:
+    """Read a YAML or TOML config (:func:`read_config_file`), apply ``--key value`` overrides, and validate."""
+    path = Path(path)
+    raw = read_config_file(path)
     overrides = overrides or {}
+    if not raw and not overrides:
+        raise UserError(f"{path} is empty; a config needs at least output_name and datasets (see "
+                        f"finetune/configs/english.yaml)")
     try:
         for key, value in overrides.items():
             _set_override(raw, key, value)

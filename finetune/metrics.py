@@ -107,7 +107,9 @@ def roc_auc(y_true, scores, *, sample_weight=None) -> float:
 
     * binary: ``y_true`` 0/1 of shape (n,), ``scores`` P(positive) of shape (n,);
     * multiclass: class indices (n,) and probabilities (n, K): one-vs-rest, macro (the unweighted
-      mean over the K classes of class k against the rest; ``multi_class='ovr'``);
+      mean over the K classes of class k against the rest; ``multi_class='ovr'``); with K = 2 the
+      binary AUC of class 1 against class 0 on ``scores[:, 1]`` (P(class 1)), which equals that mean:
+      class 0's AUC on ``scores[:, 0] = 1 - scores[:, 1]`` is the same number;
     * multilabel: multi-hot (n, K) and per-label probabilities (n, K): macro over the K labels.
 
     ``nan`` (with an :class:`UndefinedMetricWarning`, like scikit-learn) when any class or label is
@@ -117,6 +119,8 @@ def roc_auc(y_true, scores, *, sample_weight=None) -> float:
     0.75
     >>> roc_auc([0, 1, 2], [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7]])
     1.0
+    >>> roc_auc([0, 0, 1, 1], [[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]])  # two classes
+    0.75
     """
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
     multiclass = y_true.ndim == 1 and scores.ndim == 2
@@ -125,6 +129,8 @@ def roc_auc(y_true, scores, *, sample_weight=None) -> float:
         return _undefined("ROC-AUC is undefined: a class is on none or all of the rows")
     if multiclass:  # sklearn wants rows summing to 1 within 1e-8; float32 softmax drifts
         scores = scores / scores.sum(axis=1, keepdims=True)
+        if n_classes == 2:  # sklearn reads two classes as binary and wants P(class 1) alone
+            return float(skm.roc_auc_score(y_true, scores[:, 1], labels=[0, 1], sample_weight=sample_weight))
         return float(skm.roc_auc_score(y_true, scores, multi_class="ovr", average="macro",
                                        labels=np.arange(n_classes), sample_weight=sample_weight))
     return float(skm.roc_auc_score(y_true, scores, average="macro", sample_weight=sample_weight))

@@ -28,8 +28,9 @@ import yaml
 from finetune.config import TrainConfig, config_keys_help, load_config, parse_overrides
 from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, TaskSampler, check_task_counts,
                            load_splits, read_examples, sampling_probabilities, tokenize)
+from finetune.launch import exits_once_on_user_error
 from probing import models
-from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
+from probing.errors import OneLineArgumentParser, UserError
 from probing.manifest import SCHEMA_VERSION, AtomicFolder, claim_output, environment, now_utc, write_json
 
 COMMAND = "finetune.train"  # the module named in its manifests' command: the writer whose folders it may replace
@@ -70,7 +71,7 @@ EXAMPLES = """examples:
 
   Rerunning an interrupted command resumes from its last checkpoint in
   results/models/.<output_name>.checkpoints/ (delete that folder to start afresh); --overwrite
-  replaces an existing results/models/<output_name>/ when the run ends.
+  replaces an earlier results/models/<output_name>/ of finetune.train when the run ends.
 """
 
 
@@ -83,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("--config", required=True, help="a YAML config, e.g. finetune/configs/english.yaml")
+    parser.add_argument("--config", required=True, help="a YAML (or .toml) config, e.g. finetune/configs/english.yaml")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing results/models/<output_name>/ (and discard checkpoints of a "
-                             "different config)")
+                        help="replace an earlier results/models/<output_name>/ of finetune.train (never a folder "
+                             "holding anything else), and discard checkpoints of a different config")
     return parser
 
 
@@ -470,7 +471,7 @@ def _report(target: Path, metrics: dict) -> None:
     print("; ".join(parts))
 
 
-@exits_on_user_error
+@exits_once_on_user_error  # every process of a launch reaches the same error; rank 0 reports it
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = build_parser().parse_known_args(argv)

@@ -287,22 +287,43 @@ def test_two_cpu_processes_train_like_one_on_the_same_global_batch(models_dir, d
     assert len(train_a) == 4 and train_a == pytest.approx(train_b, rel=1e-4)
 
 
-@pytest.mark.parametrize("how", ["torchrun without ACCELERATE_USE_CPU", "accelerate --cpu --num_processes 2",
-                                 "accelerate --multi_gpu without GPUs"])
+LAUNCHES = {  # the command, and the launcher environment check_launch sees in each process
+    "torchrun without ACCELERATE_USE_CPU": (TORCHRUN, {"WORLD_SIZE": "2"}),
+    "accelerate --cpu --num_processes 2": ([*ACCELERATE, "--cpu", "--num_processes", "2"],
+                                           {"MASTER_ADDR": "127.0.0.1", "ACCELERATE_DYNAMO_BACKEND": "no"}),
+    "accelerate --multi_gpu without GPUs": ([*ACCELERATE, "--multi_gpu", "--num_processes", "2"],
+                                            {"WORLD_SIZE": "2"}),
+}
+
+
+def refusal(launcher_env: dict) -> str:
+    with pytest.raises(train.UserError) as caught:
+        train.check_launch(1, launcher_env)
+    return f"error: {caught.value}"
+
+
+@pytest.mark.parametrize("how", list(LAUNCHES))
 def test_launches_that_would_train_separate_copies_are_refused(models_dir, tiny_dir, how):
+    """Only what does not depend on how the processes are scheduled: the launcher's stderr holds the
+    refusal once, as a whole line (local rank 0 writes it in one write; other ranks write nothing),
+    the launch fails, and nothing is written. Text of other processes may come before it on its line,
+    so the line is looked for with its newline in the whole output, not at the start of a line."""
     if not how.startswith("accelerate --cpu") and torch.cuda.is_available():
         pytest.skip("on a host with GPUs these launches use them")
-    prefix = {"torchrun without ACCELERATE_USE_CPU": TORCHRUN,
-              "accelerate --cpu --num_processes 2": [*ACCELERATE, "--cpu", "--num_processes", "2"],
-              "accelerate --multi_gpu without GPUs": [*ACCELERATE, "--multi_gpu", "--num_processes", "2",
-                                                      "--main_process_port", str(free_port())]}[how]
+    prefix, launcher_env = LAUNCHES[how]
+    if how.startswith("accelerate --multi_gpu"):
+        prefix = [*prefix, "--main_process_port", str(free_port())]
     before = {p.name for p in models_dir.iterdir()}
     result = launch([*prefix, "-m", "finetune.train", "--config", str(CONFIGS / "english.yaml"),
                      "--base_model", "tiny-xlmr", "--output_name", "tiny-mislaunched", "--max_steps", "2"], models_dir)
     assert result.returncode != 0
-    ours = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert ours and len(set(ours)) == 1, result.stderr[-3000:]  # one line (from each process that got there)
-    assert "ACCELERATE_USE_CPU=true torchrun --nproc_per_node" in ours[0]
+    line = refusal(launcher_env)
+    assert "ACCELERATE_USE_CPU=true torchrun --nproc_per_node" in line
+    # accelerate's one-process launcher repeats its child's last stderr line in its own failure report
+    ours = result.stderr.replace(f"RuntimeError: {line}\n", "")
+    assert ours.count(line + "\n") == 1, result.stderr[-3000:]
+    assert ours.count("error: ") == 1, result.stderr[-3000:]  # no other refusal, no second copy
+    assert "UserError" not in result.stderr  # no traceback of ours (the launcher adds its own report)
     assert {p.name for p in models_dir.iterdir()} == before
 
 
