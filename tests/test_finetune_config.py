@@ -274,11 +274,24 @@ def test_help_lists_keys_and_ends_with_examples(cli):
 
 
 def test_existing_model_needs_overwrite(tmp_path, models_dir, cli):
-    (models_dir / "already-there").mkdir(exist_ok=True)
-    (models_dir / "already-there" / "config.json").write_text("{}", encoding="utf-8")
+    folder = models_dir / "already-there"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps({"command": ["python", "-m", "finetune.train"], "files": {
+        "all": ["config.json"]}, "created": "2026-12-01T00:00:00+00:00"}), encoding="utf-8")
     path = write_config(tmp_path, output_name="already-there")
     code, _, err = cli(train.main, ["--config", str(path)])
-    assert code == 2 and "already exists; pass --overwrite" in err
+    assert code == 2 and "holds an earlier result of finetune.train" in err and "pass --overwrite" in err
+
+
+def test_a_model_folder_finetune_did_not_write_is_never_replaced(tmp_path, models_dir, cli):
+    folder = models_dir / "downloaded"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")  # e.g. a model saved by hand: no manifest
+    path = write_config(tmp_path, output_name="downloaded")
+    code, _, err = cli(train.main, ["--config", str(path), "--overwrite"])
+    assert code == 2 and "is not a result folder" in err and "--output_name" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
 
 
 def test_gensim_missing_names_the_install(monkeypatch):
