@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -86,23 +85,32 @@ def plan_shards_of(reference: Path):
     return range(manifest["shards"]["planned"])
 
 
+# A process that kills itself (SIGKILL: no handler, no clean-up) as soon as its first shard is saved:
+# a real crash at a fixed point, so the test does not race the run (CI may be busy).
+CRASH_AFTER_FIRST_SHARD = """
+import os, signal, sys
+from probing import run, shards
+save = shards.ShardStore.save
+def save_then_crash(self, *args, **kwargs):
+    save(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+shards.ShardStore.save = save_then_crash
+sys.exit(run.main(sys.argv[1:]))
+"""
+
+
 def test_killed_process_resumes(reference, tmp_path):
-    """A real crash: the process is killed (SIGKILL) as soon as its first shard is on disk."""
+    """A real crash: the process is killed (SIGKILL) right after its first shard is on disk."""
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "probing.run", *ARGS, "--output_dir", str(out)]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    first = staging_folder(out) / "shard-0000.npz"
-    deadline = time.monotonic() + 120
-    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    crashed = subprocess.run([sys.executable, "-c", CRASH_AFTER_FIRST_SHARD, *ARGS, "--output_dir", str(out)],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     done = len(list(staging_folder(out).glob("shard-*.npz")))
-    assert 1 <= done < len(plan_shards_of(reference))
+    assert done == 1 < len(plan_shards_of(reference))
 
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "probing.run", *ARGS, "--output_dir", str(out)]
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
     assert f"resuming: {done} of" in finished.stderr
     # the process ends without finalising the interpreter (probing.run.exit_at_once): its piped
