@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_base(name: str) -> tuple[str, str]:
     """(display name, folder or hub id) of the base model: a registered name, a folder or a hub id."""
-    if name in ("base", models.TINY_MODEL_NAME) or (models.models_dir() / name / "config.json").is_file():
+    registered = models.NAME_PATTERN.match(name) and (models.models_dir() / name / "config.json").is_file()
+    if name in ("base", models.TINY_MODEL_NAME) or registered:
         return models.resolve_model(finetuned_model=name)
     return models.resolve_model(model=name)
 
