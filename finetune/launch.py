@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from probing.errors import USER_ERROR_EXIT_CODE, UserError
+from probing.errors import INTERRUPTED_EXIT_CODE, USER_ERROR_EXIT_CODE, UserError
 
 # How long a rank other than 0 waits to be stopped before it reports the error itself: it only
 # gets that far when rank 0 never reaches the same error (its input differed), and then the line
@@ -78,7 +78,8 @@ def exits_once_on_user_error(main):
     """Decorate a CLI ``main`` that may run in several processes: one ``error:`` line, exit code 2.
 
     Like :func:`probing.errors.exits_on_user_error`, but the line is written by local rank 0 only,
-    as one write; see the module docstring.
+    as one write; see the module docstring. Ctrl-C that ``main`` does not handle itself is one
+    line (``interrupted``, from local rank 0) and exit code 130.
     """
 
     @functools.wraps(main)
@@ -90,5 +91,9 @@ def exits_once_on_user_error(main):
                 wait_to_be_stopped()
             write_line(f"error: {error}")
             raise SystemExit(USER_ERROR_EXIT_CODE) from None
+        except KeyboardInterrupt:  # Ctrl-C reaches every process of a launch: one line, from rank 0
+            if local_rank() == 0 or launched_processes() == 1:
+                write_line("interrupted")
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
     return wrapper

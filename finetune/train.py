@@ -28,9 +28,9 @@ import yaml
 from finetune.config import TrainConfig, config_keys_help, load_config, parse_overrides
 from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, TaskSampler, check_task_counts,
                            load_splits, read_examples, sampling_probabilities, tokenize)
-from finetune.launch import exits_once_on_user_error
+from finetune.launch import exits_once_on_user_error, local_rank, write_line
 from probing import models
-from probing.errors import OneLineArgumentParser, UserError
+from probing.errors import INTERRUPTED_EXIT_CODE, OneLineArgumentParser, UserError
 from probing.manifest import SCHEMA_VERSION, AtomicFolder, claim_output, environment, now_utc, write_json
 
 COMMAND = "finetune.train"  # the module named in its manifests' command: the writer whose folders it may replace
@@ -481,8 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         run(config, overwrite=args.overwrite, command=["python", "-m", "finetune.train", *argv])
     except KeyboardInterrupt:
         checkpoints = models.models_dir() / f".{config.output_name}.checkpoints"
-        print(f"interrupted; run the same command again to resume from {checkpoints}", file=sys.stderr)
-        return 130
+        if local_rank() == 0:  # every process of a launch gets the Ctrl-C: one line for all
+            write_line(f"interrupted; run the same command again to resume from {checkpoints}")
+        return INTERRUPTED_EXIT_CODE
     return 0
 
 

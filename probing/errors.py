@@ -23,8 +23,13 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(USER_ERROR_EXIT_CODE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+INTERRUPTED_EXIT_CODE = 130  # as a shell reports a process stopped by Ctrl-C
+
+
 def exits_on_user_error(main):
-    """Decorate a CLI ``main``: a :class:`UserError` prints ``error: <message>`` and exits 2."""
+    """Decorate a CLI ``main``: a :class:`UserError` prints ``error: <message>`` and exits 2; Ctrl-C
+    that ``main`` does not handle itself prints one line and exits 130 (result folders are written
+    all at once, :class:`probing.manifest.AtomicFolder`, so an interrupted command left nothing)."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -33,6 +38,9 @@ def exits_on_user_error(main):
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(USER_ERROR_EXIT_CODE) from None
+        except KeyboardInterrupt:
+            print("interrupted; nothing was written", file=sys.stderr)
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
     return wrapper
 

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-INTERRUPTED_EXIT_CODE = 130  # as a shell reports a process stopped by Ctrl-C
+from probing.errors import INTERRUPTED_EXIT_CODE  # a light import (no torch, no pandas): before the handler
 
 if __name__ == "__main__":
     def _interrupted_while_starting(signum, frame):

@@ -177,3 +177,18 @@ def test_finetune_output_name_on_a_users_folder_is_refused(models_dir, tiny_dir,
     line = refused(cli, train.main, ["--config", str(config), "--base_model", "tiny-xlmr", "--output_name", "my-model",
                                      "--overwrite"], models_dir)
     assert "weights-i-made.safetensors" in line and "--output_name" in line
+
+
+@pytest.mark.parametrize("stage", ["computing", "writing"])
+def test_ctrl_c_in_an_analysis_command_is_one_line_and_leaves_nothing(stage, inputs, tmp_path, cli, monkeypatch):
+    import analysis._common as common
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(*((correlate, "run_tests", interrupt) if stage == "computing"
+                          else (common, "write_json", interrupt)))
+    main, argv = commands(inputs)["analysis.correlate"]
+    code, _, stderr = cli(main, [*argv, "--output_dir", str(tmp_path / "new" / "out")])
+    assert code == 130 and stderr == "interrupted; nothing was written\n"
+    assert list(tmp_path.iterdir()) == []  # no result, no staging folder, no parent made for it

@@ -24,6 +24,7 @@ from probing.errors import UserError
 from probing.manifest import AtomicFolder
 from probing.predictions import read_predictions
 from probing.shards import ShardStore, staging_folder
+from test_resume import interrupt_after
 
 ROOT = Path(__file__).resolve().parent.parent
 # en gender: 26 groups, 130 sentences, in shards of 30, 30, 30, 30 and 10 sentences
@@ -50,20 +51,6 @@ def interrupted(tiny_dir, tmp_path_factory):
         assert run.main([*ARGS, "--output_dir", str(out)]) == run.INTERRUPTED_EXIT_CODE
     assert not out.exists()
     return staging_folder(out)
-
-
-def interrupt_after(monkeypatch, n_shards: int):
-    """Make the run stop as Ctrl-C would, once ``n_shards`` shards are saved."""
-    original = ShardStore.save
-    calls = []
-
-    def save(self, index, *arrays):
-        original(self, index, *arrays)
-        calls.append(index)
-        if len(calls) == n_shards:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ShardStore, "save", save)
 
 
 def resumable(interrupted: Path, tmp_path: Path) -> tuple[Path, Path]:
