@@ -24,22 +24,22 @@ from probing.errors import INTERRUPTED_EXIT_CODE, USER_ERROR_EXIT_CODE, UserErro
 REPORT_FALLBACK_S = 120.0
 
 
-def local_rank(env=None) -> int:
-    """This process's rank on its machine (``LOCAL_RANK``, set by torchrun and accelerate); 0 alone."""
+def _launcher_number(name: str, default: int, env=None) -> int:
     env = os.environ if env is None else env
     try:
-        return int(env.get("LOCAL_RANK") or 0)
+        return int(env.get(name) or default)
     except ValueError:
-        return 0
+        return default
+
+
+def local_rank(env=None) -> int:
+    """This process's rank on its machine (``LOCAL_RANK``, set by torchrun and accelerate); 0 alone."""
+    return _launcher_number("LOCAL_RANK", 0, env)
 
 
 def launched_processes(env=None) -> int:
     """How many processes the launcher started (``WORLD_SIZE``); 1 without a launcher."""
-    env = os.environ if env is None else env
-    try:
-        return int(env.get("WORLD_SIZE") or 1)
-    except ValueError:
-        return 1
+    return _launcher_number("WORLD_SIZE", 1, env)
 
 
 def write_line(text: str) -> None:
