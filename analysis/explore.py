@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis._common import read_csv
-from analysis.figures import Run, check_table, group_labels, load_run, run_labels
+from analysis.figures import Run, group_labels, load_run, run_labels
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.lexicon import EMOTIONS, Lexicon, load_lexicon
@@ -92,11 +92,10 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
                                f"written by probing.run, analysis.correlate or analysis.recall")
         if path.is_dir() and not any((path / name).is_file() for name in EXPLORED):
             raise unexplored
-        run = load_run(path, label, SHOWN)  # a file rather than a folder is refused here; each table is checked
+        # a file rather than a folder is refused here; each table is checked, with the columns the pages read
+        run = load_run(path, label, SHOWN, SHOWN_COLUMNS)
         if not set(EXPLORED) & set(run.tables):
             raise unexplored
-        for name, table in run.tables.items():  # the columns the pages read besides those the figures read
-            check_table(table, name, path / name, SHOWN_COLUMNS.get(name, []))
         if "profiles.csv" in run.tables:
             if (path / PREDICTIONS_FILE).exists():
                 predictions_file(path)

@@ -896,8 +896,9 @@ def check_table(table: pd.DataFrame, name: str, path: Path, columns=()) -> None:
         require_columns(table, [*REQUIRED_COLUMNS[name], *columns], path, hint)
 
 
-def load_run(path: Path, label: str, names=TABLES) -> Run:
-    """The run folder ``path``: its tables among ``names`` that have rows, each checked (:func:`check_table`)."""
+def load_run(path: Path, label: str, names=TABLES, extra_columns: dict[str, list[str]] | None = None) -> Run:
+    """The run folder ``path``: its tables among ``names`` that have rows, each checked (:func:`check_table`,
+    with ``extra_columns[name]`` required besides :data:`REQUIRED_COLUMNS`)."""
     if not path.is_dir():
         raise UserError(f"{path} is not a folder; pass run folders (written by probing.run, analysis.correlate "
                         f"or analysis.fairness)")
@@ -906,7 +907,7 @@ def load_run(path: Path, label: str, names=TABLES) -> Run:
         if (path / name).is_file() and _has_rows(path / name):  # an empty table draws nothing
             table = (read_csv(path / name, keep_default_na=False, na_values=[""])
                      if name != "excluded.csv" else read_csv(path / name, keep_default_na=False))
-            check_table(table, name, path / name)
+            check_table(table, name, path / name, (extra_columns or {}).get(name, ()))
             run.tables[name] = table
     drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv"}
     if not drawable & set(run.tables):
