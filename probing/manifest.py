@@ -101,7 +101,7 @@ OVERWRITE_HINT = "pass --overwrite to replace it"
 def check_plain_name(name: str, flag: str) -> str:
     """``name`` if it is a plain folder name (letters, digits, ``._-``, not starting with ``.``), so that
     a result named by it stays inside its results folder; a :class:`UserError` otherwise."""
-    if not NAME_PATTERN.match(name) or name in (".", ".."):
+    if not NAME_PATTERN.match(name):  # its first character is a letter or digit: never "." or ".."
         raise UserError(f"{flag} {name!r} must be a plain folder name (letters, digits, '.', '_', '-'; not "
                         f"starting with '.' and without '/'); to write elsewhere pass --output_dir")
     return name
