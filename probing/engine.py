@@ -254,8 +254,9 @@ class _LastLayerAtMask(torch.nn.Module):
     """An encoder's last layer computed for the target mask of each row only.
 
     Only the mask's hidden state leaves the last layer (the LM head reads nothing else), so the
-    layer's query, attention output and feed-forward run on one row per sentence; keys and values
-    still come from every token. For a length-``T`` sentence this skips
+    layer's query, attention output and feed-forward run on one row per sentence (or per position
+    read, when a row is read at several positions: word mode); keys and values still come from
+    every token. For a length-``T`` sentence this skips
     ``(T - 1) * (2h^2 + 2hf)`` of the layer's ``T * (4h^2 + 2hf)`` multiply-adds: ~7% of
     xlm-roberta-base's encoder at ``T = 12``. The other positions of the returned hidden states
     are the layer's *input* (unused). Works for the BERT family's layer (``attention.self``
@@ -266,25 +267,29 @@ class _LastLayerAtMask(torch.nn.Module):
     def __init__(self, layer: torch.nn.Module):
         super().__init__()
         self.layer = layer
-        self.rows: torch.Tensor | None = None  # set before each forward: the mask of row i is at
-        self.cols: torch.Tensor | None = None  # (rows[i], cols[i])
+        self.rows: torch.Tensor | None = None  # set before each forward: read j is at
+        self.cols: torch.Tensor | None = None  # (rows[j], cols[j])
+        self.one_read_per_row = True  # rows is arange(batch): keys and values need no gather
 
     def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
         attention = self.layer.attention
         self_attention = attention.self
         batch, length, _ = hidden_states.shape
         heads, size = self_attention.num_attention_heads, self_attention.attention_head_size
-        target = hidden_states[self.rows, self.cols].unsqueeze(1)  # (batch, 1, hidden)
-        query = self_attention.query(target).view(batch, 1, heads, size).transpose(1, 2)
+        reads = len(self.rows)  # positions read: one per row, or several (word mode)
+        target = hidden_states[self.rows, self.cols].unsqueeze(1)  # (reads, 1, hidden)
+        query = self_attention.query(target).view(reads, 1, heads, size).transpose(1, 2)
         key = self_attention.key(hidden_states).view(batch, length, heads, size).transpose(1, 2)
         value = self_attention.value(hidden_states).view(batch, length, heads, size).transpose(1, 2)
+        if reads != batch or not self.one_read_per_row:
+            key, value = key[self.rows], value[self.rows]
         mask = None
         if attention_mask is not None:  # (batch, 1, length or 1, length), boolean or additive
             mask = attention_mask[self.rows, :, self.cols if attention_mask.shape[2] == length else 0, :]
             mask = mask.unsqueeze(2)
         context = torch.nn.functional.scaled_dot_product_attention(
             query, key, value, attn_mask=mask, scale=getattr(self_attention, "scaling", size ** -0.5))
-        context = context.transpose(1, 2).reshape(batch, 1, heads * size)
+        context = context.transpose(1, 2).reshape(reads, 1, heads * size)
         output = self.layer.feed_forward_chunk(attention.output(context, target))
         hidden_states = hidden_states.clone()
         hidden_states[self.rows, self.cols] = output[:, 0]
@@ -322,6 +327,11 @@ def with_last_layer_at_mask(encoder: torch.nn.Module, probe_ids: torch.Tensor, p
         logger.info("last layer at the mask only disagrees with the full layer; not used")
         return encoder, None
     return trimmed, wrapper
+
+
+def mask_positions(ids: list[int], mask_id: int) -> list[int]:
+    """Positions of the mask token in a row of token ids, in order."""
+    return [i for i, t in enumerate(ids) if t == mask_id]
 
 
 def check_top_k(k: int, vocab_size: int) -> None:
@@ -429,16 +439,24 @@ class MaskedLMScorer:
 
         The result is a view of a buffer that the next call overwrites.
         """
+        cols = [mask_positions(ids, self.mask_id)[which] for ids, which in zip(batch_ids, mask_index)]
+        return self.log_probs_at(batch_ids, list(range(len(batch_ids))), cols)
+
+    @torch.inference_mode()
+    def log_probs_at(self, batch_ids: list[list[int]], rows: list[int], cols: list[int]) -> torch.Tensor:
+        """(reads, vocab) float32 log-probabilities at positions ``(rows[j], cols[j])`` of the
+        token-id rows ``batch_ids`` (one forward pass; a row may be read at several positions).
+
+        The result is a view of a buffer that the next call overwrites; at most
+        ``max(batch_size, len(batch_ids))`` reads per call keep that buffer the size it has.
+        """
         input_ids, attention_mask = self._right_padded(batch_ids)
-        cols = []
-        for ids, which in zip(batch_ids, mask_index):
-            positions = [i for i, t in enumerate(ids) if t == self.mask_id]
-            cols.append(positions[which])
-        rows_t = torch.arange(len(batch_ids), device=self.device)
+        rows_t = torch.tensor(rows, device=self.device)
         cols_t = torch.tensor(cols, device=self.device)
         if self.head is not None:
             if self._last_layer is not None:
                 self._last_layer.rows, self._last_layer.cols = rows_t, cols_t
+                self._last_layer.one_read_per_row = rows == list(range(len(batch_ids)))
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
             logits = self.head(hidden[rows_t, cols_t])
         else:
