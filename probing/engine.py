@@ -387,6 +387,7 @@ class MaskedLMScorer:
         self.mask_id = tokenizer.mask_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._log_prob_buffer: torch.Tensor | None = None  # (batch_size, vocab), reused by every batch
+        self.forward_passes = 0  # rows (sentences, or word-mode contexts) through the model so far
         self._last_layer = None
         if self.head is not None and last_layer_at_mask:
             self.encoder, self._last_layer = self._trim_last_layer()
@@ -450,6 +451,7 @@ class MaskedLMScorer:
         The result is a view of a buffer that the next call overwrites; at most
         ``max(batch_size, len(batch_ids))`` reads per call keep that buffer the size it has.
         """
+        self.forward_passes += len(batch_ids)
         input_ids, attention_mask = self._right_padded(batch_ids)
         rows_t = torch.tensor(rows, device=self.device)
         cols_t = torch.tensor(cols, device=self.device)

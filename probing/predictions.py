@@ -26,7 +26,7 @@ from probing.lexicon import EMOTIONS, Lexicon
 from probing.profiles import emotion_profile
 
 PREDICTIONS_FILE = "predictions.parquet"
-PREDICTIONS_SCHEMA_VERSION = 2
+PREDICTIONS_SCHEMA_VERSION = 3  # 3: n_pieces, and whole words in word mode
 METADATA_KEY = b"stereoprobe"
 SENTENCE_COLUMNS = ["model", "language", "category", "group_id", "group", "template_id", "sentence"]
 PROFILE_KEY_COLUMNS = ["model", "language", "category", "group_id", "group"]
@@ -39,7 +39,7 @@ _CODE = {reason: code for code, reason in enumerate(REASONS)}
 _STRING = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
     [(name, _STRING) for name in SENTENCE_COLUMNS]
-    + [("rank", pa.int16()), ("token_id", pa.int32()), ("token", _STRING), ("word", _STRING),
+    + [("rank", pa.int16()), ("token_id", pa.int32()), ("token", _STRING), ("n_pieces", pa.int8()), ("word", _STRING),
        ("lemma", _STRING), ("log_prob", pa.float32()), ("score", pa.float32()), ("kept", pa.bool_()),
        ("drop_reason", _STRING)],
     metadata={METADATA_KEY: json.dumps({"table": "predictions",
@@ -50,9 +50,12 @@ PREDICTION_COLUMNS = SCHEMA.names
 
 @dataclass
 class TokenClassifier:
-    """Per vocabulary entry of one language: its lemma and why it is dropped (``""``: kept).
+    """Per vocabulary entry of one language (token mode: a completion is one token): its lemma and
+    why it is dropped (``""``: kept).
 
-    Entries are classified on first sight and cached, so a run looks each one up once.
+    Entries are classified on first sight and cached, so a run looks each one up once. The ids a
+    classifier takes are what the engine returns: token ids here, candidate indices in
+    :class:`WordClassifier`.
     """
 
     vocab: vocab_words.Vocabulary
@@ -60,6 +63,18 @@ class TokenClassifier:
     words: vocab_words.LanguageWords
     lexicon: Lexicon
     _cache: dict[int, tuple[str, int, frozenset | None]] = field(default_factory=dict)
+
+    def word(self, token_id: int) -> str:
+        return self.vocab.words[token_id]
+
+    def token(self, token_id: int) -> str:
+        return self.vocab.tokens[token_id]
+
+    def first_token_ids(self, ids: np.ndarray) -> np.ndarray:
+        return ids
+
+    def n_pieces(self, ids: np.ndarray) -> np.ndarray:
+        return np.ones(ids.shape, dtype=np.int8)
 
     def classify(self, token_ids: np.ndarray) -> tuple[list[str], np.ndarray, list]:
         """``(lemmas, reason codes, lexicon dimensions)`` of each id in ``token_ids``.
@@ -77,6 +92,17 @@ class TokenClassifier:
             out.append(entry)
         return [e[0] for e in out], np.array([e[1] for e in out], dtype=np.int8), [e[2] for e in out]
 
+    def reachable_words(self) -> list[str]:
+        """The words of the vocabulary's tokens that the filters keep and that match a lexicon entry:
+        every word one mask can complete with an emotion (for the run's lexicon reach)."""
+        script_ok = self.vocab.script_mask(self.script)
+        reachable = []
+        for token_id in np.flatnonzero(script_ok).tolist():
+            word = self.vocab.words[token_id]
+            if self.lexicon.entry_of(word) is not None and self.classify(np.array([token_id]))[1][0] == 0:
+                reachable.append(word)
+        return reachable
+
     def _classify_one(self, token_id: int, script_ok: np.ndarray) -> tuple[str, int, frozenset | None]:
         if not self.vocab.word_start[token_id]:
             return "", _CODE[vocab_words.NOT_WORD_START], None
@@ -86,6 +112,42 @@ class TokenClassifier:
         lemma, reason = self.words.classify(word)
         dims = self.lexicon.lookup(word, lemma)[1] if reason == "" else None
         return lemma, _CODE[reason], dims
+
+
+@dataclass
+class WordClassifier:
+    """Per candidate word of one language (word mode, :mod:`probing.word_scoring`): its lemma and
+    lexicon dimensions. Candidates passed the script and word-of-the-language filters when the set
+    was built (:mod:`probing.candidates`), so nothing is dropped here but the group's own words
+    (the caller's check)."""
+
+    candidates: "CandidateSet"  # noqa: F821 (probing.candidates.CandidateSet)
+    vocab: vocab_words.Vocabulary
+    lemmatizer: str
+    lexicon: Lexicon
+
+    def classify(self, ids: np.ndarray) -> tuple[list[str], np.ndarray, list]:
+        lemmas, dims = [], []
+        for c in ids.tolist():
+            word = self.candidates.words[c]
+            lemma = vocab_words.known_lemma(word, self.lemmatizer)
+            lemmas.append(lemma)
+            dims.append(self.lexicon.lookup(word, lemma)[1])
+        return lemmas, np.zeros(len(lemmas), dtype=np.int8), dims
+
+    def word(self, candidate: int) -> str:
+        return self.candidates.words[candidate]
+
+    def token(self, candidate: int) -> str:
+        return " ".join(self.vocab.tokens[t] for t in self.candidates.pieces[candidate])
+
+    def first_token_ids(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([self.candidates.pieces[c][0] for c in ids.reshape(-1).tolist()],
+                        dtype=np.int32).reshape(ids.shape)
+
+    def n_pieces(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([len(self.candidates.pieces[c]) for c in ids.reshape(-1).tolist()],
+                        dtype=np.int8).reshape(ids.shape)
 
 
 @dataclass
@@ -111,15 +173,16 @@ def build_shard(model_name: str, prompts: list, token_ids: np.ndarray, log_probs
     """The rows of ``prompts`` (one language) and the profile of each of their groups.
 
     ``token_ids``, ``log_probs`` and ``scores`` are the engine's ``(n, k)`` arrays in prompt
-    order; ``group_keys[group_id]`` are the group's own words and lemmas
+    order (token ids, or candidate indices in word mode: ``classifier`` knows which);
+    ``group_keys[group_id]`` are the group's own words and lemmas
     (:func:`probing.words.group_word_keys`).
     """
     n, k = token_ids.shape
     unique_ids, inverse = np.unique(token_ids, return_inverse=True)
     inverse = inverse.reshape(-1).astype(np.int32)
     lemmas, reasons, dims = classifier.classify(unique_ids)
-    vocab = classifier.vocab
-    folded = [vocab.words[t].lower() for t in unique_ids.tolist()]
+    unique_words = [classifier.word(t) for t in unique_ids.tolist()]
+    folded = [w.lower() for w in unique_words]
 
     groups = list(dict.fromkeys((p.category, p.group_id, p.group) for p in prompts))
     group_index = {group_id: g for g, (_, group_id, _) in enumerate(groups)}
@@ -144,9 +207,10 @@ def build_shard(model_name: str, prompts: list, token_ids: np.ndarray, log_probs
         values = [model_name] * n if name == "model" else [getattr(p, name) for p in prompts]
         columns[name] = _dictionary(per_row_sentence, values)
     columns["rank"] = pa.array(np.tile(np.arange(1, k + 1, dtype=np.int16), n))
-    columns["token_id"] = pa.array(token_ids.reshape(-1).astype(np.int32))
-    columns["token"] = _dictionary(inverse, (vocab.tokens[t] for t in unique_ids.tolist()))
-    columns["word"] = _dictionary(inverse, (vocab.words[t] for t in unique_ids.tolist()))
+    columns["token_id"] = pa.array(classifier.first_token_ids(unique_ids)[inverse].astype(np.int32))
+    columns["token"] = _dictionary(inverse, (classifier.token(t) for t in unique_ids.tolist()))
+    columns["n_pieces"] = pa.array(classifier.n_pieces(unique_ids)[inverse])
+    columns["word"] = _dictionary(inverse, unique_words)
     columns["lemma"] = _dictionary(inverse, lemmas)
     columns["log_prob"] = pa.array(log_probs.reshape(-1).astype(np.float32))
     columns["score"] = pa.array(scores.reshape(-1).astype(np.float32))

@@ -35,24 +35,29 @@ import gc  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
+from collections import Counter  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from probing import engine, models, prompts as prompt_files, words as vocab_words  # noqa: E402
+from probing import candidates as candidate_sets, engine, models, prompts as prompt_files, words as vocab_words  # noqa: E402,E501
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
 from probing.lexicon import Lexicon, load_lexicon, parse_lexicon_spec  # noqa: E402
 from probing.manifest import (SCHEMA_VERSION, AtomicFolder, add_overwrite_option, check_plain_name,  # noqa: E402
                               claim_output, environment, make_parents, now_utc, remove_created, sha256_file,
                               write_json)
 from probing.predictions import (PREDICTION_COLUMNS, PREDICTIONS_FILE, PROFILE_COLUMNS, TokenClassifier,  # noqa: E402,F401
-                                 build_shard, write_predictions)
+                                 WordClassifier, build_shard, write_predictions)
 from probing.profiles import WEIGHTINGS  # noqa: E402
 from probing.shards import ShardStore, model_stamp, plan_shards  # noqa: E402
+from probing.word_scoring import DEFAULT_SHORTLIST_FACTOR, WordScorer  # noqa: E402
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "results" / "profiles"
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
+COMPLETIONS = ("word", "token")
+DEFAULT_COMPLETIONS = "word"
+CANDIDATES_FILE = "candidates.parquet"
 DEFAULT_SHARD_SENTENCES = 2000
 
 EXAMPLES = """examples:
@@ -80,7 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--revision", default=None, help="hub revision (branch, tag or commit) of the model")
     add("--languages", nargs="+", default=None, metavar="LANG", help="default: every language in prompts/")
     add("--categories", nargs="+", default=None, metavar="CATEGORY", help="default: all nine categories")
-    add("--top_k", type=int, default=200, help="candidates per sentence (default: 200)")
+    add("--completions", choices=COMPLETIONS, default=DEFAULT_COMPLETIONS,
+        help="word: rank whole words of a candidate set, each scored by the chain rule over its pieces; token: "
+             f"one token at one mask, as the single-token studies did (default: {DEFAULT_COMPLETIONS})")
+    add("--candidates", nargs="+", default=None, metavar="LANG=PATH",
+        help="word mode: your own candidate words for a language, one per line (default: the lexicon's "
+             "entries and their dictionary forms, and the language's frequent words)")
+    add("--max_pieces", type=int, default=candidate_sets.MAX_PIECES,
+        help=f"word mode: longest candidate in pieces; longer ones are dropped and counted in filters.csv "
+             f"(default: {candidate_sets.MAX_PIECES})")
+    add("--frequent_words", type=int, default=candidate_sets.DEFAULT_FREQUENT_WORDS,
+        help=f"word mode: how many of the language's most frequent words join the candidates "
+             f"(default: {candidate_sets.DEFAULT_FREQUENT_WORDS})")
+    add("--shortlist_factor", type=float, default=DEFAULT_SHORTLIST_FACTOR,
+        help=f"word mode: the first stage keeps this many times --top_k (or the typicality pool) words for exact "
+             f"chain-rule scoring (default: {DEFAULT_SHORTLIST_FACTOR})")
+    add("--top_k", type=int, default=200, help="completions per sentence (default: 200)")
     add("--scoring", choices=engine.SCORINGS, default="raw", help="raw log p, or typicality log p - log p_prior")
     add("--typicality_pool", type=int, default=engine.DEFAULT_TYPICALITY_POOL,
         help="typicality ranks only the N most probable tokens (default: 1000; at least --top_k)")
@@ -114,6 +134,13 @@ def validate_args(args) -> None:
         raise UserError(f"--typicality_pool must be at least 1, got {args.typicality_pool}")
     if args.shard_sentences < 1:
         raise UserError(f"--shard_sentences must be at least 1, got {args.shard_sentences}")
+    if args.max_pieces < 1:
+        raise UserError(f"--max_pieces must be at least 1, got {args.max_pieces}")
+    if args.frequent_words < 0:
+        raise UserError(f"--frequent_words must be 0 or more, got {args.frequent_words}")
+    if not args.shortlist_factor >= 1:
+        raise UserError(f"--shortlist_factor must be at least 1, got {args.shortlist_factor}")
+    args.candidate_files = user_candidate_files(args)
     if not 0 <= args.min_zipf <= 8:
         raise UserError(f"--min_zipf must lie in [0, 8] (3 = once per million words), got {args.min_zipf}")
     if args.categories:
@@ -123,6 +150,26 @@ def validate_args(args) -> None:
                 f"unknown category {unknown[0]!r}; expected some of {', '.join(prompt_files.CATEGORIES)}"
             )
     parse_lexicon_spec(args.lexicon)
+
+
+def user_candidate_files(args) -> dict[str, Path]:
+    """``--candidates LANG=PATH ...`` as ``{language: path}`` (checked: word mode, known syntax)."""
+    if not args.candidates:
+        return {}
+    if args.completions != "word":
+        raise UserError("--candidates needs --completions word (token mode ranks the vocabulary's tokens)")
+    files = {}
+    for spec in args.candidates:
+        language, sep, path = spec.partition("=")
+        if not sep or not language or not path:
+            raise UserError(f"--candidates {spec!r} is not LANG=PATH; write e.g. --candidates fr=my_words_fr.txt")
+        if language in files:
+            raise UserError(f"--candidates names {language} twice; pass one file per language")
+        if args.languages and language not in args.languages:
+            raise UserError(f"--candidates gives a list for {language}, which is not among --languages "
+                            f"{' '.join(args.languages)}")
+        files[language] = Path(path)
+    return files
 
 
 @dataclass
@@ -141,7 +188,45 @@ def load_language_data(args) -> dict[str, LanguageData]:
     return data
 
 
-def run_fingerprint(args, loaded, scorer, prompts, plan) -> dict:
+def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
+    """Word mode: each language's :class:`probing.candidates.CandidateSet` (one language's word
+    list in memory at a time); ``{}`` in token mode."""
+    if args.completions != "word":
+        return {}
+    unknown = sorted(set(args.candidate_files) - set(data))
+    if unknown:
+        raise UserError(f"--candidates gives a list for {unknown[0]}, which is not a probed language "
+                        f"({' '.join(data)})")
+    sets = {}
+    for language, d in data.items():
+        words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries, min_zipf=args.min_zipf)
+        sets[language] = candidate_sets.build_candidate_set(
+            language, d.prompts.lemmatizer, d.prompts.script, d.lexicon, words, tokenizer,
+            max_pieces=args.max_pieces, frequent_words=args.frequent_words,
+            user_list=args.candidate_files.get(language))
+        del words
+        release_freed_memory()
+        if args.top_k > len(sets[language]):
+            raise UserError(f"--top_k {args.top_k} is more than the {len(sets[language])} candidate words of "
+                            f"{language}; pass --top_k {len(sets[language])} or less")
+    return sets
+
+
+def completions_record(args, candidates: dict) -> dict:
+    """How completions were made (the manifest's ``completions``; part of the run's fingerprint)."""
+    if args.completions == "token":
+        return {"mode": "token"}
+    return {"mode": "word", "max_pieces": args.max_pieces, "shortlist_factor": args.shortlist_factor,
+            "frequent_words": args.frequent_words,
+            "candidates": {language: {"n": len(c), "description": c.description, "sha256": c.sha256,
+                                      "by_source": dict(Counter(c.sources)),
+                                      "by_pieces": {str(n): count for n, count in
+                                                    sorted(Counter(len(p) for p in c.pieces).items())},
+                                      "dropped": c.drop_counts}
+                           for language, c in candidates.items()}}
+
+
+def run_fingerprint(args, loaded, scorer, prompts, plan, candidates) -> dict:
     """Everything that changes the engine's arrays (what a shard holds), for resuming.
 
     The lexicon, word filters and weighting act after the engine: a rerun that changes only them
@@ -157,19 +242,31 @@ def run_fingerprint(args, loaded, scorer, prompts, plan) -> dict:
                    "batch_size": args.batch_size, "device": str(scorer.device), "precision": args.precision,
                    "onednn_linears": scorer.fast_path, "last_layer_at_mask": scorer.last_layer_at_mask},
         "sentences_sha256": sentences.hexdigest(),
+        "completions": ({"mode": "token"} if args.completions == "token" else
+                        {"mode": "word", "shortlist_factor": args.shortlist_factor,
+                         "candidates": {language: c.sha256 for language, c in candidates.items()}}),
         "shards": [[shard.language, shard.start, shard.stop] for shard in plan],
         "packages": {name: env["packages"].get(name) for name in ("torch", "transformers", "tokenizers")},
         "git_commit": env["git"]["commit"],
     }
 
 
-def score_shards(scorer, prompts, plan, store: ShardStore, done: set[int], args) -> None:
-    """Score every shard not yet in ``done`` and save it."""
+def score_shards(scorer, prompts, plan, store: ShardStore, done: set[int], args, candidates: dict) -> None:
+    """Score every shard not yet in ``done`` and save it (in word mode with the shard's language's
+    candidate words: the arrays' ids are candidate indices)."""
+    words: dict = {}
     for shard in plan:
         if shard.index in done:
             continue
         chunk = prompts[shard.start:shard.stop]
-        top = scorer.top_k([p.sentence for p in chunk], k=args.top_k, scoring=args.scoring,
+        engine_for_shard = scorer
+        if candidates:
+            if words.get("language") != shard.language:
+                words.clear()
+                words.update(language=shard.language, scorer=WordScorer(
+                    scorer, candidates[shard.language].pieces, shortlist_factor=args.shortlist_factor))
+            engine_for_shard = words["scorer"]
+        top = engine_for_shard.top_k([p.sentence for p in chunk], k=args.top_k, scoring=args.scoring,
                            prior_sentences=[p.prior_sentence for p in chunk],
                            prior_mask_index=[p.prior_mask_index for p in chunk],
                            typicality_pool=args.typicality_pool, desc=f"shard {shard.index + 1}/{len(plan)} {shard.language}")
@@ -177,29 +274,35 @@ def score_shards(scorer, prompts, plan, store: ShardStore, done: set[int], args)
         done.add(shard.index)
 
 
-def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab, data, args):
+def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab, data, args, candidates: dict):
     """Build predictions.parquet shard by shard (each a row group) and the profiles of all groups.
 
-    Returns ``(rows, seconds spent writing predictions, profiles, filters, word_lists)``. One language's word list and lemma
-    dictionary are in memory at a time (shards are ordered by language), so memory does not grow
-    with the number of languages.
+    Returns ``(rows, seconds spent writing predictions, profiles, filters, word_lists, lexicon_reach)``.
+    One language's word list and lemma dictionary are in memory at a time (shards are ordered by
+    language), so memory does not grow with the number of languages. (Word mode needs no word
+    list here: the candidates passed the word filters when the set was built.)
     """
-    profiles, counts, word_lists = [], {}, {}
+    profiles, counts, word_lists, reach = [], {}, {}, {}
     current: dict = {}
-    other_languages = vocab_words.other_language_index(vocab.word_keys())
+    other_languages = vocab_words.other_language_index(vocab.word_keys()) if not candidates else None
 
     def for_language(language: str) -> dict:
         if current.get("language") != language:
             current.clear()  # release the previous language's word list first
             release_freed_memory()
             d = data[language]
-            words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries,
-                                               min_zipf=args.min_zipf, other_languages=other_languages)
-            word_lists[language] = {"source": "wordfreq" if words.frequent is not None else None,
-                                    "min_zipf": words.min_zipf,
-                                    "n_words": len(words.frequent) if words.frequent is not None else 0}
-            current.update(language=language,
-                           classifier=TokenClassifier(vocab, d.prompts.script, words, d.lexicon),
+            if candidates:
+                classifier = WordClassifier(candidates[language], vocab, d.prompts.lemmatizer, d.lexicon)
+                reach[language] = lexicon_reach(d.lexicon, candidates[language].words)
+            else:
+                words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries,
+                                                   min_zipf=args.min_zipf, other_languages=other_languages)
+                word_lists[language] = {"source": "wordfreq" if words.frequent is not None else None,
+                                        "min_zipf": words.min_zipf,
+                                        "n_words": len(words.frequent) if words.frequent is not None else 0}
+                classifier = TokenClassifier(vocab, d.prompts.script, words, d.lexicon)
+                reach[language] = lexicon_reach(d.lexicon, classifier.reachable_words())
+            current.update(language=language, classifier=classifier,
                            group_keys={g.id: vocab_words.group_word_keys(g.surface_forms(), d.prompts.lemmatizer)
                                        for g in d.prompts.groups})
         return current
@@ -218,8 +321,21 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
         current.clear()
 
     rows, write_seconds = write_predictions(staging / PREDICTIONS_FILE, tables())
-    return (rows, write_seconds, pd.concat(profiles, ignore_index=True)[PROFILE_COLUMNS], filters_table(counts),
-            word_lists)
+    dropped = {language: c.drop_counts for language, c in candidates.items()}
+    return (rows, write_seconds, pd.concat(profiles, ignore_index=True)[PROFILE_COLUMNS],
+            filters_table(counts, dropped), word_lists, reach)
+
+
+def lexicon_reach(lexicon: Lexicon, words) -> float:
+    """The share of ``lexicon``'s entries that at least one of ``words`` matches
+    (:meth:`probing.lexicon.Lexicon.entry_of`): which emotions a run's completions could express at
+    all. Token mode passes the words of the single tokens that pass the word filters; word mode the
+    candidate words."""
+    if not lexicon.entries:
+        return float("nan")
+    reached = {lexicon.entry_of(word) for word in words}
+    reached.discard(None)
+    return len(reached) / len(lexicon.entries)
 
 
 def release_freed_memory() -> None:
@@ -235,29 +351,44 @@ def release_freed_memory() -> None:
         pass
 
 
-def filters_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """One row per language and outcome (``kept`` or a drop reason): candidates and their share."""
+FILTER_STAGES = ("candidates", "completions")
+
+
+def filters_table(counts: dict[str, dict[str, int]], dropped: dict[str, dict[str, int]] | None = None) -> pd.DataFrame:
+    """One row per language, stage and outcome, with its count and share within the stage.
+
+    ``completions`` (``counts``): the top-k rows, ``kept`` or a drop reason. ``candidates``
+    (word mode, ``dropped``): the words left out of the candidate set before scoring, by reason
+    (e.g. ``too_many_pieces``), their share being of all words considered for the set.
+    """
     rows = []
-    for language, by_reason in counts.items():
-        total = sum(by_reason.values())
-        for reason, n in by_reason.items():
-            rows.append({"language": language, "outcome": reason, "n": n, "share": n / total if total else float("nan")})
-    return pd.DataFrame(rows, columns=["language", "outcome", "n", "share"])
+    for stage, table in (("candidates", dropped or {}), ("completions", counts)):
+        for language, by_reason in table.items():
+            total = sum(by_reason.values())
+            for reason, n in by_reason.items():
+                rows.append({"language": language, "stage": stage, "outcome": reason, "n": n,
+                             "share": n / total if total else float("nan")})
+    return pd.DataFrame(rows, columns=["language", "stage", "outcome", "n", "share"])
 
 
 def write_results(output_dir: Path, argv, args, model_name: str, model_info: dict, prompts, plan,
-                  store: ShardStore, vocab, data, *, timings: dict, resumed: int):
+                  store: ShardStore, vocab, data, candidates: dict, *, timings: dict, resumed: int, passes: int):
     """Build the tables from the saved shards and write the result folder at once, manifest last.
 
     Returns ``(prediction rows, profiles, manifest)``.
     """
     tables_started = time.perf_counter()
     with AtomicFolder(output_dir, command="probing.run", overwrite=args.overwrite) as staging:
-        rows, write_seconds, profiles, filters, word_lists = assemble(staging, model_name, prompts, plan, store,
-                                                                      vocab, data, args)
+        rows, write_seconds, profiles, filters, word_lists, reach = assemble(
+            staging, model_name, prompts, plan, store, vocab, data, args, candidates)
         timings = {**timings, "tables_s": time.perf_counter() - tables_started, "write_predictions_s": write_seconds}
         profiles.to_csv(staging / "profiles.csv", index=False)
         filters.to_csv(staging / "filters.csv", index=False)
+        outputs = [(PREDICTIONS_FILE, rows), ("profiles.csv", len(profiles)), ("filters.csv", len(filters))]
+        if candidates:
+            candidate_rows = write_candidates(staging / CANDIDATES_FILE, candidates)
+            outputs.append((CANDIDATES_FILE, candidate_rows))
+        completed = filters[filters["stage"] == "completions"]
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "created": now_utc(),
@@ -273,19 +404,31 @@ def write_results(output_dir: Path, argv, args, model_name: str, model_info: dic
                         for lang, d in data.items()},
             "word_lists": word_lists,
             "vocabulary": {"scheme": vocab.scheme, "size": len(vocab.words)},
+            # forward passes of this invocation (a resumed run's earlier shards not counted)
+            "completions": {**completions_record(args, candidates), "forward_passes": passes},
+            "lexicon_reach": {lang: round(share, 6) for lang, share in reach.items()},
             "filters": {lang: {row.outcome: int(row.n) for row in part.itertuples()}
-                        for lang, part in filters.groupby("language", sort=False)},
+                        for lang, part in completed.groupby("language", sort=False)},
             "kept_share": {lang: float(part.loc[part["outcome"] == "kept", "share"].sum())
-                           for lang, part in filters.groupby("language", sort=False)},
+                           for lang, part in completed.groupby("language", sort=False)},
             "shards": {"planned": len(plan), "resumed": resumed, "max_sentences": args.shard_sentences},
             "timings": {name: round(value, 3) for name, value in timings.items()},
             "env": environment(),
-            "outputs": {name: {"rows": n, "sha256": sha256_file(staging / name)}
-                        for name, n in ((PREDICTIONS_FILE, rows), ("profiles.csv", len(profiles)),
-                                        ("filters.csv", len(filters)))},
+            "outputs": {name: {"rows": n, "sha256": sha256_file(staging / name)} for name, n in outputs},
         }
         write_json(staging / "manifest.json", manifest)
     return rows, profiles, manifest
+
+
+def write_candidates(path: Path, candidates: dict) -> int:
+    """Every language's candidate set as one Parquet table (language, word, source, n_pieces,
+    pieces), so a run's completions can be checked against what could have been completed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.concat([c.to_frame() for c in candidates.values()], ignore_index=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+    return len(frame)
 
 
 @dataclass
@@ -387,12 +530,13 @@ def probe(argv: list[str] | None, state: RunState) -> int:
                                                    categories=args.categories)]
     if not prompts:
         raise UserError("no groups to probe for these languages and categories")
+    candidates = build_candidates(args, data, loaded.tokenizer)
     loaded_at = time.perf_counter()
     plan = plan_shards(prompts, args.shard_sentences)
-    done = store.open(run_fingerprint(args, loaded, scorer, prompts, plan), plan, columns=args.top_k)
+    done = store.open(run_fingerprint(args, loaded, scorer, prompts, plan, candidates), plan, columns=args.top_k)
     resumed = len(done)
     state.stage = "scoring"
-    score_shards(scorer, prompts, plan, store, done, args)
+    score_shards(scorer, prompts, plan, store, done, args, candidates)
 
     state.stage = "writing"
     scored_at = time.perf_counter()
@@ -407,11 +551,13 @@ def probe(argv: list[str] | None, state: RunState) -> int:
         "onednn_linears": scorer.fast_path,
         "tokenizer_class": type(loaded.tokenizer).__name__,
     }
+    forward_passes = scorer.forward_passes
     del scorer, loaded  # the weights are not needed to build the tables: free them first
     gc.collect()
     rows, profiles, manifest = write_results(
-        output_dir, argv, args, model_name, model_info, prompts, plan, store, vocab, data,
-        timings={"load_s": loaded_at - started, "score_s": scored_at - loaded_at}, resumed=resumed)
+        output_dir, argv, args, model_name, model_info, prompts, plan, store, vocab, data, candidates,
+        timings={"load_s": loaded_at - started, "score_s": scored_at - loaded_at}, resumed=resumed,
+        passes=forward_passes)
     state.stage = "done"
     store.remove()
     covered = int((profiles["n_covered"] > 0).sum())
