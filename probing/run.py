@@ -193,7 +193,7 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
             current.clear()  # release the previous language's word list first
             release_freed_memory()
             d = data[language]
-            words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries,
+            words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
                                                min_zipf=args.min_zipf, other_languages=other_languages)
             word_lists[language] = {"source": "wordfreq" if words.frequent is not None else None,
                                     "min_zipf": words.min_zipf,
