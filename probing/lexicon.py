@@ -14,8 +14,9 @@ first as it is, then as each of its dictionary lemmas (every case variant's, and
 :func:`probing.words.known_lemmas`), so that inflected forms (``belles``, ``hermosas``,
 ``όμορφες``, ``Ängste``) find their entry; then through the keys' own lemmas, because some keys
 are themselves inflected (Spanish and Portuguese ``bonita``, Italian ``brutta``, Greek ``αστείο``:
-``bonitos`` -> ``bonito`` <- ``bonita``). Lemmas come from simplemma's dictionary only: an unknown
-form gets none.
+``bonitos`` -> ``bonito`` <- ``bonita``; the word must spell the key but for its ending, so that
+the forms of a verb do not reach the key of its participle). Lemmas come from simplemma's
+dictionary only: an unknown form gets none.
 
 Measured on ``tests/data/emotional_adjectives.csv`` (1,013 forms of 50-63 common emotional
 adjectives per language, as the templates call for them: masculine and feminine plural, feminine

@@ -185,7 +185,13 @@ def _dictionary_lookup():
     """
     from simplemma.strategies import DictionaryLookupStrategy
 
-    return DictionaryLookupStrategy(_atomic_trie_factory()(cache_max_size=8, disk_cache_dir=str(lemma_cache_dir())))
+    return DictionaryLookupStrategy(_lemma_dictionaries())
+
+
+@lru_cache(maxsize=1)
+def _lemma_dictionaries():
+    """simplemma's form -> lemma dictionaries, one trie per language (see :func:`_dictionary_lookup`)."""
+    return _atomic_trie_factory()(cache_max_size=8, disk_cache_dir=str(lemma_cache_dir()))
 
 
 def _atomic_trie_factory():
@@ -235,14 +241,14 @@ def known_lemmas(word: str, lemmatizer: str) -> tuple[str, ...]:
     The dictionary maps each spelling to one lemma, so "every lemma" is, in this order: the lemma
     of each case variant of the form (as it is, lower-cased, capitalised: German ``faule`` ->
     ``faulen``, a verb, but ``Faule`` -> ``fauler``), then the lemma of each of those lemmas in
-    their case variants (one more dictionary step, as simplemma's greedy strategy takes:
-    ``Faule`` -> ``fauler`` -> ``faul``, Greek ``καλά`` -> ``καλό`` -> ``καλός``). A form the
-    dictionary does not list gets none: no rule-based guess, no affix splitting.
+    their case variants (one more dictionary step, like simplemma's greedy strategy without its
+    length limits: ``Faule`` -> ``fauler`` -> ``faul``, Greek ``καλά`` -> ``καλό`` -> ``καλός``).
+    A form the dictionary does not list gets none: no rule-based guess, no affix splitting.
 
     >>> known_lemmas("faule", "de"), known_lemmas("hospitali", "fr")
     (('faulen', 'fauler', 'faul'), ())
     """
-    dictionary = _dictionary_lookup()._dictionary_factory.get_dictionary(lemmatizer)
+    dictionary = _lemma_dictionaries().get_dictionary(lemmatizer)
     first = known_lemma(word, lemmatizer)
     direct = [first] if first else []
     for variant in _case_variants(word):
@@ -258,8 +264,9 @@ def _shares_stem(key: str, lemma: str) -> bool:
     """Whether ``key`` spells ``lemma`` but for its last two letters, and at least three letters of it.
 
     True for inflected keys (Spanish ``bonita`` of ``bonito``, Greek ``αστείο`` of ``αστείος``,
-    French ``mignonne`` of ``mignon``); False for a key that is only a homograph of another word's
-    form (French ``aura``, a noun, is also a future of ``avoir``: ``ont`` must not reach it).
+    Spanish ``destrozado`` of ``destrozar``); False for a key that is only a homograph of another
+    word's form (French ``aura``, a noun, is also a future of ``avoir``: ``ont`` must not reach it;
+    Italian ``data``, a date, is a participle of ``dare``: three letters are not enough).
     """
     return _shared_beginning(key, lemma) >= max(3, len(lemma) - 2)
 
@@ -276,7 +283,8 @@ class LexiconKeys:
     lemmatizer: str
     keys: frozenset[str]
     by_lemma: dict[str, tuple[str, ...]]  # a key's lemma (not itself a key) -> the keys that have it
-    _matches: dict = field(default_factory=dict, repr=False)  # (word, lemma) -> (key, own form)
+    # (word, lemma) -> (key, own form): each vocabulary word is matched once per run
+    _matches: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, keys, lemmatizer: str) -> "LexiconKeys":
@@ -295,8 +303,10 @@ class LexiconKeys:
         tried before the word's own :func:`known_lemmas`.
 
         In this order: the lower-cased word is a key; one of its lemmas is a key (Spanish
-        ``hermosas`` -> ``hermoso``); the word or one of its lemmas is a lemma of keys (``bonitos``
-        -> ``bonito``, the lemma of the key ``bonita``). When several keys share that lemma, the
+        ``hermosas`` -> ``hermoso``); the word or one of its lemmas is a lemma of keys that the
+        word spells but for their last two letters (``bonitos`` -> ``bonito``, the lemma of the
+        key ``bonita``; but ``combaten``, a form of ``combatir``, does not reach the key
+        ``combatido``, whose lemma is ``combatir`` too). When several keys share that lemma, the
         key that shares the longest beginning with the word is taken, then the shortest, then the
         first alphabetically (Spanish ``destrozadas`` -> ``destrozada``, not ``destrozado``): one
         key, so that the dimensions are those of a real entry and :meth:`entry_of` names it.
@@ -326,7 +336,10 @@ class LexiconKeys:
             if candidate in self.keys:
                 return candidate, False
         for candidate in (folded, *lemmas):
-            keys = self.by_lemma.get(candidate)
+            # the word must spell the key too but for the key's last two letters: an inflection of
+            # the same form (bonitos, bonita), not any form of a verb whose participle is a key
+            # (Spanish combaten -> combatir, the lemma of the key combatido)
+            keys = [key for key in self.by_lemma.get(candidate, ()) if _shares_stem(folded, key)]
             if keys:
                 return min(keys, key=lambda key: (-_shared_beginning(key, folded), len(key), key)), False
         return None, False

@@ -190,6 +190,16 @@ def test_keys_sharing_a_lemma_the_word_takes_the_closest_key():
     assert lexicon.entry_of("destrozar") == "destrozada"  # a tie: the first alphabetically
 
 
+def test_a_verb_form_does_not_reach_the_key_of_its_participle_through_the_verbs_lemma():
+    # combatido's lemma is combatir, the lemma of combaten too: only the participle's own
+    # inflections (combatidos, combatidas) spell the key but for its ending
+    lexicon = Lexicon("es", "test", "es", {"combatido": frozenset({"anger"})})
+    assert lexicon.keys_index.by_lemma["combatir"] == ("combatido",)
+    assert known_lemmas("combaten", "es") == ("combatir",)
+    assert lexicon.entry_of("combaten") is None
+    assert lexicon.entry_of("combatidos") == "combatido"
+
+
 def test_a_key_that_is_only_a_homograph_of_another_words_form_is_not_indexed_under_it():
     # French "aura" (a noun) is also a future of avoir: the other forms of avoir must not reach it
     lexicon = Lexicon("fr", "test", "fr", {"aura": frozenset({"positive"})})
