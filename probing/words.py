@@ -451,7 +451,9 @@ class LanguageWords:
         foreign = elsewhere not in (None, self.language)
         listed = [z for z in (self._zipf(form) for form in forms) if z is not None]
         if not listed:
-            return lemma, (OTHER_LANGUAGE if foreign else "" if in_lexicon else NOT_A_WORD)
+            if foreign:
+                return lemma, OTHER_LANGUAGE
+            return lemma, ("" if in_lexicon else NOT_A_WORD)  # a lemma in the lexicon vouches for it
         return lemma, (OTHER_LANGUAGE if foreign and zipf_elsewhere - max(listed) >= FOREIGN_MARGIN_ZIPF else "")
 
     def _zipf(self, form: str) -> float | None:
