@@ -9,9 +9,26 @@ Two sources:
   ``NRC-Emotion-Lexicon-ForVariousLanguages.txt``, a ``OneFilePerLanguage`` file, the same table as
   ``.xlsx``, or (English only) the word-level file ``NRC-Emotion-Lexicon-Wordlevel-v0.92.txt``.
 
-A word is looked up lower-cased, first as it is, then as its lemma, so that inflected forms
-(``belles``, ``hermosas``, ``όμορφες``, ``Ängste``) find their dictionary entry. Lemmas come from
-simplemma's dictionary only (:func:`probing.words.known_lemma`): an unknown form gets none.
+A word is matched to a key lower-cased (:meth:`Lexicon.entry_of`, :class:`probing.words.LexiconKeys`):
+first as it is, then as each of its dictionary lemmas (every case variant's, and their lemmas':
+:func:`probing.words.known_lemmas`), so that inflected forms (``belles``, ``hermosas``,
+``όμορφες``, ``Ängste``) find their entry; then through the keys' own lemmas, because some keys
+are themselves inflected (Spanish and Portuguese ``bonita``, Italian ``brutta``, Greek ``αστείο``:
+``bonitos`` -> ``bonito`` <- ``bonita``; the word must spell the key but for its ending, so that
+the forms of a verb do not reach the key of its participle). Lemmas come from simplemma's
+dictionary only: an unknown form gets none.
+
+Measured on ``tests/data/emotional_adjectives.csv`` (1,013 forms of 50-63 common emotional
+adjectives per language, as the templates call for them: masculine and feminine plural, feminine
+singular, Greek neuter plural; German and Dutch predicative and attributive), the share of forms
+that reach their entry went, from matching the form and its first lemma to matching both ways:
+French 92.2 -> 92.8 %, Spanish 83.8 -> 87.8 %, Greek 88.7 -> 95.4 %, German 95.9 -> 96.6 %,
+Italian 85.0 -> 90.5 %, Portuguese 89.1 -> 92.2 %, Dutch 97.9 -> 97.9 %. The misses left (the
+fixture's ``known_miss`` column) are gaps of simplemma's dictionary, which links nothing to the
+entry: forms it gives a verb lemma (French ``sales`` -> ``saler``, Spanish ``aburridos`` ->
+``aburrir``), feminine forms it lists as lemmas of their own (French ``agressive``, Italian
+``pazza``), forms it lacks (Greek ``φοβισμένοι``); a few reach another entry of the same word
+(Spanish ``asustados`` -> ``asustar``, German ``verrückte`` -> ``verrückter``).
 
 A lexicon lists words with no association too: NRC EmoLex has a row, all zeros, for every word it
 rated (``table``, ``grand``); such a word is *covered* (it counts in a profile's denominator, as in
@@ -27,12 +44,13 @@ import importlib.util
 import json
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from probing.errors import UserError
-from probing.words import known_lemma
+from probing.words import LexiconKeys, known_lemma
 
 EMOTIONS = (
     "anger", "anticipation", "disgust", "fear", "joy",
@@ -60,19 +78,30 @@ class Lexicon:
             digest.update(path.read_bytes())
         return digest.hexdigest()
 
-    def lookup(self, word: str, lemma: str | None = None) -> tuple[str, frozenset[str] | None]:
-        """``(lemma, dimensions)`` of ``word``; dimensions are None when the lexicon lacks it, and
-        an empty set for a listed word without associations.
+    @cached_property
+    def keys_index(self) -> LexiconKeys:
+        """The keys indexed by their dictionary lemmas (built on first use; ``entries`` must not
+        change afterwards)."""
+        return LexiconKeys.build(self.entries, self.lemmatizer)
 
-        The surface form (lower-cased) is tried first, then its lemma (``""`` when the lemmatiser
-        does not know the word; pass ``lemma`` if it is already known).
+    def entry_of(self, word: str, lemma: str | None = None) -> str | None:
+        """The lexicon key ``word`` matches, None if none (:meth:`LexiconKeys.entry_of`: its own
+        lower-cased form, else one of its dictionary lemmas, else a key that shares one of them).
+
+        ``lemma``, if given (e.g. from a predictions table), is tried before the word's own lemmas.
         """
-        folded = word.lower()
+        return self.keys_index.entry_of(word, lemma)
+
+    def lookup(self, word: str, lemma: str | None = None) -> tuple[str, frozenset[str] | None]:
+        """``(lemma, dimensions)`` of ``word``: its lemma (:func:`known_lemma`, ``""`` when the
+        lemmatiser does not know the word, or ``lemma`` if passed) and the dimensions of
+        :meth:`entry_of`'s key; dimensions are None when no key matches, and an empty set for a
+        listed word without associations.
+        """
         if lemma is None:
             lemma = known_lemma(word, self.lemmatizer)
-        if folded in self.entries:
-            return lemma, self.entries[folded]
-        return lemma, self.entries.get(lemma) if lemma else None
+        entry = self.entry_of(word, lemma or None)
+        return lemma, (None if entry is None else self.entries[entry])
 
 
 def _package_dir(name: str) -> Path | None:

@@ -230,7 +230,7 @@ def _profiles(model_name, language, groups, sentence_group, k, kept, inverse, fo
     """Profile of each group from its unique kept words (lower-cased), see :mod:`probing.profiles`.
 
     A word's lexicon entry is that of its surface form, else that of the lowest token id among the
-    tokens spelling it whose lemma the lexicon lists (``Ängste`` and ``ängste`` are one word).
+    tokens spelling it that reach a lexicon key through a lemma (``Ängste`` and ``ängste`` are one word).
     """
     word_keys, word_of_unique = np.unique(np.array(folded, dtype=object), return_inverse=True)
     word_dims: list = [None] * len(word_keys)

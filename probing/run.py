@@ -199,7 +199,8 @@ def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
                         f"({' '.join(data)})")
     sets = {}
     for language, d in data.items():
-        words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries, min_zipf=args.min_zipf)
+        words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
+                                           min_zipf=args.min_zipf)
         sets[language] = candidate_sets.build_candidate_set(
             language, d.prompts.lemmatizer, d.prompts.script, d.lexicon, words, tokenizer,
             max_pieces=args.max_pieces, frequent_words=args.frequent_words,
@@ -295,7 +296,7 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
                 classifier = WordClassifier(candidates[language], vocab, d.prompts.lemmatizer, d.lexicon)
                 reach[language] = lexicon_reach(d.lexicon, candidates[language].words)
             else:
-                words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.entries,
+                words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
                                                    min_zipf=args.min_zipf, other_languages=other_languages)
                 word_lists[language] = {"source": "wordfreq" if words.frequent is not None else None,
                                         "min_zipf": words.min_zipf,

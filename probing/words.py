@@ -7,20 +7,23 @@ A completion at the mask is kept when, in this order:
    *not* begin with ``##``;
 2. its text (marker removed) is at least two letters, all of the language's Unicode script
    (``unicodedata.name`` starts with the script's name, e.g. ``GREEK``; ``not_in_script``);
-3. it is a word of the language (:class:`LanguageWords`): its lower-cased form, or its lemma
-   when the lemmatiser knows the form, is listed by the language's word-frequency list
-   (``wordfreq``) at Zipf frequency ``>= min_zipf`` or by the language's emotion lexicon.
+3. it is a word of the language (:class:`LanguageWords`): its lower-cased form is a key of the
+   language's emotion lexicon, or its lower-cased form or its lemma (when the lemmatiser knows the
+   form) is listed by the language's word-frequency list (``wordfreq``) at Zipf frequency
+   ``>= min_zipf``, or one of its lemmas reaches a lexicon key (:class:`LexiconKeys`).
    Otherwise it is ``other_language`` when it is listed (Zipf >= 3) by the word list of another
-   language, else ``not_a_word``;
+   language, else ``not_a_word``. A word that only the frequency list or a lemma vouches for is
+   ``other_language`` too when another language's list has it at least ``FOREIGN_MARGIN_ZIPF``
+   more often (Spanish ``juga`` has the lemma ``jugar``, but is Indonesian);
 4. it is not one of the group's own words (``group_word``), compared lower-cased and as lemmas.
 
 Zipf frequency (Speer et al., wordfreq) is ``log10`` of a word's frequency per billion words:
 ``zipf = 9 + log10(f)``; 3 is once per million words, 1 the rarest listed.
 
-Lemmas come from simplemma's dictionaries only (:func:`known_lemma`): a form the lemmatiser does
-not know gets no lemma (simplemma's rule-based guesses would give English "became" the Spanish
-lemma "beca"). Forms are looked up in their original case first, so German nouns find theirs
-(``Ängste`` -> ``angst``).
+Lemmas come from simplemma's dictionaries only (:func:`known_lemma`, :func:`known_lemmas`): a form
+the lemmatiser does not know gets no lemma (simplemma's rule-based guesses would give English
+"became" the Spanish lemma "beca"). Forms are looked up in their original case first, so German
+nouns find theirs (``Ängste`` -> ``angst``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import re
 import tempfile
 import unicodedata
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
 from pathlib import Path
@@ -52,10 +55,10 @@ GROUP_WORD = "group_word"
 DROP_REASONS = (NOT_WORD_START, NOT_SCRIPT, NOT_A_WORD, OTHER_LANGUAGE, GROUP_WORD)
 
 DEFAULT_MIN_ZIPF = 2.5
-# A word that only the frequency list vouches for (no lexicon entry for it or its lemma) and that
-# is at least 10 times as frequent in another language is taken as that language's
+# A word that only the frequency list or a lemma vouches for (its own form is no lexicon key) and
+# that is at least 10 times as frequent in another language is taken as that language's
 # (English "the" is in the French list at Zipf 5.4, but at 7.7 in English; French "cool", 4.9
-# against 5.5, stays French).
+# against 5.5, stays French; Spanish "juga", lemma "jugar", is Indonesian).
 FOREIGN_MARGIN_ZIPF = 1.0
 # wordfreq's "small" lists hold the words of Zipf >= 3 of every language it covers; a non-word
 # of the probed language listed there is attributed to the language where it is most frequent.
@@ -182,7 +185,13 @@ def _dictionary_lookup():
     """
     from simplemma.strategies import DictionaryLookupStrategy
 
-    return DictionaryLookupStrategy(_atomic_trie_factory()(cache_max_size=8, disk_cache_dir=str(lemma_cache_dir())))
+    return DictionaryLookupStrategy(_lemma_dictionaries())
+
+
+@lru_cache(maxsize=1)
+def _lemma_dictionaries():
+    """simplemma's form -> lemma dictionaries, one trie per language (see :func:`_dictionary_lookup`)."""
+    return _atomic_trie_factory()(cache_max_size=8, disk_cache_dir=str(lemma_cache_dir()))
 
 
 def _atomic_trie_factory():
@@ -218,6 +227,126 @@ def known_lemma(word: str, lemmatizer: str) -> str:
     """
     lemma = _dictionary_lookup().get_lemma(word, lemmatizer)
     return lemma.lower() if lemma else ""
+
+
+def _case_variants(word: str) -> tuple[str, ...]:
+    """``word`` as it is, lower-cased and capitalised: the spellings simplemma's dictionary may list."""
+    return tuple(dict.fromkeys((word, word.lower(), word[:1].upper() + word[1:].lower())))
+
+
+@lru_cache(maxsize=500_000)
+def known_lemmas(word: str, lemmatizer: str) -> tuple[str, ...]:
+    """Every lemma simplemma's dictionary gives ``word``, lower-cased, :func:`known_lemma`'s first.
+
+    The dictionary maps each spelling to one lemma, so "every lemma" is, in this order: the lemma
+    of each case variant of the form (as it is, lower-cased, capitalised: German ``faule`` ->
+    ``faulen``, a verb, but ``Faule`` -> ``fauler``), then the lemma of each of those lemmas in
+    their case variants (one more dictionary step, like simplemma's greedy strategy without its
+    length limits: ``Faule`` -> ``fauler`` -> ``faul``, Greek ``καλά`` -> ``καλό`` -> ``καλός``).
+    A form the dictionary does not list gets none: no rule-based guess, no affix splitting.
+
+    >>> known_lemmas("faule", "de"), known_lemmas("hospitali", "fr")
+    (('faulen', 'fauler', 'faul'), ())
+    """
+    dictionary = _lemma_dictionaries().get_dictionary(lemmatizer)
+    first = known_lemma(word, lemmatizer)
+    direct = [first] if first else []
+    for variant in _case_variants(word):
+        lemma = dictionary.get(variant)
+        if lemma:
+            direct.append(lemma.lower())
+    chained = [lemma.lower() for found in direct for variant in _case_variants(found)
+               if (lemma := dictionary.get(variant))]
+    return tuple(dict.fromkeys(direct + chained))
+
+
+def _shares_stem(key: str, lemma: str) -> bool:
+    """Whether ``key`` spells ``lemma`` but for its last two letters, and at least three letters of it.
+
+    True for inflected keys (Spanish ``bonita`` of ``bonito``, Greek ``αστείο`` of ``αστείος``,
+    Spanish ``destrozado`` of ``destrozar``); False for a key that is only a homograph of another
+    word's form (French ``aura``, a noun, is also a future of ``avoir``: ``ont`` must not reach it;
+    Italian ``data``, a date, is a participle of ``dare``: three letters are not enough).
+    """
+    return _shared_beginning(key, lemma) >= max(3, len(lemma) - 2)
+
+
+@dataclass(frozen=True, eq=False)
+class LexiconKeys:
+    """The keys of one language's emotion lexicon, indexed by their dictionary lemmas too, so that a
+    word and a key meet at a lemma even when the key is itself an inflected form.
+
+    :meth:`entry_of` is the one matching rule, used by :meth:`probing.lexicon.Lexicon.lookup` and by
+    :meth:`LanguageWords.classify` (through :meth:`vouches_for`).
+    """
+
+    lemmatizer: str
+    keys: frozenset[str]
+    by_lemma: dict[str, tuple[str, ...]]  # a key's lemma (not itself a key) -> the keys that have it
+    # (word, lemma) -> (key, own form): each vocabulary word is matched once per run
+    _matches: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, keys, lemmatizer: str) -> "LexiconKeys":
+        """Index ``keys`` (lower-cased lexicon words) by every :func:`known_lemmas` of theirs that
+        is not a key itself and shares the key's stem (:func:`_shares_stem`)."""
+        keys = frozenset(keys)
+        by_lemma: dict[str, list[str]] = {}
+        for key in sorted(keys):
+            for lemma in known_lemmas(key, lemmatizer):
+                if lemma not in keys and _shares_stem(key, lemma):
+                    by_lemma.setdefault(lemma, []).append(key)
+        return cls(lemmatizer=lemmatizer, keys=keys, by_lemma={l: tuple(k) for l, k in by_lemma.items()})
+
+    def entry_of(self, word: str, lemma: str | None = None) -> str | None:
+        """The lexicon key ``word`` matches, or None; ``lemma`` (e.g. the predictions table's) is
+        tried before the word's own :func:`known_lemmas`.
+
+        In this order: the lower-cased word is a key; one of its lemmas is a key (Spanish
+        ``hermosas`` -> ``hermoso``); the word or one of its lemmas is a lemma of keys that the
+        word spells but for their last two letters (``bonitos`` -> ``bonito``, the lemma of the
+        key ``bonita``; but ``combaten``, a form of ``combatir``, does not reach the key
+        ``combatido``, whose lemma is ``combatir`` too). When several keys share that lemma, the
+        key that shares the longest beginning with the word is taken, then the shortest, then the
+        first alphabetically (Spanish ``destrozadas`` -> ``destrozada``, not ``destrozado``): one
+        key, so that the dimensions are those of a real entry and :meth:`entry_of` names it.
+        """
+        return self._match(word, lemma)[0]
+
+    def vouches_for(self, word: str) -> tuple[bool, bool]:
+        """``(matched, own form)``: whether ``word`` reaches a key at all, and whether its own
+        lower-cased form is that key (not only one of its lemmas)."""
+        key, own_form = self._match(word, None)
+        return key is not None, own_form
+
+    def _match(self, word: str, lemma: str | None) -> tuple[str | None, bool]:
+        if lemma == known_lemma(word, self.lemmatizer):
+            lemma = None  # already the first of the word's own lemmas: one cache entry, one search
+        cached = self._matches.get((word, lemma))
+        if cached is None:
+            cached = self._matches[(word, lemma)] = self._find(word, lemma)
+        return cached
+
+    def _find(self, word: str, lemma: str | None) -> tuple[str | None, bool]:
+        folded = word.lower()
+        if folded in self.keys:
+            return folded, True
+        lemmas = tuple(dict.fromkeys(((lemma,) if lemma else ()) + known_lemmas(word, self.lemmatizer)))
+        for candidate in lemmas:
+            if candidate in self.keys:
+                return candidate, False
+        for candidate in (folded, *lemmas):
+            # the word must spell the key too but for the key's last two letters: an inflection of
+            # the same form (bonitos, bonita), not any form of a verb whose participle is a key
+            # (Spanish combaten -> combatir, the lemma of the key combatido)
+            keys = [key for key in self.by_lemma.get(candidate, ()) if _shares_stem(folded, key)]
+            if keys:
+                return min(keys, key=lambda key: (-_shared_beginning(key, folded), len(key), key)), False
+        return None, False
+
+
+def _shared_beginning(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
 
 
 def _zipf_lists(language: str, wordlist: str) -> list[list[str]] | None:
@@ -285,31 +414,46 @@ def wordfreq_key(word: str, language: str) -> str:
 class LanguageWords:
     """The words of one language: a word-frequency list cut at ``min_zipf``, plus a lexicon.
 
-    ``frequent`` is None when wordfreq has no list for the language; then only ``lexicon_words``
-    (and their lemmas) count as words.
+    ``frequent`` is None when wordfreq has no list for the language; then only the lexicon's keys
+    (and the words that reach them through a lemma) count as words.
     """
 
     language: str
     lemmatizer: str
     min_zipf: float
     frequent: dict[str, float] | None
-    lexicon_words: frozenset[str]
+    lexicon: LexiconKeys  # or the lexicon's keys, indexed on construction
     other_languages: dict[str, tuple[str, float]]  # see other_language_index
+
+    def __post_init__(self):
+        if not isinstance(self.lexicon, LexiconKeys):  # the keys alone: index them here
+            object.__setattr__(self, "lexicon", LexiconKeys.build(self.lexicon, self.lemmatizer))
+
+    @property
+    def lexicon_words(self) -> frozenset[str]:
+        """The lexicon's keys."""
+        return self.lexicon.keys
 
     def classify(self, word: str) -> tuple[str, str]:
         """``(lemma, reason)`` for a word that passed the word-start and script filters.
 
-        ``reason`` is ``""`` (a word of the language), ``other_language`` or ``not_a_word``.
+        ``reason`` is ``""`` (a word of the language), ``other_language`` or ``not_a_word``. A word
+        whose own lower-cased form is a lexicon key is a word of the language; one that reaches
+        the lexicon only through a lemma passes the other-language test that frequency-list words
+        pass (French ``beste``, lemma ``bête``, is German; German ``les``, lemma ``lesen``, French).
         """
         lemma = known_lemma(word, self.lemmatizer)
-        forms = list(dict.fromkeys(f for f in (word.lower(), lemma) if f))
-        if any(form in self.lexicon_words for form in forms):
+        in_lexicon, own_form = self.lexicon.vouches_for(word)
+        if own_form:
             return lemma, ""
+        forms = list(dict.fromkeys(f for f in (word.lower(), lemma) if f))
         elsewhere, zipf_elsewhere = self.other_languages.get(wordfreq_key(word, self.language), (None, 0.0))
         foreign = elsewhere not in (None, self.language)
         listed = [z for z in (self._zipf(form) for form in forms) if z is not None]
         if not listed:
-            return lemma, (OTHER_LANGUAGE if foreign else NOT_A_WORD)
+            if foreign:
+                return lemma, OTHER_LANGUAGE
+            return lemma, ("" if in_lexicon else NOT_A_WORD)  # a lemma in the lexicon vouches for it
         return lemma, (OTHER_LANGUAGE if foreign and zipf_elsewhere - max(listed) >= FOREIGN_MARGIN_ZIPF else "")
 
     def _zipf(self, form: str) -> float | None:
@@ -329,10 +473,11 @@ def language_words(language: str, lemmatizer: str, lexicon_words, *, min_zipf: f
                    other_languages: dict[str, tuple[str, float]] | None = None) -> LanguageWords:
     """:class:`LanguageWords` of ``language`` (an ISO 639-1 code, as wordfreq names its lists).
 
-    It holds the language's word list (~10-50 MB): a run builds one language's at a time.
-    ``other_languages`` is an :func:`other_language_index` (default: the full one).
+    ``lexicon_words`` is the lexicon's :class:`LexiconKeys` (``Lexicon.keys_index``, sharing its
+    matching) or its keys. It holds the language's word list (~10-50 MB): a run builds one
+    language's at a time. ``other_languages`` is an :func:`other_language_index` (default: the full one).
     """
     return LanguageWords(language=language, lemmatizer=lemmatizer, min_zipf=float(min_zipf),
                          frequent=_frequent_words(language, float(min_zipf)),
-                         lexicon_words=frozenset(lexicon_words),
+                         lexicon=lexicon_words if isinstance(lexicon_words, LexiconKeys) else frozenset(lexicon_words),
                          other_languages=other_language_index() if other_languages is None else other_languages)

@@ -11,9 +11,9 @@ import torch
 
 from probing.engine import MaskedLMScorer, split_lm_head
 from probing.lexicon import load_lexicon
-from probing.predictions import TokenClassifier, build_shard
-from probing.words import (GROUP_WORD, NOT_A_WORD, NOT_WORD_START, OTHER_LANGUAGE, Vocabulary, group_word_keys,
-                           group_words, is_script_word, known_lemma, language_words, vocabulary)
+from probing.predictions import REASONS, TokenClassifier, build_shard
+from probing.words import (GROUP_WORD, NOT_A_WORD, NOT_WORD_START, OTHER_LANGUAGE, LanguageWords, Vocabulary,
+                           group_word_keys, group_words, is_script_word, known_lemma, language_words, vocabulary)
 
 
 class FakeTokenizer:
@@ -174,6 +174,42 @@ def test_word_filter_per_language(words_of, language, word, expected):
 def test_loanword_more_frequent_elsewhere_by_less_than_the_margin_stays(words_of):
     # French "cool" (Zipf 4.9) against English (5.5): kept; simplemma has no French lemma for it
     assert words_of("fr").classify("cool") == ("", "")
+
+
+# --- a word that only a lemma links to the lexicon passes the other-language test ----------------
+
+@pytest.mark.parametrize("language, word, lemma", [
+    ("es", "juga", "jugar"),  # Indonesian "also" (Zipf 6.7), against Spanish jugar (5.1)
+    ("fr", "beste", "bête"),  # German and Norwegian "best"
+    ("de", "les", "lesen"),  # French "the" (7.3)
+])
+def test_foreign_word_whose_lemma_is_a_lexicon_entry_is_dropped(words_of, language, word, lemma):
+    words = words_of(language)
+    assert words.lexicon.entry_of(word) == lemma  # the lexicon alone would have vouched for it
+    assert words.classify(word) == (lemma, OTHER_LANGUAGE)
+
+
+def test_own_form_in_the_lexicon_is_kept_and_a_lemma_alone_must_not_be_foreign():
+    def words(lexicon_words, other_languages):
+        return LanguageWords("es", "es", 2.5, {}, frozenset(lexicon_words), other_languages)
+
+    assert words({"jugar"}, {}).classify("juga") == ("jugar", "")  # the lemma vouches, nothing says foreign
+    assert words({"jugar"}, {"juga": ("id", 6.7)}).classify("juga") == ("jugar", OTHER_LANGUAGE)
+    assert words({"juga"}, {"juga": ("id", 6.7)}).classify("juga") == ("jugar", "")  # its own form is a key
+    assert words({"bonita"}, {}).classify("bonitos") == ("bonito", "")  # through the key's lemma
+    assert words(set(), {}).classify("bonitos") == ("bonito", NOT_A_WORD)
+
+
+def test_token_classifier_drops_the_leak_and_gives_the_feminine_keys_dimensions(words_of):
+    tokens = ["<s>", "▁juga", "▁bonitos", "▁hermosas"]
+    words = tuple(t[1:] if t.startswith("▁") else "" for t in tokens)
+    vocab = Vocabulary("sentencepiece", tuple(tokens), words, np.array([bool(w) for w in words]))
+    lexicon = load_lexicon("emoatlas", "es", "Spanish", "es")
+    classifier = TokenClassifier(vocab, "Latin", words_of("es"), lexicon)
+    lemmas, reasons, dims = classifier.classify(np.array([1, 2, 3]))
+    assert lemmas == ["jugar", "bonito", "hermoso"]
+    assert [REASONS[code] for code in reasons] == [OTHER_LANGUAGE, "", ""]
+    assert dims == [None, lexicon.entries["bonita"], lexicon.entries["hermoso"]]
 
 
 # --- German nouns: lemmas looked up in their original case ---------------------------------------
