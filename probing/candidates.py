@@ -296,6 +296,32 @@ def tokenize_words(tokenizer, words: list[str]) -> list[list[int]]:
     return out
 
 
+def propose(language: str, lemmatizer: str, lexicon, frequent_words: int = DEFAULT_FREQUENT_WORDS
+            ) -> list[tuple[str, str]]:
+    """``(word, source)`` of every word proposed before the filters, in the order of precedence
+    (lexicon entries, their dictionary forms, the frequent words; see "Case" for the spellings)."""
+    try:
+        dictionary = _dictionary(lemmatizer)
+    except ValueError:  # simplemma has no dictionary for this language
+        dictionary = None
+    keys = sorted(lexicon.entries)
+    return ([(s, LEXICON) for k in keys for s in attested_spellings(k, dictionary)]
+            + [(f, LEXICON_FORM) for f in lexicon_forms(lemmatizer, keys)]
+            + [(s, FREQUENT) for w in most_frequent_words(language, frequent_words)
+               for s in attested_spellings(w, dictionary)])
+
+
+def proposed_keys(language: str, lemmatizer: str, lexicon, frequent_words: int = DEFAULT_FREQUENT_WORDS
+                  ) -> frozenset[str]:
+    """The proposed words as wordfreq keys: what :func:`probing.words.other_language_index` needs
+    to be asked about for a candidate set (most candidates are several tokens, so a
+    :meth:`probing.words.Vocabulary.word_keys` index would miss them); ~5x smaller and faster than
+    the full index."""
+    from probing.words import wordfreq_key
+
+    return frozenset(wordfreq_key(w, language) for w, _ in propose(language, lemmatizer, lexicon, frequent_words))
+
+
 def build_candidate_set(language: str, lemmatizer: str, script: str, lexicon, language_words, tokenizer, *,
                         max_pieces: int = MAX_PIECES, frequent_words: int = DEFAULT_FREQUENT_WORDS,
                         user_list: Path | None = None) -> CandidateSet:
@@ -311,24 +337,13 @@ def build_candidate_set(language: str, lemmatizer: str, script: str, lexicon, la
     if frequent_words < 0:
         raise UserError(f"the number of frequent words must be at least 0, got {frequent_words}")
     drops = {reason: 0 for reason in DROP_REASONS}
-    proposals: list[tuple[str, str]] = []  # (word, source), in the order of precedence
     if user_list is not None:
         proposals = [(w, USER) for w in read_candidate_list(user_list, script)]
         description = f"user list {user_list}"
     else:
-        try:
-            dictionary = _dictionary(lemmatizer)
-        except ValueError:
-            dictionary = None
-        keys = sorted(lexicon.entries)
-        forms = lexicon_forms(lemmatizer, keys)
-        frequent = most_frequent_words(language, frequent_words)
-        proposals = ([(s, LEXICON) for k in keys for s in attested_spellings(k, dictionary)]
-                     + [(f, LEXICON_FORM) for f in forms]
-                     + [(s, FREQUENT) for w in frequent for s in attested_spellings(w, dictionary)])
-        del dictionary
-        description = (f"{lexicon.source} {language} entries ({len(keys):,}) and their {{forms:,}} dictionary forms "
-                       f"+ wordfreq top {frequent_words:,} ({{added:,}} more words)")
+        proposals = propose(language, lemmatizer, lexicon, frequent_words)
+        description = (f"{lexicon.source} {language} entries ({len(lexicon.entries):,}) and their {{forms:,}} "
+                       f"dictionary forms + wordfreq top {frequent_words:,} ({{added:,}} more words)")
 
     seen: set[str] = set()
     in_script = _ScriptCheck(script)
@@ -410,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     add("--prompts_dir", default=str(prompt_files.PROMPTS_DIR), help="folder of prompt files (default: prompts/)")
     args = parser.parse_args(argv)
     args.languages = [args.language]
+    if args.max_pieces < 1:
+        raise UserError(f"--max_pieces must be at least 1, got {args.max_pieces}")
+    if args.frequent_words < 0:
+        raise UserError(f"--frequent_words must be at least 0, got {args.frequent_words}")
     user_list = Path(args.candidates) if args.candidates is not None else None
     if user_list is not None:  # a bad list is refused before anything slow (torch, the tokenizer)
         read_candidate_list(user_list, prompt_files.load_language(args.language, args.prompts_dir).script)
@@ -425,8 +444,10 @@ def main(argv: list[str] | None = None) -> int:
             source, local_files_only=local_files_only))
     words = None
     if user_list is None:  # a user's words are not checked as words of the language
+        keys = proposed_keys(args.language, data.prompts.lemmatizer, data.lexicon, args.frequent_words)
         words = vocab_words.language_words(args.language, data.prompts.lemmatizer, data.lexicon.entries,
-                                           min_zipf=args.min_zipf)
+                                           min_zipf=args.min_zipf,
+                                           other_languages=vocab_words.other_language_index(keys))
     candidates = build_candidate_set(args.language, data.prompts.lemmatizer, data.prompts.script, data.lexicon,
                                      words, tokenizer, max_pieces=args.max_pieces,
                                      frequent_words=args.frequent_words, user_list=user_list)

@@ -236,3 +236,14 @@ def test_cli_prints_the_set(cli, tiny_dir, tokenizer, tmp_path, monkeypatch):
     assert lines[0] == "word\tsource\tn_pieces\tpieces"
     assert lines[1] == "méchantes\tuser\t3\t▁mé ch antes"
     assert len(lines) == 3 and err.count("\n") == 1 and "2 candidates" in err and "not_in_script" in err
+
+
+def test_an_index_of_the_proposed_words_classifies_as_the_full_one(build, data, tokenizer):
+    d = data["nl"]
+    lexicon = small_lexicon(d.lexicon)
+    keys = C.proposed_keys("nl", d.prompts.lemmatizer, lexicon, 2000)
+    words = language_words("nl", d.prompts.lemmatizer, d.lexicon.entries, other_languages=other_language_index(keys))
+    candidates = C.build_candidate_set("nl", d.prompts.lemmatizer, d.prompts.script, lexicon, words, tokenizer,
+                                       frequent_words=2000)
+    full = build("nl")
+    assert candidates.sha256 == full.sha256 and candidates.drop_counts == full.drop_counts
