@@ -139,7 +139,7 @@ class WordClassifier:
         return self.candidates.words[candidate]
 
     def token(self, candidate: int) -> str:
-        return " ".join(self.vocab.tokens[t] for t in self.candidates.pieces[candidate])
+        return self.candidates.piece_strings[candidate]
 
     def first_token_ids(self, ids: np.ndarray) -> np.ndarray:
         return np.array([self.candidates.pieces[c][0] for c in ids.reshape(-1).tolist()],

@@ -199,8 +199,14 @@ def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
                         f"({' '.join(data)})")
     sets = {}
     for language, d in data.items():
-        words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
-                                           min_zipf=args.min_zipf)
+        words = None
+        if language not in args.candidate_files:  # a user's list is not filtered by the word lists
+            # the other-language index asked about the words proposed (most are several tokens)
+            proposed = candidate_sets.proposed_keys(language, d.prompts.lemmatizer, d.lexicon, args.frequent_words)
+            words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
+                                               min_zipf=args.min_zipf,
+                                               other_languages=vocab_words.other_language_index(proposed))
+            del proposed
         sets[language] = candidate_sets.build_candidate_set(
             language, d.prompts.lemmatizer, d.prompts.script, d.lexicon, words, tokenizer,
             max_pieces=args.max_pieces, frequent_words=args.frequent_words,
@@ -322,7 +328,7 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
         current.clear()
 
     rows, write_seconds = write_predictions(staging / PREDICTIONS_FILE, tables())
-    dropped = {language: c.drop_counts for language, c in candidates.items()}
+    dropped = {language: {"kept": len(c), **c.drop_counts} for language, c in candidates.items()}
     return (rows, write_seconds, pd.concat(profiles, ignore_index=True)[PROFILE_COLUMNS],
             filters_table(counts, dropped), word_lists, reach)
 
