@@ -451,21 +451,29 @@ class MaskedLMScorer:
         The result is a view of a buffer that the next call overwrites; at most
         ``max(batch_size, len(batch_ids))`` reads per call keep that buffer the size it has.
         """
-        self.forward_passes += len(batch_ids)
-        input_ids, attention_mask = self._right_padded(batch_ids)
-        rows_t = torch.tensor(rows, device=self.device)
-        cols_t = torch.tensor(cols, device=self.device)
         if self.head is not None:
-            if self._last_layer is not None:
-                self._last_layer.rows, self._last_layer.cols = rows_t, cols_t
-                self._last_layer.one_read_per_row = rows == list(range(len(batch_ids)))
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
-            logits = self.head(hidden[rows_t, cols_t])
+            logits = self.head(self.hidden_at(batch_ids, rows, cols))
         else:
+            self.forward_passes += len(batch_ids)
+            input_ids, attention_mask = self._right_padded(batch_ids)
+            rows_t, cols_t = torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows_t, cols_t]
         out = self._buffer(*logits.shape)
         torch.log_softmax(logits.float(), dim=-1, out=out)
         return out
+
+    @torch.inference_mode()
+    def hidden_at(self, batch_ids: list[list[int]], rows: list[int], cols: list[int]) -> torch.Tensor:
+        """(reads, hidden) encoder outputs at positions ``(rows[j], cols[j])`` (what the LM head
+        reads); only for a model whose head is split off (``self.head is not None``)."""
+        self.forward_passes += len(batch_ids)
+        input_ids, attention_mask = self._right_padded(batch_ids)
+        rows_t = torch.tensor(rows, device=self.device)
+        cols_t = torch.tensor(cols, device=self.device)
+        if self._last_layer is not None:
+            self._last_layer.rows, self._last_layer.cols = rows_t, cols_t
+            self._last_layer.one_read_per_row = rows == list(range(len(batch_ids)))
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0][rows_t, cols_t]
 
     def iter_log_probs(self, sentences: list[str], mask_index: list[int] | None = None, *, desc: str = "probing"):
         """Yield ``(sentence_indices, log_probs)`` per batch, in length-sorted order.
