@@ -5,7 +5,7 @@ built per shard from the engine's ``(n, k)`` arrays without a Python loop over r
 vocabulary entry that appears is classified once (word start, script, word of the language,
 lemma, lexicon entry: :mod:`probing.words`), and rows pick their values by index. Repeated
 strings are dictionary-encoded (pandas reads them as categoricals); numbers keep native types
-(``rank`` int16, ``token_id`` int32, ``log_prob`` and ``score`` float32 in nats).
+(``rank`` int16, ``token_id`` int32, ``n_pieces`` int8, ``log_prob`` and ``score`` float32 in nats).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from probing.lexicon import EMOTIONS, Lexicon
 from probing.profiles import emotion_profile
 
 PREDICTIONS_FILE = "predictions.parquet"
-PREDICTIONS_SCHEMA_VERSION = 2
+PREDICTIONS_SCHEMA_VERSION = 3
 METADATA_KEY = b"stereoprobe"
 SENTENCE_COLUMNS = ["model", "language", "category", "group_id", "group", "template_id", "sentence"]
 PROFILE_KEY_COLUMNS = ["model", "language", "category", "group_id", "group"]
@@ -39,7 +39,7 @@ _CODE = {reason: code for code, reason in enumerate(REASONS)}
 _STRING = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
     [(name, _STRING) for name in SENTENCE_COLUMNS]
-    + [("rank", pa.int16()), ("token_id", pa.int32()), ("token", _STRING), ("word", _STRING),
+    + [("rank", pa.int16()), ("token_id", pa.int32()), ("token", _STRING), ("n_pieces", pa.int8()), ("word", _STRING),
        ("lemma", _STRING), ("log_prob", pa.float32()), ("score", pa.float32()), ("kept", pa.bool_()),
        ("drop_reason", _STRING)],
     metadata={METADATA_KEY: json.dumps({"table": "predictions",
@@ -146,6 +146,7 @@ def build_shard(model_name: str, prompts: list, token_ids: np.ndarray, log_probs
     columns["rank"] = pa.array(np.tile(np.arange(1, k + 1, dtype=np.int16), n))
     columns["token_id"] = pa.array(token_ids.reshape(-1).astype(np.int32))
     columns["token"] = _dictionary(inverse, (vocab.tokens[t] for t in unique_ids.tolist()))
+    columns["n_pieces"] = pa.array(np.ones(n * k, dtype=np.int8))  # one token per completion (token mode)
     columns["word"] = _dictionary(inverse, (vocab.words[t] for t in unique_ids.tolist()))
     columns["lemma"] = _dictionary(inverse, lemmas)
     columns["log_prob"] = pa.array(log_probs.reshape(-1).astype(np.float32))
