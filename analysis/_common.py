@@ -165,6 +165,41 @@ def check_profiles(table: pd.DataFrame, path: Path, columns=("language", "catego
     return list(EMOTIONS)
 
 
+def completion_mode(manifest: dict) -> str:
+    """How a probing run's completions were made, from its ``manifest.json``: ``"word"`` (whole words,
+    ``--completions word``) or ``"token"`` (one vocabulary token each). A manifest without
+    ``completions`` (every run made before whole-word mode) is a token-mode run.
+
+    >>> completion_mode({"completions": {"mode": "word", "max_pieces": 4}}), completion_mode({})
+    ('word', 'token')
+    """
+    completions = manifest.get("completions") if isinstance(manifest, dict) else None
+    mode = completions.get("mode") if isinstance(completions, dict) else None
+    return str(mode) if mode else "token"
+
+
+def completion_label(manifest: dict) -> str:
+    """:func:`completion_mode` for tables: ``"word (up to 4 pieces)"`` or ``"token"``.
+
+    >>> completion_label({"completions": {"mode": "word", "max_pieces": 4}})
+    'word (up to 4 pieces)'
+    """
+    mode = completion_mode(manifest)
+    pieces = (manifest.get("completions") or {}).get("max_pieces") if mode == "word" else None
+    return f"{mode} (up to {pieces} pieces)" if pieces else mode
+
+
+def lexicon_reach(manifest: dict, language: str) -> str:
+    """The run's ``lexicon_reach`` of ``language`` (the share of the lexicon's entries its completions can
+    reach) as a percentage, ``"n/a"`` where the manifest does not record it (runs made before it was).
+
+    >>> lexicon_reach({"lexicon_reach": {"en": 0.2612}}, "en"), lexicon_reach({}, "en")
+    ('26.1%', 'n/a')
+    """
+    value = (manifest.get("lexicon_reach") or {}).get(language)
+    return f"{100 * float(value):.1f}%" if isinstance(value, (int, float)) else "n/a"
+
+
 def input_record(path: Path, rows: int, **extra) -> dict:
     return {"path": str(path), "sha256": sha256_file(path), "rows": int(rows), **extra}
 

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import correlations as stats
-from analysis._common import check_profiles, command_line, find_table, input_record, output_folder, read_csv, save_run
+from analysis._common import (check_profiles, command_line, completion_mode, find_table, input_record, output_folder,
+                              read_csv, save_run)
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import add_overwrite_option, sha256_file
 
@@ -313,7 +314,8 @@ def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple
 
 
 def input_manifest_summary(path: Path) -> dict:
-    """Model name and random-weights flag from the run's manifest.json, when it sits next to the table."""
+    """Model name, random-weights flag and completion mode (:func:`analysis._common.completion_mode`) from
+    the run's manifest.json, when it sits next to the table."""
     manifest = path.parent / "manifest.json"
     if not manifest.is_file():
         return {}
@@ -323,7 +325,22 @@ def input_manifest_summary(path: Path) -> dict:
         return {"run_manifest": {"path": str(manifest), "readable": False}}
     model = payload.get("model") or {}
     return {"run_manifest": {"path": str(manifest), "sha256": sha256_file(manifest), "model": model.get("name"),
-                             "random_weights": model.get("random_weights")}}
+                             "random_weights": model.get("random_weights"), "completions": completion_mode(payload)}}
+
+
+def single_token_warning(records: list[dict]) -> str:
+    """The ``warning:`` line of ``--mode languages`` when an input was probed in token mode (its manifest
+    says so, or lacks ``completions``, or is not beside its table): each language's completions were then
+    its single vocabulary tokens, which reach a different share of each lexicon; ``""`` when none was.
+
+    ``records``: the manifest's input records (``label`` and :func:`input_manifest_summary`).
+    """
+    token = [r["label"] for r in records if (r.get("run_manifest") or {}).get("completions", "token") == "token"]
+    if not token:
+        return ""
+    return (f"warning: languages compared on single tokens: {', '.join(token)} {'was' if len(token) == 1 else 'were'} "
+            f"probed in token mode (or the mode is not recorded), where each language reaches a different share of "
+            f"its lexicon; rerun python -m probing.run with --completions word")
 
 
 @exits_on_user_error
@@ -343,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     excluded_table = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
 
     significant = int((correlations["p_adjusted"] < 0.05).sum())
+    records = [input_record(item.path, len(item.table), label=item.label, **input_manifest_summary(item.path))
+               for item in inputs]
+    warning = single_token_warning(records) if args.mode == "languages" else ""
     manifest = {
         "command": command_line("analysis.correlate", argv),
         "parameters": {**vars(args), "labels": labels},
@@ -352,14 +372,16 @@ def main(argv: list[str] | None = None) -> int:
         "p_value": "one-sided permutation p = (1 + #{T_perm >= T_obs}) / (1 + permutations); category 'all' "
                    "permutes groups within their category; Benjamini-Hochberg across every test of this run",
         "emotions": emotions,
-        "inputs": [input_record(item.path, len(item.table), label=item.label, **input_manifest_summary(item.path))
-                   for item in inputs],
+        "inputs": records,
+        "warnings": [warning] if warning else [],
         "summary": {"tests": len(correlations), "significant_bh_0.05": significant,
                     "groups_compared": {f"{c.name} [{c.language}]": len(c.table) for c in comparisons},
                     "excluded": excluded_table["reason"].value_counts().to_dict()},
     }
     save_run(target, {"correlations.csv": correlations, "per_group.csv": per_group, "shifts.csv": shifts,
                       "excluded.csv": excluded_table}, manifest, overwrite=args.overwrite)
+    if warning:
+        print(warning, file=sys.stderr)
     if len(excluded_table):
         reasons = "; ".join(f"{n} {reason}" for reason, n in excluded_table["reason"].value_counts().items())
         print(f"note: {len(excluded_table)} group(s) or language(s) left out (listed in excluded.csv): {reasons}",

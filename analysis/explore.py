@@ -9,9 +9,10 @@ RUN_DIR...`` does the same) on the folders that ``probing.run``, ``analysis.corr
   ``n_covered``;
 * ``predictions.parquet``: the completions behind a profile, per template, read for one group at
   a time with pyarrow filters (a full run holds 3 M rows, one row group per language): the kept
-  words with their probability ``p = exp(log_prob)``, lemma and lexicon dimensions (the run's own
-  lexicon, looked up as :meth:`probing.lexicon.Lexicon.lookup` does), and the dropped ones with
-  their reason;
+  words (whole words with their ``n_pieces`` tokens in a run probed with ``--completions word``, one
+  token each in token mode, the run's mode said above them) with their probability
+  ``p = exp(log_prob)``, lemma and lexicon dimensions (the run's own lexicon, looked up as
+  :meth:`probing.lexicon.Lexicon.lookup` does), and the dropped ones with their reason;
 * ``correlations.csv`` and ``shifts.csv`` (``analysis.correlate``): rho with its bootstrap
   interval and the permutation null band, by method and category;
 * ``recall.csv`` (``analysis.recall``): recall@k curves with their intervals.
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis._common import read_csv
+from analysis._common import completion_label, completion_mode, lexicon_reach, read_csv
 from analysis.figures import Run, group_labels, load_run, run_labels
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
@@ -43,10 +44,10 @@ APP = Path(__file__).with_name("explore_app.py")
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
 EXPLORED = ("profiles.csv", "correlations.csv", "recall.csv")  # a folder must hold one of them
-COMPLETION_COLUMNS = ["language", "template_id", "sentence", "rank", "token", "word", "lemma", "log_prob",
-                      "kept", "drop_reason"]
-KEPT_COLUMNS = ["language", "template_id", "rank", "word", "lemma", "probability", "dimensions"]
-DROPPED_COLUMNS = ["language", "template_id", "rank", "token", "word", "drop_reason", "probability"]
+COMPLETION_COLUMNS = ["language", "template_id", "sentence", "rank", "token", "n_pieces", "word", "lemma",
+                      "log_prob", "kept", "drop_reason"]  # of predictions.parquet (schema checked by predictions_file)
+KEPT_COLUMNS = ["language", "template_id", "rank", "word", "n_pieces", "lemma", "probability", "dimensions"]
+DROPPED_COLUMNS = ["language", "template_id", "rank", "token", "word", "n_pieces", "drop_reason", "probability"]
 CORRELATION_COLUMNS = ["comparison", "language", "category", "method", "emotion", "rho", "ci_low", "ci_high",
                        "null_low", "null_high", "p", "p_adjusted", "n_groups", "note"]
 NOT_IN_LEXICON = "(not in lexicon)"
@@ -126,11 +127,24 @@ def run_summary(run: Run) -> dict:
     if has_predictions(run):
         rows = ((manifest.get("outputs") or {}).get(PREDICTIONS_FILE) or {}).get("rows")
         tables[PREDICTIONS_FILE] = rows if rows is not None else "not recorded"
+    probing = "profiles.csv" in run.tables
+    reach = ", ".join(f"{lang} {lexicon_reach(manifest, lang)}" for lang in sorted(manifest.get("lexicon_reach") or {}))
     return {"run": run.label, "folder": str(run.path), "made by": " ".join(manifest.get("command") or []) or "not recorded",
             "created": manifest.get("created", "not recorded"), "model": model.get("name", ""),
             "random weights": bool(model.get("random_weights", False)), "top_k": parameters.get("top_k"),
             "lexicon": parameters.get("lexicon"), "weighting": parameters.get("weighting"),
+            "completions": completion_label(manifest) if probing else "",
+            "lexicon reach": (reach or "not recorded") if probing else "",
             "tables": ", ".join(f"{name} ({rows} rows)" for name, rows in tables.items())}
+
+
+def completions_note(run: Run) -> str:
+    """What a probing run's completions are (:func:`analysis._common.completion_mode`), for the completions view."""
+    if completion_mode(run.manifest) == "word":
+        return (f"Completion mode: {completion_label(run.manifest)}: each completion is a whole word; "
+                f"n_pieces is its number of tokens.")
+    return ("Completion mode: token: each completion is one vocabulary token (n_pieces 1), so a word of several "
+            "tokens cannot appear; python -m probing.run --completions word predicts whole words.")
 
 
 # ---------------------------------------------------------------------------------------------

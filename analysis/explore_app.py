@@ -187,6 +187,7 @@ def page_completions(runs, languages, group_id, names) -> None:
             rows = rows[rows["template_id"] == template]
         with column:
             st.subheader(run.label)
+            st.caption(explore.completions_note(run))
             if rows.empty:
                 st.info("no prediction of this group in the chosen languages and template")
                 continue

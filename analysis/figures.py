@@ -41,8 +41,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis._common import (check_profiles, command_line, input_record, output_folder, read_csv,  # noqa: E402
-                              require_columns, safe_name, save_run)
+from analysis._common import (check_profiles, command_line, completion_label, input_record,  # noqa: E402
+                              lexicon_reach, output_folder, read_csv, require_columns, safe_name, save_run)
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
 from probing.manifest import add_overwrite_option, sha256_file  # noqa: E402
 from probing.lexicon import EMOTIONS  # noqa: E402
@@ -624,7 +624,7 @@ def read_json(path: Path) -> dict | None:
 def model_runs(runs: list[Run], base: Path) -> tuple[list[ModelRun], list[dict]]:
     """The probing runs behind the report: those given, then those a correlate run read (from the
     manifest.json next to each input table, when it is still there and its sha256 matches the one the
-    correlate run recorded; otherwise the model name and random-weights flag it recorded).
+    correlate run recorded; otherwise the model name, random-weights flag and completion mode it recorded).
     Returns them and the records of the manifests read for them (for this run's manifest)."""
     found: list[ModelRun] = []
     read: list[dict] = []
@@ -651,7 +651,8 @@ def model_runs(runs: list[Run], base: Path) -> tuple[list[ModelRun], list[dict]]
                 else:
                     note = "its manifest.json changed since the comparison; only what the comparison recorded is shown"
             if manifest is None:
-                manifest = {"model": {"name": summary.get("model"), "random_weights": summary.get("random_weights")}}
+                manifest = {"model": {"name": summary.get("model"), "random_weights": summary.get("random_weights")},
+                            "completions": {"mode": summary.get("completions")}}
                 note = note or "its manifest.json was not found; only what the comparison recorded is shown"
             where = _relative(table_path.parent, base) if str(table_path) else ""
             found.append(ModelRun(label, manifest, None, where, note))
@@ -663,6 +664,21 @@ def _languages_of(model: ModelRun) -> list[str]:
     if model.profiles is not None:
         languages |= set(model.profiles["language"])
     return sorted(languages)
+
+
+def reach_lines(models: list[ModelRun]) -> list[str]:
+    """The lexicon reach of each probing run (rows) in each language (columns), from the manifests'
+    ``lexicon_reach``: the share of the language's lexicon entries its completions could reach (word mode:
+    about all; token mode: those one vocabulary token spells). One line when no manifest records it."""
+    languages = sorted({lang for m in models for lang in _languages_of(m)})
+    if not any(m.manifest.get("lexicon_reach") for m in models) or not languages:
+        return ["Lexicon reach (the share of each lexicon's entries the completions can reach): not recorded "
+                "(runs made before it was).", ""]
+    rows = [{"run": m.label, **{lang: lexicon_reach(m.manifest, lang) if lang in _languages_of(m) else "n/a"
+                                for lang in languages}} for m in models]
+    return ["Lexicon reach, the share of each language's lexicon entries that the run's completions can reach "
+            "(token mode: the entries one vocabulary token spells; word mode: whole words, about all):", "",
+            markdown_table(pd.DataFrame(rows)), ""]
 
 
 def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]:
@@ -684,9 +700,11 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
                          "scoring": parameters.get("scoring", "not recorded"),
                          "weighting": parameters.get("weighting", "not recorded"),
                          "top_k": parameters.get("top_k", "not recorded"),
+                         "completions": completion_label(m.manifest),
                          "lexicon": parameters.get("lexicon", "not recorded"),
                          "folder": f"`{m.where}`" if m.where else ""})
         lines += [markdown_table(pd.DataFrame(rows)), ""]
+        lines += reach_lines(models)
         lines += [f"- `{m.label}`: {m.note}." for m in models if m.note] + ([""] if any(m.note for m in models) else [])
         for m in models:
             languages = _languages_of(m)
@@ -832,8 +850,10 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         embed("fairness")
     if "recall.csv" in run.tables:
         table = run.tables["recall.csv"].copy()
-        random_runs = {str(i.get("run")) for i in run.manifest.get("inputs", []) if i.get("random_weights")}
-        table["run"] = [f"{name} (random weights)" if name in random_runs else name for name in table["run"].astype(str)]
+        notes = {str(i.get("run")): ", ".join([*(["random weights"] if i.get("random_weights") else []),
+                                               *([f"{i['completions']} mode"] if i.get("completions") else [])])
+                 for i in run.manifest.get("inputs", [])}
+        table["run"] = [f"{name} ({notes[name]})" if notes.get(name) else name for name in table["run"].astype(str)]
         table["95% CI"] = _interval(table)
         table["cell"] = table.apply(lambda r: f"{_format(r['recall'])} {r['95% CI']}", axis=1)
         overall = table[table["category"] == ALL]
@@ -843,7 +863,8 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         lines += ["### Recall of human-collected stereotypes", "",
                   "Recall@k of the Choenni et al. (2021) autocomplete stereotypes (or the stereotype file given to "
                   "analysis.recall) in each run's top-k, all categories, with bootstrap 95% intervals over groups "
-                  "(runs with random weights recall nothing by design):", "", markdown_table(wide), ""]
+                  "(runs with random weights recall nothing by design; a token-mode run cannot recall a word of "
+                  "several tokens):", "", markdown_table(wide), ""]
         largest = table["k"].max()
         by_category = table[(table["k"] == largest) & (table["category"] != ALL)].pivot_table(
             index=["run", "language", "level"], columns="category", values="cell", aggfunc="first").reset_index()

@@ -6,7 +6,9 @@ set of Choenni, Shutova and van Rooij (2021), shipped in ``data/choenni2021/`` (
 
 Recall at ``k`` (Choenni et al. 2021): a row ``r`` (sentence ``s_r``, attribute ``a_r``) is
 *recalled* when ``a_r`` is among the model's top-``k`` predictions for ``s_r`` (all ranks, kept or
-not), matched on the lower-cased word or on the lemma::
+not), matched on the lower-cased word or on the lemma (a whole word in a run probed with
+``--completions word``, whatever its number of tokens; one vocabulary token in a token-mode run, which
+therefore cannot recall an attribute of several tokens)::
 
     recall@k = #{r : a_r in top_k(s_r)} / #rows
 
@@ -31,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis._common import (check_bootstrap_options, command_line, input_record, output_folder, read_table,
-                              require_columns, rng_for, save_run)
+from analysis._common import (check_bootstrap_options, command_line, completion_mode, input_record, output_folder,
+                              read_table, require_columns, rng_for, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import PROJECT_ROOT, add_overwrite_option
@@ -221,23 +223,35 @@ def run_top_k(run: Path, predictions: pd.DataFrame) -> int:
 
 def first_ranks(predictions: pd.DataFrame, stereotypes: pd.DataFrame, lemmatizers: dict[str, str]) -> pd.DataFrame:
     """For each stereotype row: the best rank at which its sentence predicts the attribute
-    (``rank``, NaN if never), and over all the group's sentences in the run (``group_rank``)."""
+    (``rank``, NaN if never) with the number of tokens of that completion (``n_pieces``), and the best
+    rank over all the group's sentences in the run (``group_rank``).
+
+    A completion is matched as a whole: its ``word`` (a whole word of several pieces in word mode),
+    lower-cased, or its lemma."""
     table = pd.DataFrame({
         "language": predictions["language"].astype(str), "group_id": predictions["group_id"].astype(str),
         "template_id": predictions["template_id"].astype(str), "rank": predictions["rank"].astype(np.int64),
         "word": predictions["word"].astype(str).map(normalise_word),
         "lemma": predictions["lemma"].astype(str).str.strip().str.lower(),
-    })
+        "n_pieces": predictions["n_pieces"].astype(np.int64),
+    }).sort_values("rank", kind="stable")
     rows = stereotypes.copy()
     rows["lemma"] = [known_lemma(a, lemmatizers[lang]) if lang in lemmatizers else ""
                      for a, lang in zip(rows["attribute"], rows["language"])]
     for keys, out in ((["language", "group_id", "template_id"], "rank"), (["language", "group_id"], "group_rank")):
-        by_word = table.groupby([*keys, "word"], observed=True)["rank"].min().rename("by_word")
-        by_lemma = table[table["lemma"] != ""].groupby([*keys, "lemma"], observed=True)["rank"].min().rename("by_lemma")
-        merged = rows.merge(by_word, left_on=[*keys, "attribute"], right_index=True, how="left")
-        merged = merged.merge(by_lemma, left_on=[*keys, "lemma"], right_index=True, how="left")
-        merged.loc[merged["lemma"] == "", "by_lemma"] = np.nan
-        rows[out] = np.fmin(merged["by_word"].to_numpy(float), merged["by_lemma"].to_numpy(float))
+        best = {}  # per way of matching: the rank and pieces of the best-ranked completion, per row
+        for column, candidates in (("word", table), ("lemma", table[table["lemma"] != ""])):
+            first = (candidates.drop_duplicates([*keys, column]).set_index([*keys, column])[["rank", "n_pieces"]]
+                     .rename(columns={"rank": "_rank", "n_pieces": "_pieces"}))
+            merged = rows.merge(first, left_on=[*keys, "attribute" if column == "word" else "lemma"],
+                                right_index=True, how="left")
+            if column == "lemma":
+                merged.loc[merged["lemma"] == "", ["_rank", "_pieces"]] = np.nan
+            best[column] = merged["_rank"].to_numpy(float), merged["_pieces"].to_numpy(float)
+        (word_rank, word_pieces), (lemma_rank, lemma_pieces) = best["word"], best["lemma"]
+        rows[out] = np.fmin(word_rank, lemma_rank)
+        if out == "rank":
+            rows["n_pieces"] = np.where(np.isnan(word_rank) | (lemma_rank < word_rank), lemma_pieces, word_pieces)
     return rows
 
 
@@ -324,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     for language in stereotypes["language"].unique():
         lemmatizers[language] = prompt_files.load_language(language).lemmatizer
 
-    runs, inputs, results, names, warnings = [], [], [], set(), []
+    runs, inputs, results, names, warnings, notes = [], [], [], set(), [], []
     for run_arg in args.runs:
         path = Path(run_arg)
         predictions = read_predictions(path)
@@ -336,17 +350,22 @@ def main(argv: list[str] | None = None) -> int:
             name += "_"
         names.add(name)
         runs.append((name, path, predictions, top_k))
-        random_weights = bool((run_manifest(path).get("model") or {}).get("random_weights", False))
+        manifest = run_manifest(path)
+        random_weights = bool((manifest.get("model") or {}).get("random_weights", False))
         if random_weights:  # printed once every input is checked: nothing is printed before a refusal
             warnings.append(f"warning: {name} has random weights: its recall measures nothing (for tests and demos "
                             f"only)")
+        mode = completion_mode(manifest)
+        if mode == "token":
+            notes.append(f"note: {name} was probed in token mode: a stereotype word of several tokens cannot be "
+                         f"recalled (rerun python -m probing.run with --completions word)")
         inputs.append(input_record(path / "predictions.parquet" if path.is_dir() else path, len(predictions),
-                                   run=name, top_k=top_k, random_weights=random_weights))
+                                   run=name, top_k=top_k, random_weights=random_weights, completions=mode))
     if args.k is None:
         smallest = min(top_k for *_, top_k in runs)
         ks = [k for k in ks if k <= smallest] or [smallest]
-    used_any, notes = False, []
-    for name, path, predictions, top_k in runs:
+    used_any = False
+    for (name, path, predictions, top_k), record in zip(runs, inputs):
         present = predictions[["language", "group_id", "template_id"]].astype(str).drop_duplicates()
         key = pd.MultiIndex.from_frame(present)
         in_run = pd.MultiIndex.from_frame(stereotypes[["language", "group_id", "template_id"]]).isin(key)
@@ -358,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         used_any = True
         ranked = first_ranks(predictions, used, lemmatizers)
+        pieces = ranked["n_pieces"].dropna()  # the recalled rows (at the run's top_k), by the tokens of the match
+        record["recalled_rows"] = {"single_token": int((pieces == 1).sum()), "multi_token": int((pieces > 1).sum())}
         results += recall_rows(name, ranked, ks, args.bootstrap, args.confidence, args.seed)
     if not used_any:
         raise UserError(f"no stereotype row of {source} matches a sentence of the run(s) "

@@ -117,6 +117,33 @@ def test_cross_language_mode(runs, tmp_path, cli):
     assert set(table["reference"]) == {"base/en"} and set(table["other"]) == {"base/fr"}
 
 
+def test_cross_language_mode_warns_about_runs_probed_on_single_tokens(runs, tmp_path, cli):
+    """A token-mode run (its manifest lacks ``completions``, as every run made before whole-word mode) is one
+    warning line in --mode languages, recorded in the manifest; a word-mode run is none; --mode models none."""
+    base, ft = runs
+    (ft / "manifest.json").write_text(json.dumps({"model": {"name": "m"}, "completions": {"mode": "word"}}),
+                                      encoding="utf-8")
+
+    def languages(folder, name):
+        out = tmp_path / name
+        _, stderr = run_ok(cli, [str(folder), "--mode", "languages", "--method", "spearman", *FAST,
+                                 "--output_dir", str(out)])
+        return [line for line in stderr.splitlines() if line.startswith("warning:")], json.loads(
+            (out / "manifest.json").read_text(encoding="utf-8"))
+
+    (base / "manifest.json").write_text(json.dumps({"model": {"name": "m"}}), encoding="utf-8")
+    warnings, manifest = languages(base, "token")
+    assert len(warnings) == 1 and warnings[0].startswith("warning: languages compared on single tokens: base was")
+    assert warnings[0].endswith("rerun python -m probing.run with --completions word")
+    assert manifest["warnings"] == warnings and manifest["inputs"][0]["run_manifest"]["completions"] == "token"
+    warnings, manifest = languages(ft, "word")
+    assert warnings == [] and manifest["warnings"] == []
+    assert manifest["inputs"][0]["run_manifest"]["completions"] == "word"
+    out = tmp_path / "models"
+    _, stderr = run_ok(cli, [str(base), str(ft), "--method", "spearman", *FAST, "--output_dir", str(out)])
+    assert "warning:" not in stderr
+
+
 def test_same_language_same_profiles_in_cross_language_mode_gives_one(tmp_path, cli):
     table = profiles(seed=3)
     fr = table[table["language"] == "en"].assign(language="fr")

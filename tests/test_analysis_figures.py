@@ -308,3 +308,38 @@ def test_recall_curves_and_table(tmp_path, cli):
     assert "| ft | en | row | 0.050 [0.000, 0.100] | 0.150 [0.100, 0.200] | 0.250 [0.200, 0.300] |" in section
     assert "Per category, at k = 100:" in section
     assert section.count("![recall_rec_") == 2
+
+
+def test_methods_give_each_runs_completion_mode_and_lexicon_reach(tmp_path, cli):
+    """A word-mode run records its mode and lexicon reach; a run made before both is a token-mode run
+    whose reach is n/a; without any reach recorded the report says so in one line."""
+    word = write_run(tmp_path / "word", profiles(seed=0))
+    write_probing_manifest(word, "m", random_weights=False)
+    manifest = json.loads((word / "manifest.json").read_text(encoding="utf-8"))
+    manifest.update(completions={"mode": "word", "max_pieces": 4}, lexicon_reach={"en": 0.995, "fr": 0.98})
+    (word / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    old = write_run(tmp_path / "old", profiles(seed=1))
+    write_probing_manifest(old, "m", random_weights=False)
+    methods = sections(draw(cli, [word, old], tmp_path / "out", "--formats", "png")["report.md"].decode())["Methods"]
+    models = [line for line in methods.splitlines() if line.startswith("| ")][:3]
+    assert "| top_k | completions | lexicon |" in models[0]
+    assert "| 123 | word (up to 4 pieces) |" in models[1] and "| 123 | token |" in models[2]
+    assert "| run | en | fr |\n|---|---|---|\n| word | 99.5% | 98.0% |\n| old | n/a | n/a |" in methods
+    methods = sections(draw(cli, [old], tmp_path / "only_old", "--formats", "png")["report.md"].decode())["Methods"]
+    assert "Lexicon reach (the share of each lexicon's entries the completions can reach): not recorded" in methods
+    assert "| run | en | fr |" not in methods
+
+
+def test_recall_table_names_each_runs_completion_mode(tmp_path, cli):
+    """The recall manifest's input records (analysis.recall) give each run's mode and random-weights flag."""
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    pd.DataFrame([{"run": run, "language": "en", "level": "row", "category": "all", "k": 1, "recall": 0.1, "n": 10,
+                   "recalled": 1, "n_groups": 3, "ci_low": 0.0, "ci_high": 0.2} for run in ("base", "word")]
+                 ).to_csv(folder / "recall.csv", index=False)
+    (folder / "manifest.json").write_text(json.dumps({"inputs": [
+        {"table": "stereotypes"}, {"run": "base", "completions": "token", "random_weights": True},
+        {"run": "word", "completions": "word", "random_weights": False}]}), encoding="utf-8")
+    section = sections(draw(cli, [folder], tmp_path / "out", "--formats", "png")["report.md"].decode())["rec"]
+    assert "| base (random weights, token mode) | en | row |" in section
+    assert "| word (word mode) | en | row |" in section

@@ -25,14 +25,18 @@ WORDS = {
 }
 
 
-def predictions_table() -> pa.Table:
+def predictions_table(words=WORDS, pieces=None) -> pa.Table:
+    """The run's rows; ``pieces[word]``: the tokens of a whole word of several (word mode), else one token."""
     rows = []
+    pieces = pieces or {}
     for group_id, category, template_id, sentence in SENTENCES:
-        for rank, (word, lemma) in enumerate(WORDS[f"{template_id}|{group_id}"], start=1):
+        for rank, (word, lemma) in enumerate(words[f"{template_id}|{group_id}"], start=1):
+            token = pieces.get(word, ["\u2581" + word])
             rows.append({"model": "m", "language": "en", "category": category, "group_id": group_id,
                          "group": group_id.capitalize(), "template_id": template_id, "sentence": sentence,
-                         "rank": rank, "token_id": rank, "token": "\u2581" + word, "word": word, "lemma": lemma,
-                         "log_prob": -float(rank), "score": -float(rank), "kept": True, "drop_reason": ""})
+                         "rank": rank, "token_id": rank, "token": " ".join(token), "n_pieces": len(token),
+                         "word": word, "lemma": lemma, "log_prob": -float(rank), "score": -float(rank), "kept": True,
+                         "drop_reason": ""})
     frame = pd.DataFrame(rows)
     arrays = []
     for field in SCHEMA:
@@ -177,3 +181,35 @@ def test_default_k_stops_at_the_runs_top_k(cli, tmp_path, run_dir):
     code, _, stderr = cli(recall.main, [str(run_dir), "--stereotypes", str(path), "--output_dir", str(out)])
     assert code == 0, stderr
     assert sorted(set(pd.read_csv(out / "recall.csv")["k"])) == [1]  # of 1 5 10 50 100 200, those <= top_k 3
+
+
+def write_run(folder, table: pa.Table, manifest: dict):
+    folder.mkdir()
+    write_predictions(folder / "predictions.parquet", [table])
+    (folder / "manifest.json").write_text(json.dumps({"parameters": {"top_k": 3}, **manifest}), encoding="utf-8")
+    return folder
+
+
+def test_a_whole_word_of_several_tokens_is_recalled_at_its_rank_in_word_mode(cli, tmp_path):
+    """Word mode: "pretentious" is one completion of three pieces at rank 2 of muslims/why_so, matched whole.
+    Token mode predicts one token where the whole word cannot be: nothing recalled, and a note says why."""
+    words = {**WORDS, "why_so|muslims": [("peaceful", "peaceful"), ("pretentious", "pretentious"), ("nice", "nice")]}
+    word_run = write_run(tmp_path / "word_run",
+                         predictions_table(words, {"pretentious": ["\u2581pre", "tent", "ious"]}),
+                         {"completions": {"mode": "word", "max_pieces": 4}})
+    token_words = {**WORDS, "why_so|muslims": [("peaceful", "peaceful"), ("pre", ""), ("nice", "nice")]}
+    token_run = write_run(tmp_path / "token_run", predictions_table(token_words), {})
+    path = stereotype_file(tmp_path, [("en", "muslims", "why_so", "pretentious"), ("en", "atheists", "why_so", "smart")])
+    out = tmp_path / "out"
+    code, _, stderr = cli(recall.main, [str(word_run), str(token_run), "--stereotypes", str(path), "--k", "1", "2",
+                                        "--bootstrap", "0", "--output_dir", str(out)])
+    assert code == 0, stderr
+    table = pd.read_csv(out / "recall.csv")
+    rows = table[(table["level"] == "row") & (table["category"] == "all")].set_index(["run", "k"])["recalled"]
+    assert rows.to_dict() == {("word_run", 1): 1, ("word_run", 2): 2, ("token_run", 1): 1, ("token_run", 2): 1}
+    inputs = {i.get("run"): i for i in json.loads((out / "manifest.json").read_text())["inputs"]}
+    assert inputs["word_run"]["completions"] == "word" and inputs["token_run"]["completions"] == "token"
+    assert inputs["word_run"]["recalled_rows"] == {"single_token": 1, "multi_token": 1}  # smart; pretentious
+    assert inputs["token_run"]["recalled_rows"] == {"single_token": 1, "multi_token": 0}
+    notes = [line for line in stderr.splitlines() if "token mode" in line]
+    assert len(notes) == 1 and "token_run" in notes[0] and "--completions word" in notes[0]

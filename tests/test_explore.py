@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from analysis_helpers import one_line_error
 from streamlit.testing.v1 import AppTest
@@ -21,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 from analysis import correlate, explore, recall
 from probing import run as probing_run
 from probing.lexicon import EMOTIONS
-from probing.predictions import read_predictions
+from probing.predictions import SCHEMA, read_predictions, write_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "analysis" / "explore_app.py")
@@ -187,6 +189,46 @@ def test_two_runs_compare_side_by_side(folders, monkeypatch):
     assert set(shown["kept_base"]["language"]) == set(shown["kept_prob"]["language"]) == {"en", "fr"}
     # the same predictions: the runs differ in weighting only
     pd.testing.assert_frame_equal(shown["kept_base"], shown["kept_prob"])
+
+
+def test_a_word_mode_run_shows_whole_words_with_their_pieces_and_its_mode(folders, monkeypatch, tmp_path):
+    """The base run made a word-mode run: its first kept English completion of the group becomes a whole word of
+    three pieces. The completions view shows the word with n_pieces and each run's mode; Runs shows mode and reach."""
+    group = covered_group(folders["base"])
+    word = tmp_path / "word"
+    shutil.copytree(folders["base"], word)
+    rows = read_predictions(word)
+    first = rows.index[(rows["language"] == "en") & (rows["group_id"] == group) & rows["kept"]
+                       & (rows["template_id"] == "why_so")][0]
+    for column in ("token", "word", "lemma"):
+        rows[column] = rows[column].astype(str)
+    rows.loc[first, ["token", "word", "lemma", "n_pieces"]] = ["\u2581mé chant es", "méchantes", "méchant", 3]
+    write_predictions(word / "predictions.parquet", [pa.Table.from_pandas(rows, schema=SCHEMA, preserve_index=False)])
+    manifest = json.loads((word / "manifest.json").read_text(encoding="utf-8"))
+    manifest.update(completions={"mode": "word", "max_pieces": 4}, lexicon_reach={"en": 0.99, "fr": 0.97})
+    (word / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    at = app(monkeypatch, folders["base"], word)
+    at.query_params.update(view="Completions", run="word", compare="base", language=["en"], category="religion",
+                           group=group)
+    ok(at.run())
+    at.selectbox(key="template").set_value("why_so")
+    ok(at.run())
+    kept = tables(at)["kept_word"]
+    assert list(kept.columns) == explore.KEPT_COLUMNS
+    assert kept[["rank", "word", "n_pieces"]].iloc[0].tolist() == [rows.loc[first, "rank"], "méchantes", 3]
+    assert (kept["n_pieces"].iloc[1:] == 1).all() and (tables(at)["kept_base"]["n_pieces"] == 1).all()
+    captions = [c.value for c in at.caption]
+    assert "Completion mode: word (up to 4 pieces): each completion is a whole word; n_pieces is its number " \
+           "of tokens." in captions
+    assert any(c.startswith("Completion mode: token: each completion is one vocabulary token") for c in captions)
+
+    at.sidebar.radio(key="view").set_value("Runs")
+    ok(at.run())
+    runs = tables(at)["runs_table"].set_index("run")
+    assert runs.loc["word", "completions"] == "word (up to 4 pieces)" and runs.loc["base", "completions"] == "token"
+    assert runs.loc["word", "lexicon reach"] == "en 99.0%, fr 97.0%"
+    assert runs.loc["base", "lexicon reach"] == "not recorded"
 
 
 def test_the_url_query_restores_the_state_and_follows_it(folders, monkeypatch):

@@ -16,6 +16,7 @@ def tiny_table():
     strings = {name: pa.array(["a", "b", "a"]).dictionary_encode() for name in SCHEMA.names
                if pa.types.is_dictionary(SCHEMA.field(name).type)}
     numbers = {"rank": pa.array([1, 2, 1], pa.int16()), "token_id": pa.array([5, 9, 5], pa.int32()),
+               "n_pieces": pa.array([1, 3, 1], pa.int8()),
                "log_prob": pa.array([-1.5, -2.25, -1.5], pa.float32()),
                "score": pa.array([-1.5, -2.25, -1.5], pa.float32()), "kept": pa.array([True, False, True])}
     return pa.Table.from_arrays([{**strings, **numbers}[name] for name in SCHEMA.names], schema=SCHEMA)
@@ -29,6 +30,7 @@ def test_round_trip_keeps_values_and_types(tmp_path):
     assert list(table.columns) == PREDICTION_COLUMNS
     assert table["rank"].tolist() == [1, 2, 1, 1, 2, 1]
     assert str(table["rank"].dtype) == "int16" and str(table["token_id"].dtype) == "int32"
+    assert str(table["n_pieces"].dtype) == "int8" and table["n_pieces"].tolist() == [1, 3, 1] * 2
     np.testing.assert_array_equal(table["log_prob"].to_numpy(), np.float32([-1.5, -2.25, -1.5] * 2))
     assert isinstance(table["word"].dtype, pd.CategoricalDtype)
     assert table["word"].astype(str).tolist() == ["a", "b", "a"] * 2
