@@ -5,7 +5,7 @@ built per shard from the engine's ``(n, k)`` arrays without a Python loop over r
 vocabulary entry that appears is classified once (word start, script, word of the language,
 lemma, lexicon entry: :mod:`probing.words`), and rows pick their values by index. Repeated
 strings are dictionary-encoded (pandas reads them as categoricals); numbers keep native types
-(``rank`` int16, ``token_id`` int32, ``log_prob`` and ``score`` float32 in nats).
+(``rank`` int16, ``token_id`` int32, ``n_pieces`` int8, ``log_prob`` and ``score`` float32 in nats).
 """
 
 from __future__ import annotations
