@@ -452,12 +452,20 @@ class MaskedLMScorer:
         ``max(batch_size, len(batch_ids))`` reads per call keep that buffer the size it has.
         """
         if self.head is not None:
-            logits = self.head(self.hidden_at(batch_ids, rows, cols))
-        else:
-            self.forward_passes += len(batch_ids)
-            input_ids, attention_mask = self._right_padded(batch_ids)
-            rows_t, cols_t = torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows_t, cols_t]
+            return self.head_log_probs(self.hidden_at(batch_ids, rows, cols))
+        self.forward_passes += len(batch_ids)
+        input_ids, attention_mask = self._right_padded(batch_ids)
+        rows_t, cols_t = torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows_t, cols_t]
+        return self._log_softmax(logits)
+
+    @torch.inference_mode()
+    def head_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(reads, vocab) float32 log-probabilities of the LM head at encoder outputs ``hidden``
+        (a view of the reused buffer, as :meth:`log_probs_at`)."""
+        return self._log_softmax(self.head(hidden))
+
+    def _log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         out = self._buffer(*logits.shape)
         torch.log_softmax(logits.float(), dim=-1, out=out)
         return out

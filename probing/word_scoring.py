@@ -22,21 +22,30 @@ probability below one).
 
 Search (every score it returns is the exact chain-rule score above):
 
-1. **First stage.** Per piece count ``n``: one pass with ``n`` masks in the slot, read at all ``n``
-   positions. It gives every candidate's exact first term ``log p(t_1 | s, n masks)`` and the
-   all-masks score ``A(w) = Σ_i log p(t_i | s with n masks)``, which is exact for one-piece words
-   and an estimate for longer ones.
+1. **First stage.** One pass with one mask in the slot gives every one-piece word's exact score
+   (a log-softmax over the full vocabulary, as in token mode). Per longer piece count ``n``: one
+   pass with ``n`` masks in the slot, read at all ``n`` positions, gives the all-masks score
+   ``A(w) = Σ_i [log q_i(t_i) - δ]``, where ``q_i`` is the softmax at the slot's ``i``-th
+   position taken over ``S`` only, the set of pieces that longer candidates use (~10-20% of
+   XLM-R's vocabulary: the LM head's last layer computes ``|S|`` outputs instead of 250,002), and
+   ``δ = log Σ_V exp(logit) - log Σ_S exp(logit)`` is the log of the mass outside ``S``, measured
+   at the one-mask slot (where the full softmax is computed anyway) and taken as the estimate for
+   every position. ``A`` is exact for one-piece words and an estimate for longer ones. Since a
+   softmax over a subset is at least the full one on that subset, ``log q_1(t_1) >= log p(t_1 |
+   s, n masks)``, an upper bound of the exact first term.
 2. **Shortlist.** The ``L = ceil(shortlist_factor * m)`` best candidates by ``A`` (``m`` = ``k``,
-   or the typicality pool). A longer word in it whose exact first term already falls below the
-   ``m``-th best one-piece score is left out exactly: every further term is ``<= 0``, so its chain
-   score is lower still.
-3. **Exact rescoring** of the shortlist's longer words: terms ``2..n``, one pass per distinct
-   (sentence, ``n``, prefix ``t_1..t_{i-1}``): words sharing a prefix share the pass. Passes are
-   sorted by length and batched.
+   or the typicality pool). A longer word in it whose first-term bound ``log q_1(t_1)`` already
+   falls below the ``m``-th best one-piece score is left out exactly: every further term is
+   ``<= 0``, so its chain score is lower still.
+3. **Exact rescoring** of the shortlist's longer words: all ``n`` terms over the full vocabulary,
+   one pass per distinct (sentence, ``n``, prefix ``t_1..t_{i-1}``): words sharing a prefix share
+   the pass. Passes are sorted by length and batched.
 4. The top ``m`` by exact score among the one-piece words and the rescored ones.
 
 A longer word outside the shortlist whose exact score would have entered the top ``m`` is the
-only way the result can differ from exhaustive exact scoring; ``benchmarks/word_search.py``
+only way the result can differ from exhaustive exact scoring. (A model whose LM head cannot be
+split before its vocabulary-sized layer, or whose split disagrees with the head, gets ``q_i`` over
+the full vocabulary: the same search, slower.) ``benchmarks/word_search.py``
 measures how often the top-k is identical to the exhaustive one.
 
 Memory is flat in the number of sentences: each batch of sentences keeps ``(batch, candidates)``
@@ -52,7 +61,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from probing.engine import DEFAULT_TYPICALITY_POOL, SCORINGS, MaskedLMScorer, TopKTable, mask_positions
+from probing.engine import (DEFAULT_TYPICALITY_POOL, SCORINGS, MaskedLMScorer, TopKTable, _structural_copy,
+                            mask_positions)
 from probing.errors import UserError
 
 DEFAULT_SHORTLIST_FACTOR = 2.0
@@ -85,6 +95,59 @@ class PieceTable:
         return len(self.pieces)
 
 
+class RestrictedHead:
+    """The LM head's log-softmax over a subset ``tokens`` of the vocabulary, at a fraction of the
+    cost: the head up to its vocabulary-sized linear layer, then that layer's rows for ``tokens``.
+
+    :meth:`build` returns None when the head has no single vocabulary-sized ``nn.Linear`` or the
+    split does not reproduce the head's logits (checked on random inputs).
+    """
+
+    def __init__(self, features: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor | None, tokens):
+        self.features = features
+        self.weight = weight
+        self.bias = bias
+        self.tokens = tokens  # (|S|,) sorted token ids
+
+    @classmethod
+    def build(cls, scorer: MaskedLMScorer, tokens: np.ndarray, tolerance: float = 1e-4) -> "RestrictedHead | None":
+        head = scorer.head
+        if head is None:
+            return None
+        vocab_size = len(scorer.tokenizer)
+        found = [(name, m) for name, m in head.named_modules()
+                 if isinstance(m, torch.nn.Linear) and m.out_features >= vocab_size]
+        if len(found) != 1 or not found[0][0]:
+            return None
+        name, decoder = found[0]
+        features = _structural_copy(head)
+        parent_name, _, attribute = name.rpartition(".")
+        setattr(features.get_submodule(parent_name) if parent_name else features, attribute, torch.nn.Identity())
+        index = torch.as_tensor(tokens, dtype=torch.long, device=scorer.device)
+        with torch.no_grad():
+            weight = decoder.weight.detach().index_select(0, index).contiguous()
+            bias = None if decoder.bias is None else decoder.bias.detach().index_select(0, index).contiguous()
+            restricted = cls(features, weight, bias, tokens)
+            probe = torch.randn(3, decoder.in_features, generator=torch.Generator().manual_seed(0))
+            probe = probe.to(device=scorer.device, dtype=decoder.weight.dtype)
+            try:
+                expected = head(probe).float().index_select(1, index)
+                got = restricted.logits(probe).float()
+            except (RuntimeError, TypeError, ValueError):
+                return None
+        if got.shape != expected.shape or not torch.allclose(got, expected, atol=tolerance, rtol=tolerance):
+            return None
+        return restricted
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(self.features(hidden), self.weight, self.bias)
+
+    @torch.inference_mode()
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(reads, |S|) float32 log-softmax over ``tokens`` of the head at ``hidden``."""
+        return torch.log_softmax(self.logits(hidden).float(), dim=-1)
+
+
 def slot_context(ids: list[int], slot: int, prefix: tuple[int, ...], n: int, mask_id: int) -> list[int]:
     """``ids`` with the mask at ``slot`` replaced by ``prefix`` followed by ``n - len(prefix)`` masks."""
     return ids[:slot] + list(prefix) + [mask_id] * (n - len(prefix)) + ids[slot + 1:]
@@ -109,30 +172,65 @@ class WordScorer:
         self.table = PieceTable.build(pieces, scorer.device)
         self.shortlist_factor = float(shortlist_factor)
         self.mask_id = scorer.mask_id
-        self.passes = 0  # forward-pass rows (sentence contexts) run so far, for the manifest
+        self.passes = 0  # forward-pass rows (sentence contexts) run so far
+        longer = [p for p in self.table.pieces if len(p) > 1]
+        tokens = np.unique(np.fromiter((t for p in longer for t in p), dtype=np.int64)) if longer else None
+        self.restricted = RestrictedHead.build(scorer, tokens) if tokens is not None else None
+        if self.restricted is not None:  # the longer candidates' pieces as positions in the subset
+            self.local_pieces = {n: torch.as_tensor(np.searchsorted(tokens, pieces.cpu().numpy()), device=scorer.device)
+                                 for n, (_, pieces) in self.table.groups.items() if n > 1}
 
     # -- the two stages -------------------------------------------------------------------------
 
     def first_stage(self, ids: list[list[int]], slots: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(A, first)``, each ``(len(ids), C)`` float32: every candidate's all-masks score and its
-        exact first term (see the module docstring), for the token-id rows ``ids`` whose slot is
-        at ``slots``."""
+        """``(A, bound)``, each ``(len(ids), C)`` float32, for the token-id rows ``ids`` whose slot
+        is at ``slots``: every candidate's first-stage score and an upper bound of its exact first
+        term (both exact for one-piece words; see the module docstring)."""
         n_rows, n_candidates = len(ids), len(self.table)
-        all_masks = torch.empty((n_rows, n_candidates), dtype=torch.float32, device=self.scorer.device)
-        first = torch.empty_like(all_masks)
+        device = self.scorer.device
+        all_masks = torch.empty((n_rows, n_candidates), dtype=torch.float32, device=device)
+        bound = torch.empty_like(all_masks)
+        outside = torch.zeros(n_rows, dtype=torch.float32, device=device)  # log Σ_V exp - log Σ_S exp, one mask
+        batch = self.scorer.batch_size
+        one_piece = self.table.groups.get(1)
+        for start in range(0, n_rows, batch):  # one mask: the one-piece words, and the mass outside S
+            stop = min(n_rows, start + batch)
+            contexts = [ids[r] for r in range(start, stop)]
+            reads = list(range(stop - start))
+            self.passes += stop - start
+            if self.restricted is None:
+                if one_piece is not None:
+                    full = self.scorer.log_probs_at(contexts, reads, slots[start:stop])
+                    all_masks[start:stop, one_piece[0]] = full.index_select(1, one_piece[1][:, 0])
+                continue
+            hidden = self.scorer.hidden_at(contexts, reads, slots[start:stop])
+            full = self.scorer.head_log_probs(hidden)
+            if one_piece is not None:
+                all_masks[start:stop, one_piece[0]] = full.index_select(1, one_piece[1][:, 0])
+            outside[start:stop] = self.restricted.log_probs(hidden)[:, 0] - full[:, int(self.restricted.tokens[0])]
+        if one_piece is not None:
+            bound[:, one_piece[0]] = all_masks[:, one_piece[0]]
         for n, (index, pieces) in self.table.groups.items():
-            per_call = max(1, self.scorer.batch_size // n)  # n reads per row: the buffer stays batch-sized
+            if n == 1:
+                continue
+            per_call = max(1, batch // n)  # n reads per row: the buffer stays batch-sized
             for start in range(0, n_rows, per_call):
                 stop = min(n_rows, start + per_call)
                 contexts = [slot_context(ids[r], slots[r], (), n, self.mask_id) for r in range(start, stop)]
                 rows = [r for r in range(stop - start) for _ in range(n)]
                 cols = [slots[start + r] + i for r in range(stop - start) for i in range(n)]
-                log_probs = self.scorer.log_probs_at(contexts, rows, cols).view(stop - start, n, -1)
                 self.passes += stop - start
-                terms = torch.stack([log_probs[:, i].index_select(1, pieces[:, i]) for i in range(n)], dim=-1)
-                all_masks[start:stop, index] = terms.sum(dim=-1)
-                first[start:stop, index] = terms[..., 0]
-        return all_masks, first
+                if self.restricted is not None:
+                    log_probs = self.restricted.log_probs(self.scorer.hidden_at(contexts, rows, cols))
+                    local = self.local_pieces[n]
+                else:
+                    log_probs, local = self.scorer.log_probs_at(contexts, rows, cols), pieces
+                log_probs = log_probs.view(stop - start, n, -1)
+                terms = torch.stack([log_probs[:, i].index_select(1, local[:, i]) for i in range(n)], dim=-1)
+                # over S, every term is shifted by the one-mask slot's mass outside S (an estimate)
+                all_masks[start:stop, index] = terms.sum(dim=-1) - n * outside[start:stop, None]
+                bound[start:stop, index] = terms[..., 0]
+        return all_masks, bound
 
     def chain_terms(self, ids: list[list[int]], slots: list[int], rows, candidates, *, first_term: int = 1) -> torch.Tensor:
         """``Σ_{i=first_term..n} log p(t_i | ...)`` (the chain rule's terms from ``first_term`` on)
@@ -187,7 +285,7 @@ class WordScorer:
     def select(self, ids: list[list[int]], slots: list[int], m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(candidate indices, exact log p)``, each ``(len(ids), m)``, best first: the search of
         the module docstring."""
-        all_masks, first = self.first_stage(ids, slots)
+        all_masks, bound = self.first_stage(ids, slots)
         n_candidates = len(self.table)
         device = all_masks.device
         shortlist_size = min(n_candidates, math.ceil(self.shortlist_factor * m))
@@ -198,12 +296,12 @@ class WordScorer:
             floor = torch.topk(all_masks.index_select(1, one_piece), m, dim=1).values[:, -1]
         else:
             floor = torch.full((len(ids),), float("-inf"), device=device)
-        needed = longer[shortlist] & (first.gather(1, shortlist) >= floor[:, None])
+        needed = longer[shortlist] & (bound.gather(1, shortlist) >= floor[:, None])
         pair_rows, where = torch.nonzero(needed, as_tuple=True)
         pair_candidates = shortlist[pair_rows, where]
-        rest = self.chain_terms(ids, slots, pair_rows.tolist(), pair_candidates.tolist(), first_term=2)
+        rescored = self.chain_terms(ids, slots, pair_rows.tolist(), pair_candidates.tolist())
         exact = all_masks.masked_fill(longer[None, :], float("-inf"))
-        exact[pair_rows, pair_candidates] = first[pair_rows, pair_candidates] + rest
+        exact[pair_rows, pair_candidates] = rescored
         values, indices = torch.topk(exact, m, dim=1)
         return indices, values
 
@@ -266,31 +364,28 @@ class _PriorScores:
         self.prior_of = [self.distinct.setdefault(key, len(self.distinct)) for key in keys]
         distinct = list(self.distinct)
         self.ids, self.slots = words._encoded([s for s, _ in distinct], [w for _, w in distinct])
-        self.first_stage: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.rest: dict[tuple[int, int], float] = {}  # (prior, longer candidate) -> terms 2..n
+        self.first_stage: dict[int, torch.Tensor] = {}  # prior -> its first stage's scores (exact for one piece)
+        self.longer: dict[tuple[int, int], float] = {}  # (prior, longer candidate) -> exact chain-rule score
 
     def scores(self, sentences: list[int], candidates: torch.Tensor) -> torch.Tensor:
         """``(len(sentences), m)`` exact ``log p(w | s_prior)`` of ``candidates`` (m per sentence)."""
         priors = [self.prior_of[s] for s in sentences]
         missing = sorted(set(priors) - set(self.first_stage))
         if missing:
-            all_masks, first = self.words.first_stage([self.ids[p] for p in missing], [self.slots[p] for p in missing])
+            all_masks, _ = self.words.first_stage([self.ids[p] for p in missing], [self.slots[p] for p in missing])
             for row, prior in enumerate(missing):
-                self.first_stage[prior] = (all_masks[row], first[row])
+                self.first_stage[prior] = all_masks[row]
         longer = self.words.table.n_pieces.cpu().numpy() > 1
         wanted = sorted({(prior, c) for prior, row in zip(priors, candidates.tolist()) for c in row
-                         if longer[c] and (prior, c) not in self.rest})
+                         if longer[c] and (prior, c) not in self.longer})
         if wanted:
-            rest = self.words.chain_terms(self.ids, self.slots, [p for p, _ in wanted], [c for _, c in wanted],
-                                          first_term=2)
-            self.rest.update(zip(wanted, rest.tolist()))
+            exact = self.words.chain_terms(self.ids, self.slots, [p for p, _ in wanted], [c for _, c in wanted])
+            self.longer.update(zip(wanted, exact.tolist()))
         out = torch.empty(candidates.shape, dtype=torch.float32, device=candidates.device)
         for row, (prior, chosen) in enumerate(zip(priors, candidates.tolist())):
-            all_masks, first = self.first_stage[prior]
-            out[row] = all_masks[candidates[row]]
+            out[row] = self.first_stage[prior][candidates[row]]
             where = [j for j, c in enumerate(chosen) if longer[c]]
             if where:
-                multi = [chosen[j] for j in where]
-                rest = torch.tensor([self.rest[(prior, c)] for c in multi], dtype=torch.float32, device=out.device)
-                out[row, where] = first[torch.tensor(multi, device=out.device)] + rest
+                out[row, where] = torch.tensor([self.longer[(prior, chosen[j])] for j in where],
+                                               dtype=torch.float32, device=out.device)
         return out
