@@ -124,7 +124,8 @@ class RestrictedHead:
         parent_name, _, attribute = name.rpartition(".")
         setattr(features.get_submodule(parent_name) if parent_name else features, attribute, torch.nn.Identity())
         index = torch.as_tensor(tokens, dtype=torch.long, device=scorer.device)
-        with torch.no_grad():
+        # inference mode, as the engine's passes: the head's reused output buffer is an inference tensor
+        with torch.inference_mode():
             weight = decoder.weight.detach().index_select(0, index).contiguous()
             bias = None if decoder.bias is None else decoder.bias.detach().index_select(0, index).contiguous()
             restricted = cls(features, weight, bias, tokens)
