@@ -390,3 +390,24 @@ class _PriorScores:
                 out[row, where] = torch.tensor([self.longer[(prior, chosen[j])] for j in where],
                                                dtype=torch.float32, device=out.device)
         return out
+
+
+def beam_pieces(scorer: MaskedLMScorer, sentences: list[str], piece_counts=(2, 3), width: int = 3) -> set[tuple[int, ...]]:
+    """The model's own most probable piece sequences for each sentence's slot: for each ``n`` in
+    ``piece_counts``, a beam of ``width`` best tokens per step, left to right (``width ** n``
+    sequences). They are the multi-piece candidates that compete hardest with one-piece words, so
+    tests and ``benchmarks/word_search.py`` add them to a candidate set to make the search work."""
+    found = set()
+    for sentence in sentences:
+        ids = scorer._encode([sentence])[0]
+        slot = mask_positions(ids, scorer.mask_id)[0]
+        for n in piece_counts:
+            beams = [()]
+            for i in range(n):
+                contexts = [slot_context(ids, slot, prefix, n, scorer.mask_id) for prefix in beams]
+                log_probs = scorer.log_probs_at(contexts, list(range(len(beams))), [slot + i] * len(beams))
+                best = torch.topk(log_probs, width, dim=1).indices.tolist()
+                beams = [prefix + (token,) for prefix, tokens in zip(beams, best) for token in tokens]
+            found.update(beams)
+    return found
+

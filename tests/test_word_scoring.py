@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from probing.engine import MaskedLMScorer
-from probing.word_scoring import WordScorer, slot_context
+from probing.word_scoring import WordScorer, beam_pieces
 
 SENTENCES = ["Why are they so <mask>?", "Women are <mask>.", "Everyone knows that old people are very <mask>."]
 
@@ -83,27 +83,6 @@ def sharp_scorer(tiny):
                           pack_weights=False)  # packing costs seconds at start-up; the fast path is tested above
 
 
-def greedy_words(model, tokenizer, sentences, width: int = 3) -> set[tuple[int, ...]]:
-    """Two- and three-piece "words" built from the model's own best pieces at each slot position
-    (beam-like, ``width`` per step): candidates that compete with one-piece words."""
-    words = set()
-    for sentence in sentences:
-        ids = tokenizer(sentence)["input_ids"]
-        slot = ids.index(tokenizer.mask_token_id)
-        for n in (2, 3):
-            beams = [()]
-            for i in range(n):
-                grown = []
-                for prefix in beams:
-                    context = slot_context(ids, slot, prefix, n, tokenizer.mask_token_id)
-                    with torch.no_grad():
-                        logits = model(input_ids=torch.tensor([context])).logits[0, slot + i]
-                    grown += [prefix + (int(t),) for t in torch.topk(logits, width).indices]
-                beams = grown
-            words.update(beams)
-    return words
-
-
 @pytest.fixture(scope="module")
 def many_pieces(tiny, sharp_scorer):
     """300 candidates of 1-4 pieces: 60 random whole-word tokens, the sharpened model's greedy
@@ -113,7 +92,7 @@ def many_pieces(tiny, sharp_scorer):
     starts = [t for t in range(1000, 60000) if tokenizer.convert_ids_to_tokens(t).startswith("\u2581")]
     inner = [t for t in range(1000, 60000) if not tokenizer.convert_ids_to_tokens(t).startswith("\u2581")]
     pieces = {(int(t),) for t in rng.choice(starts, 60, replace=False)}
-    pieces |= greedy_words(sharp_scorer.model, tokenizer, SENTENCES)
+    pieces |= beam_pieces(sharp_scorer, SENTENCES)
     while len(pieces) < 300:
         n = int(rng.integers(2, 5))
         pieces.add((int(rng.choice(starts)), *map(int, rng.choice(inner, n - 1))))
