@@ -79,11 +79,17 @@ def warm_lemma_tries(languages: list[str] | None) -> float:
     return time.perf_counter() - start
 
 
-def probe_command(model: str, output_dir: Path, *, languages: list[str] | None, top_k: int,
+COMPLETIONS = ("word", "token")
+
+
+def probe_command(model: str, output_dir: Path, *, languages: list[str] | None, top_k: int, completions: str,
                   categories: list[str] | None = None, run_name: str | None = None) -> list[str]:
-    """``python -m probing.run ...`` with this interpreter; ``languages=None``: every language."""
+    """``python -m probing.run ... --completions word|token`` with this interpreter; ``languages=None``:
+    every language. ``completions`` is required: every benchmark says which mode it measures."""
+    if completions not in COMPLETIONS:
+        raise ValueError(f"completions must be one of {COMPLETIONS}, got {completions!r}")
     command = [sys.executable, "-m", "probing.run", "--model", model, "--top_k", str(top_k),
-               "--output_dir", str(output_dir), "--quiet"]
+               "--completions", completions, "--output_dir", str(output_dir), "--quiet"]
     if languages:
         command += ["--languages", *languages]
     if categories:
@@ -110,6 +116,14 @@ def run_timings(output_dir: Path) -> dict:
     """The phase timings (wall seconds) the run's ``manifest.json`` records, or {}."""
     try:
         return json.loads((output_dir / "manifest.json").read_text(encoding="utf-8")).get("timings", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def run_completions(output_dir: Path) -> dict:
+    """The run's ``manifest.json`` ``completions`` record (``mode``, ``forward_passes``, ...), or {}."""
+    try:
+        return json.loads((output_dir / "manifest.json").read_text(encoding="utf-8")).get("completions", {})
     except (OSError, ValueError):
         return {}
 

@@ -14,13 +14,15 @@ End to end (``--end_to_end``)
   (:func:`probing.models.build_xlmr_tokenizer`) and a ``manifest.json`` saying
   ``random_weights: true``, as ``probing.models.build_tiny_xlmr`` does for tiny-xlmr. Its weight
   size is the bytes of its unique parameter tensors (the tied decoder counted once).
-* Runs the whole CLI on it as a child process, everything included (Python start-up, imports,
-  loading prompts, lexicons and the 1.1 GB model, probing, writing the tables)::
+* Runs the whole CLI on it as a child process in **token mode**, everything included (Python
+  start-up, imports, loading prompts, lexicons and the 1.1 GB model, probing, writing the tables)::
 
-      python -m probing.run --model <dir> --languages en fr --top_k 200 --output_dir <tmp> --quiet
+      python -m probing.run --model <dir> --top_k 200 --completions token --output_dir <tmp> --quiet \
+          --languages en fr
 
   (all categories, the CLI's default batch size, fp32), with ``HF_HUB_OFFLINE=1``. Its wall time
-  and its exact peak RSS come from ``os.wait4`` on the child (``benchmarks/measure.py``).
+  and its exact peak RSS come from ``os.wait4`` on the child (``benchmarks/measure.py``). Token
+  mode (one token at one mask) is what the pipeline computes, so it is the run compared with it.
 * Before it, the lemma tries of en and fr are built if this machine has none yet (a one-off cost of
   the first run that probes a language, ``probing.words``; not counted).
 * Loads the saved model again in this process and times ``pipeline("fill-mask", top_k=200)``
@@ -29,13 +31,38 @@ End to end (``--end_to_end``)
   with the tokenizer's mask token, each language shuffled with seed 0 and the two interleaved.
   Its rate is extrapolated to all of them; the pipeline's own load time is printed but not
   counted (which only makes the speed-up smaller).
-* Checks (exit status 1 if one fails): the speed-up, extrapolated pipeline time over the CLI's
-  wall time, is at least 15x; the CLI's peak RSS is at most the weights plus 2.5 GB (GB = 10^9
-  bytes); and on the pipeline's sentences the CLI's top-200 (from ``predictions.parquet``, or
-  ``predictions.csv`` with each ``token`` mapped back to its id) equals the pipeline's up to
-  exact ties, as defined below. ``--no-check`` reports the first two without failing on them
-  (the agreement is always checked). ``--layers``/``--hidden`` (FFN 4x the width, heads of 64)
-  and ``--categories`` shrink the run for smoke tests; the targets are meant for the defaults.
+* Then the same CLI run in **word mode** (``--completions word``: whole words of each language's
+  candidate set, scored by the chain rule over their pieces, ``probing/word_scoring.py``), same
+  model, sentences and options. Reported: its wall time, sentences per second, ratio to the
+  token-mode run, peak RSS, and from its ``manifest.json`` ``completions.forward_passes`` (rows
+  through the model: sentences and word-mode contexts) per sentence, the candidate set sizes and
+  ``timings``.
+* Checks (exit status 1 if one fails): the speed-up, extrapolated pipeline time over the
+  token-mode CLI's wall time, is at least 15x; the peak RSS of each CLI run (token and word mode)
+  is at most the weights plus 2.5 GB (GB = 10^9 bytes); and on the pipeline's sentences the
+  token-mode CLI's top-200 (from ``predictions.parquet``, or ``predictions.csv`` with each
+  ``token`` mapped back to its id) equals the pipeline's up to exact ties, as defined below.
+  ``--no-check`` reports the speed-up and the peaks without failing on them (the agreement is
+  always checked). ``--layers``/``--hidden`` (FFN 4x the width, heads of 64) and ``--categories``
+  shrink both runs for smoke tests; the targets are meant for the defaults.
+* An **estimate, not a measurement**, of a full word-mode study of xlm-roberta-base (every
+  language in ``prompts/``, all categories) on one GPU, from the FLOP count below: the word-mode
+  run's forward passes per en+fr sentence x the sentences of all languages (counted with
+  ``probing.prompts``) x the FLOPs of one pass, i.e. ``engine_flops`` of one batch of that many
+  rows at the mean token length of those sentences (XLM-R tokenizer, special tokens included),
+  divided by assumed sustained rates of an H100/H200-class GPU: 100 TFLOP/s in bf16 and 30
+  TFLOP/s in fp32 (``GPU_RATES``; assumptions, not measured). Approximations: every pass is
+  counted as the encoder plus one full-vocabulary head row; in word mode a sentence's one-mask
+  pass and each exact rescoring pass read one full-vocabulary row, and a first-stage pass with
+  ``n`` masks reads ``n`` rows restricted to the longer candidates' pieces (~10-20% of the
+  vocabulary each), so the head is over- rather than under-counted; a context with ``n`` masks is
+  ``n - 1`` tokens longer than its sentence, which the mean sentence length leaves out (the
+  encoder slightly under-counted); no padding; the passes per sentence come from en+fr only and
+  from the random model, whose shortlist can hold no longer word at all (then the run makes the
+  first stage's passes only, one per piece count, and the script says so): a trained model's
+  shortlist adds exact-rescoring passes, so for it the estimate is a lower bound. Raw scoring
+  (the CLI's default; typicality also scores each sentence's prior). Loading, building candidate
+  sets and writing tables are not included.
 
 Engine alone (default)
 ----------------------
@@ -103,7 +130,8 @@ E2E_LANGUAGES = ("en", "fr")
 SEED = 0
 HIDDEN, FFN, LAYERS, VOCAB = 768, 3072, 12, 250002
 E2E_SPEEDUP_TARGET = 15.0
-E2E_RSS_HEADROOM_GB = 2.5  # peak RSS at most the weights plus this
+E2E_RSS_HEADROOM_GB = 2.5  # peak RSS at most the weights plus this (token and word mode)
+GPU_RATES = {"bf16": 100.0, "fp32": 30.0}  # TFLOP/s, assumed sustained on an H100/H200-class GPU (not measured)
 
 
 def xlmr_base_config(layers: int = LAYERS, hidden: int = HIDDEN):
@@ -297,13 +325,51 @@ def read_cli_top_k(output_dir: Path, tokenizer, keys: set[tuple[str, str, str]])
     return out, source
 
 
+def study_estimate(tokenizer, passes_per_sentence: float, first_stage_passes: int) -> dict:
+    """The FLOP estimate of a full word-mode study of xlm-roberta-base (every language in
+    ``prompts/``, all categories) from the word-mode run's forward passes per sentence; see the
+    module docstring."""
+    from probing.prompts import build_prompts, load_languages
+
+    loaded = load_languages(None)
+    sentences = [p.sentence for prompts in loaded.values()
+                 for p in build_prompts(prompts, mask_token=tokenizer.mask_token)]
+    lengths = [len(ids) for ids in tokenizer(sentences, add_special_tokens=True, truncation=True)["input_ids"]]
+    mean_tokens = sum(lengths) / len(lengths)
+    passes = passes_per_sentence * len(sentences)
+    flops = engine_flops([(passes, mean_tokens)])  # one full-vocabulary head row per pass (see the docstring)
+    return {"languages": list(loaded), "sentences": len(sentences), "mean_tokens": mean_tokens,
+            "passes_per_sentence": passes_per_sentence, "first_stage_passes": first_stage_passes,
+            "passes": passes, "flops": flops}
+
+
+def print_study_estimate(estimate: dict, restricted: bool) -> None:
+    flops = estimate["flops"]
+    per_pass = flops / estimate["passes"]
+    times = ", ".join(f"{flops / (rate * 1e12):.1f} s at {rate:.0f} TFLOP/s {name}" for name, rate in GPU_RATES.items())
+    print(f"  estimate, a full {len(estimate['languages'])}-language word-mode study of xlm-roberta-base on one GPU "
+          f"(from the FLOP count, not measured): {estimate['passes_per_sentence']:.2f} passes per sentence "
+          f"(this run's, {'+'.join(E2E_LANGUAGES)}) x {estimate['sentences']:,} sentences "
+          f"({' '.join(estimate['languages'])}, all categories) x {per_pass / 1e9:.2f} GFLOP per pass (encoder at the "
+          f"mean {estimate['mean_tokens']:.1f} tokens + one full-vocabulary head row) = {flops / 1e12:.1f} TFLOP: "
+          f"{times} (assumed sustained rates of an H100/H200-class GPU; loading, candidate sets and tables "
+          f"not included)")
+    if estimate["passes_per_sentence"] <= estimate["first_stage_passes"] + 1e-9:
+        print(f"  (no exact-rescoring passes in this run: {estimate['first_stage_passes']} per sentence is the first "
+              f"stage alone, one pass per piece count; with random weights the shortlist can hold no longer word. A "
+              f"trained model's shortlist adds rescoring passes: for it the estimate is a lower bound)")
+    if restricted:
+        print("  (smoke test: the passes per sentence come from a shrunk model or a subset of categories; the "
+              "estimate is meant for the defaults)")
+
+
 def end_to_end(args) -> int:
     """``--end_to_end``: the CLI as a child process against the pipeline on the same sentences."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from measure import (GB, child_env, load_average, prediction_rows, probe_command, run_measured, run_timings,
-                         warm_lemma_tries)
+    from measure import (GB, child_env, load_average, prediction_rows, probe_command, run_completions, run_measured,
+                         run_timings, warm_lemma_tries)
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -339,7 +405,7 @@ def end_to_end(args) -> int:
               f"(not counted)")
         output_dir = tmp / "run"
         command = probe_command(str(model_dir), output_dir, languages=list(E2E_LANGUAGES), top_k=TOP_K,
-                                categories=args.categories)
+                                completions="token", categories=args.categories)
         print(f"cli: {' '.join(['python', *command[1:]])}")
         load_before = load_average()
         cli = run_measured(command, log_dir=tmp / "logs", name="cli", env=env)
@@ -392,6 +458,35 @@ def end_to_end(args) -> int:
         print(f"agreement ({source}): CLI vs pipeline on {len(subset)} sentences: max |log-prob diff| "
               f"{max_diff:.2e}, {swaps} of {len(subset) * TOP_K} ranks swapped within ties")
 
+        # 4. The same CLI run in word mode (whole words of each language's candidate set, chain rule).
+        word_dir = tmp / "run-word"
+        command = probe_command(str(model_dir), word_dir, languages=list(E2E_LANGUAGES), top_k=TOP_K,
+                                completions="word", categories=args.categories)
+        print(f"cli, word mode: {' '.join(['python', *command[1:]])}")
+        load_before = load_average()
+        word = run_measured(command, log_dir=tmp / "logs", name="cli-word", env=env)
+        if word.returncode != 0:
+            print(f"FAILED: the word-mode CLI exited with {word.returncode}:\n{word.tail()}", file=sys.stderr)
+            return 1
+        word.timings = run_timings(word_dir)
+        word_record = run_completions(word_dir)
+        word_passes = word_record.get("forward_passes")
+        if not isinstance(word_passes, int) or word_passes < 1:
+            print(f"FAILED: the word-mode run's manifest records no completions.forward_passes ({word_passes!r})",
+                  file=sys.stderr)
+            return 1
+        passes_per_sentence = word_passes / len(prompts)
+        sizes = {lang: c.get("n") for lang, c in word_record.get("candidates", {}).items()}
+        print(f"cli, word mode: {len(prompts)} sentences end to end in {word.wall_s:.1f}s = "
+              f"{len(prompts) / word.wall_s:.2f} sent/s, peak RSS {word.peak_rss / GB:.3f} GB (load average before: "
+              f"{load_before}); {word.wall_s / cli.wall_s:.2f}x the token-mode run's wall time")
+        print(f"cli, word mode, its manifest: {word_passes} forward passes = {passes_per_sentence:.2f} per sentence; "
+              f"candidates {', '.join(f'{lang} {n:,}' for lang, n in sizes.items())}; phases "
+              + ", ".join(f"{name[:-2]} {value:.1f} s" for name, value in word.timings.items()))
+        # the first stage: one pass per piece count that occurs (one mask, then n masks for each n > 1)
+        first_stage = max((len(c.get("by_pieces", {})) for c in word_record.get("candidates", {}).values()), default=0)
+        estimate = study_estimate(tokenizer, passes_per_sentence, first_stage)
+
     speedup = pipe_all_s / cli.wall_s
     rss_limit = weight_bytes + E2E_RSS_HEADROOM_GB * GB
     print()
@@ -403,11 +498,16 @@ def end_to_end(args) -> int:
          f"{speedup:.1f}x >= {E2E_SPEEDUP_TARGET:.0f}x", speedup >= E2E_SPEEDUP_TARGET, args.check),
         (f"peak RSS: {cli.peak_rss / GB:.3f} GB <= weights {weight_bytes / GB:.3f} GB + {E2E_RSS_HEADROOM_GB} GB "
          f"= {rss_limit / GB:.3f} GB", cli.peak_rss <= rss_limit, args.check),
+        (f"word mode, peak RSS: {word.peak_rss / GB:.3f} GB <= weights {weight_bytes / GB:.3f} GB + "
+         f"{E2E_RSS_HEADROOM_GB} GB = {rss_limit / GB:.3f} GB", word.peak_rss <= rss_limit, args.check),
         (f"top-{TOP_K} of the CLI equals the pipeline's up to exact ties (|diff| <= {TIE:g}) on {len(subset)} "
          f"sentences", agree, True),
     ]
     for line, ok, checked in checks:
         print(f"  {('PASS' if ok else 'FAIL') if checked else '----'}  {line}{'' if checked else ' (--no-check)'}")
+    print(f"  word mode: {word.wall_s:.1f}s = {len(prompts) / word.wall_s:.2f} sent/s ({word.wall_s / cli.wall_s:.2f}x "
+          f"token mode), {passes_per_sentence:.2f} forward passes per sentence")
+    print_study_estimate(estimate, restricted)
     print(f"  total wall time {time.perf_counter() - started:.0f}s")
     failed = [line for line, ok, checked in checks if checked and not ok]
     if failures:
