@@ -139,6 +139,19 @@ class CandidateSet:
                 "n_pieces": {str(n): len(i) for n, i in self.by_piece_count().items()},
                 "dropped": dict(self.drop_counts), "max_pieces": self.max_pieces, "sha256": self.sha256}
 
+    def pack(self) -> "PackedCandidateSet":
+        """The set as Arrow columns (~40 bytes a word instead of ~0.9 KB of Python objects)."""
+        import pyarrow as pa
+
+        table = pa.table({"word": pa.array(self.words, pa.string()),
+                          "source": pa.array(self.sources, pa.string()).dictionary_encode(),
+                          "n_pieces": pa.array(self.n_pieces(), pa.int8()),
+                          "pieces": pa.array(self.pieces, pa.list_(pa.int32())),
+                          "piece_strings": pa.array(self.piece_strings, pa.string())})
+        return PackedCandidateSet(self.language, table, dict(self.drop_counts), self.description, self.sha256,
+                                  self.max_pieces, self.source_counts(),
+                                  {str(n): len(i) for n, i in self.by_piece_count().items()})
+
     def to_frame(self):
         """One row per word: language, word, source, n_pieces, pieces (space-joined token strings)."""
         import pandas as pd
@@ -146,6 +159,38 @@ class CandidateSet:
         return pd.DataFrame({"language": self.language, "word": self.words, "source": self.sources,
                              "n_pieces": self.n_pieces(), "pieces": self.piece_strings},
                             columns=["language", "word", "source", "n_pieces", "pieces"])
+
+
+@dataclass(frozen=True)
+class PackedCandidateSet:
+    """A :class:`CandidateSet` held compactly, as Arrow columns: what a run keeps of every probed
+    language's set between its uses (the Python lists of eight sets would hold ~0.4 GB);
+    :meth:`unpack` gives the set back, one language at a time."""
+
+    language: str
+    table: object  # pyarrow.Table: word, source, n_pieces, pieces (list<int32>), piece_strings
+    drop_counts: dict[str, int]
+    description: str
+    sha256: str
+    max_pieces: int
+    by_source: dict[str, int]
+    by_pieces: dict[str, int]
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def unpack(self) -> CandidateSet:
+        columns = self.table.to_pydict()
+        return CandidateSet(self.language, columns["word"], [tuple(p) for p in columns["pieces"]], columns["source"],
+                            dict(self.drop_counts), self.description, self.sha256, self.max_pieces,
+                            columns["piece_strings"])
+
+    def to_frame(self):
+        """As :meth:`CandidateSet.to_frame`."""
+        frame = self.table.select(["word", "source", "n_pieces", "piece_strings"]).to_pandas()
+        frame = frame.rename(columns={"piece_strings": "pieces"}).astype({"source": str, "n_pieces": "int64"})
+        frame.insert(0, "language", self.language)
+        return frame
 
 
 class _ScriptCheck:

@@ -35,7 +35,6 @@ import gc  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
-from collections import Counter  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -189,8 +188,8 @@ def load_language_data(args) -> dict[str, LanguageData]:
 
 
 def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
-    """Word mode: each language's :class:`probing.candidates.CandidateSet` (one language's word
-    list in memory at a time); ``{}`` in token mode."""
+    """Word mode: each language's candidate set (:class:`probing.candidates.PackedCandidateSet`:
+    one language's word list and candidate set in Python objects at a time); ``{}`` in token mode."""
     if args.completions != "word":
         return {}
     unknown = sorted(set(args.candidate_files) - set(data))
@@ -210,7 +209,7 @@ def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
         sets[language] = candidate_sets.build_candidate_set(
             language, d.prompts.lemmatizer, d.prompts.script, d.lexicon, words, tokenizer,
             max_pieces=args.max_pieces, frequent_words=args.frequent_words,
-            user_list=args.candidate_files.get(language))
+            user_list=args.candidate_files.get(language)).pack()
         del words
         release_freed_memory()
         if args.top_k > len(sets[language]):
@@ -226,10 +225,7 @@ def completions_record(args, candidates: dict) -> dict:
     return {"mode": "word", "max_pieces": args.max_pieces, "shortlist_factor": args.shortlist_factor,
             "frequent_words": args.frequent_words,
             "candidates": {language: {"n": len(c), "description": c.description, "sha256": c.sha256,
-                                      "by_source": dict(Counter(c.sources)),
-                                      "by_pieces": {str(n): count for n, count in
-                                                    sorted(Counter(len(p) for p in c.pieces).items())},
-                                      "dropped": c.drop_counts}
+                                      "by_source": c.by_source, "by_pieces": c.by_pieces, "dropped": c.drop_counts}
                            for language, c in candidates.items()}}
 
 
@@ -270,8 +266,9 @@ def score_shards(scorer, prompts, plan, store: ShardStore, done: set[int], args,
         if candidates:
             if words.get("language") != shard.language:
                 words.clear()
+                release_freed_memory()
                 words.update(language=shard.language, scorer=WordScorer(
-                    scorer, candidates[shard.language].pieces, shortlist_factor=args.shortlist_factor))
+                    scorer, candidates[shard.language].unpack().pieces, shortlist_factor=args.shortlist_factor))
             engine_for_shard = words["scorer"]
         top = engine_for_shard.top_k([p.sentence for p in chunk], k=args.top_k, scoring=args.scoring,
                            prior_sentences=[p.prior_sentence for p in chunk],
@@ -299,8 +296,9 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
             release_freed_memory()
             d = data[language]
             if candidates:
-                classifier = WordClassifier(candidates[language], vocab, d.prompts.lemmatizer, d.lexicon)
-                reach[language] = lexicon_reach(d.lexicon, candidates[language].words)
+                unpacked = candidates[language].unpack()
+                classifier = WordClassifier(unpacked, vocab, d.prompts.lemmatizer, d.lexicon)
+                reach[language] = lexicon_reach(d.lexicon, unpacked.words)
             else:
                 words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
                                                    min_zipf=args.min_zipf, other_languages=other_languages)

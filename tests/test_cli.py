@@ -20,7 +20,7 @@ from probing.prompts import PROMPTS_DIR
 from probing.words import DROP_REASONS
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--model", "tiny-xlmr", "--languages", "en", "fr", "--categories", "gender", "country",
+SMALL = ["--model", "tiny-xlmr", "--completions", "token", "--languages", "en", "fr", "--categories", "gender", "country",
          "--top_k", "30", "--quiet"]
 
 

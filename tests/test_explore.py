@@ -27,7 +27,7 @@ from probing.predictions import SCHEMA, read_predictions, write_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "analysis" / "explore_app.py")
-PROBE = ["--model", "tiny-xlmr", "--languages", "en", "fr", "--categories", "religion", "--top_k", "200", "--quiet"]
+PROBE = ["--model", "tiny-xlmr", "--completions", "token", "--languages", "en", "fr", "--categories", "religion", "--top_k", "200", "--quiet"]
 VIEWS = ["Profiles", "Completions", "Correlations", "Recall", "Runs"]
 
 

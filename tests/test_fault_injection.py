@@ -20,7 +20,7 @@ from finetune import train
 from probing import run as probe
 from analysis_helpers import one_line_error, profiles, write_run
 
-PROBE = ["--model", "tiny-xlmr", "--languages", "en", "--categories", "religion", "--top_k", "20", "--quiet"]
+PROBE = ["--model", "tiny-xlmr", "--completions", "token", "--languages", "en", "--categories", "religion", "--top_k", "20", "--quiet"]
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -28,7 +28,7 @@ from test_resume import interrupt_after
 
 ROOT = Path(__file__).resolve().parent.parent
 # en gender: 26 groups, 130 sentences, in shards of 30, 30, 30, 30 and 10 sentences
-ARGS = ["--model", "tiny-xlmr", "--languages", "en", "--categories", "gender", "--top_k", "10",
+ARGS = ["--model", "tiny-xlmr", "--completions", "token", "--languages", "en", "--categories", "gender", "--top_k", "10",
         "--shard_sentences", "30", "--quiet"]
 N_SHARDS = 5
 SAVED = 4  # shards on disk after the interrupted run: 0-3, all of 30 rows
@@ -219,7 +219,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(tmp_path):
             "            os.kill(os.getpid(), signal.SIGINT)\n"
             "        return None\n"
             "sys.meta_path.insert(0, Interrupt())\n"
-            "sys.argv = ['probing.run', '--model', 'tiny-xlmr', '--output_dir', sys.argv[1]]\n"
+            "sys.argv = ['probing.run', '--model', 'tiny-xlmr', '--completions', 'token', '--output_dir', sys.argv[1]]\n"
             "runpy.run_module('probing.run', run_name='__main__', alter_sys=True)\n")
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, capture_output=True, text=True,

@@ -31,7 +31,7 @@ def peak_rss_bytes(argv: list[str], tmp_path: Path) -> tuple[int, int]:
 def test_peak_memory_does_not_grow_with_sentences(tiny_dir, tmp_path):
     """Before the engine reused its buffers, each batch of 32 left ~32 MB behind (1900 sentences:
     ~1.9 GB more than 100); now the peak may only grow by the larger run's own outputs."""
-    common = ["--model", "tiny-xlmr", "--languages", "en", "--top_k", "200", "--batch_size", "32", "--quiet"]
+    common = ["--model", "tiny-xlmr", "--completions", "token", "--languages", "en", "--top_k", "200", "--batch_size", "32", "--quiet"]
     small, n_small = peak_rss_bytes([*common, "--categories", "religion", "--output_dir", str(tmp_path / "s")],
                                     tmp_path)
     large, n_large = peak_rss_bytes([*common, "--output_dir", str(tmp_path / "l")], tmp_path)

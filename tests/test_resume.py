@@ -18,7 +18,7 @@ from probing.shards import ShardStore, plan_shards, staging_folder
 ROOT = Path(__file__).resolve().parent.parent
 # en + fr, 36 gender and religion groups (~180 sentences per language), in shards of at most 60
 # sentences: three or more shards per language
-ARGS = ["--model", "tiny-xlmr", "--languages", "en", "fr", "--categories", "gender", "religion",
+ARGS = ["--model", "tiny-xlmr", "--completions", "token", "--languages", "en", "fr", "--categories", "gender", "religion",
         "--top_k", "25", "--shard_sentences", "60", "--quiet"]
 
 
