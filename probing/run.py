@@ -211,6 +211,8 @@ def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
             max_pieces=args.max_pieces, frequent_words=args.frequent_words,
             user_list=args.candidate_files.get(language)).pack()
         del words
+        d.lexicon.keys_index.forget()
+        vocab_words.forget_lemmas()
         release_freed_memory()
         if args.top_k > len(sets[language]):
             raise UserError(f"--top_k {args.top_k} is more than the {len(sets[language])} candidate words of "
@@ -292,7 +294,10 @@ def assemble(staging: Path, model_name, prompts, plan, store: ShardStore, vocab,
 
     def for_language(language: str) -> dict:
         if current.get("language") != language:
+            if current:
+                data[current["language"]].lexicon.keys_index.forget()
             current.clear()  # release the previous language's word list first
+            vocab_words.forget_lemmas()
             release_freed_memory()
             d = data[language]
             if candidates:

@@ -229,6 +229,13 @@ def known_lemma(word: str, lemmatizer: str) -> str:
     return lemma.lower() if lemma else ""
 
 
+def forget_lemmas() -> None:
+    """Empty the caches of :func:`known_lemma` and :func:`known_lemmas` (a run calls this between
+    languages: one language's forms are no use to the next, and the caches hold up to 10^6 of them)."""
+    known_lemma.cache_clear()
+    known_lemmas.cache_clear()
+
+
 def _case_variants(word: str) -> tuple[str, ...]:
     """``word`` as it is, lower-cased and capitalised: the spellings simplemma's dictionary may list."""
     return tuple(dict.fromkeys((word, word.lower(), word[:1].upper() + word[1:].lower())))
@@ -297,6 +304,11 @@ class LexiconKeys:
                 if lemma not in keys and _shares_stem(key, lemma):
                     by_lemma.setdefault(lemma, []).append(key)
         return cls(lemmatizer=lemmatizer, keys=keys, by_lemma={l: tuple(k) for l, k in by_lemma.items()})
+
+    def forget(self) -> None:
+        """Drop the remembered matches (a run calls this when it is done with a language's words:
+        they would otherwise stay for the run's length, ~1 KB each)."""
+        self._matches.clear()
 
     def entry_of(self, word: str, lemma: str | None = None) -> str | None:
         """The lexicon key ``word`` matches, or None; ``lemma`` (e.g. the predictions table's) is
