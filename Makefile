@@ -45,10 +45,12 @@ explore: $(STAMP)
 # probe_speed --end_to_end: the whole CLI (load included) on a random xlm-roberta-base, en+fr, against
 # the fill-mask pipeline (speed-up, identical top-k, peak RSS vs weights + 2.5 GB); probe_memory: peak RSS
 # and time of tiny-xlmr runs on 2 and 8 languages; probe_speed: the engine alone (GFLOP/s, fast path);
-# model_size: one multi-task model against the single-task models it replaces.
+# model_size: one multi-task model against the single-task models it replaces; word_search: word mode's top-k
+# against exhaustive exact chain-rule scoring (identical on >= 99% of sentences). probe_speed --end_to_end and
+# probe_memory run the CLI in token mode and in word mode (word mode within 5x token mode on tiny-xlmr).
 bench: $(STAMP)
 	@status=0; \
-	for bench in "probe_speed.py --end_to_end" probe_memory.py probe_speed.py model_size.py; do \
+	for bench in "probe_speed.py --end_to_end" probe_memory.py probe_speed.py model_size.py word_search.py; do \
 		echo "== benchmarks/$$bench"; \
 		HF_HUB_OFFLINE=1 $(PY) benchmarks/$$bench || { status=1; echo "== benchmarks/$$bench: FAILED"; }; \
 		echo; \

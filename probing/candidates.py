@@ -356,26 +356,30 @@ def propose(language: str, lemmatizer: str, lexicon, frequent_words: int = DEFAU
                for s in attested_spellings(w, dictionary)])
 
 
-def proposed_keys(language: str, lemmatizer: str, lexicon, frequent_words: int = DEFAULT_FREQUENT_WORDS
-                  ) -> frozenset[str]:
+def proposed_keys(language: str, lemmatizer: str, lexicon, frequent_words: int = DEFAULT_FREQUENT_WORDS,
+                  proposals: list[tuple[str, str]] | None = None) -> frozenset[str]:
     """The proposed words as wordfreq keys: what :func:`probing.words.other_language_index` needs
     to be asked about for a candidate set (most candidates are several tokens, so a
     :meth:`probing.words.Vocabulary.word_keys` index would miss them); ~5x smaller and faster than
     the full index."""
     from probing.words import wordfreq_key
 
-    return frozenset(wordfreq_key(w, language) for w, _ in propose(language, lemmatizer, lexicon, frequent_words))
+    if proposals is None:
+        proposals = propose(language, lemmatizer, lexicon, frequent_words)
+    return frozenset(wordfreq_key(w, language) for w, _ in proposals)
 
 
 def build_candidate_set(language: str, lemmatizer: str, script: str, lexicon, language_words, tokenizer, *,
                         max_pieces: int = MAX_PIECES, frequent_words: int = DEFAULT_FREQUENT_WORDS,
-                        user_list: Path | None = None) -> CandidateSet:
+                        user_list: Path | None = None, proposals: list[tuple[str, str]] | None = None
+                        ) -> CandidateSet:
     """The candidate set of ``language`` (see the module's docstring for sources and filters).
 
     ``lexicon`` is a :class:`probing.lexicon.Lexicon`, ``language_words`` the language's
     :class:`probing.words.LanguageWords` (unused, and may be None, with ``user_list``), ``tokenizer``
     a (fast) Hugging Face tokenizer. With ``user_list`` the set is that file's words only (source
     ``user``): they pass the script and piece filters but not the word-of-the-language one.
+    ``proposals`` is :func:`propose`'s result when the caller has it already.
     """
     if max_pieces < 1:
         raise UserError(f"the most pieces a candidate may have must be at least 1, got {max_pieces}")
@@ -386,7 +390,7 @@ def build_candidate_set(language: str, lemmatizer: str, script: str, lexicon, la
         proposals = [(w, USER) for w in read_candidate_list(user_list, script)]
         description = f"user list {user_list}"
     else:
-        proposals = propose(language, lemmatizer, lexicon, frequent_words)
+        proposals = proposals if proposals is not None else propose(language, lemmatizer, lexicon, frequent_words)
         description = (f"{lexicon.source} {language} entries ({len(lexicon.entries):,}) and their {{forms:,}} "
                        f"dictionary forms + wordfreq top {frequent_words:,} ({{added:,}} more words)")
 
