@@ -363,13 +363,26 @@ def print_study_estimate(estimate: dict, restricted: bool) -> None:
               "estimate is meant for the defaults)")
 
 
+def run_cli(model_dir: Path, output_dir: Path, completions: str, categories, tmp: Path, env):
+    """The CLI on en+fr in ``completions`` mode as a measured child process, or None (said) if it fails."""
+    from measure import probe_command, run_measured
+
+    command = probe_command(str(model_dir), output_dir, languages=list(E2E_LANGUAGES), top_k=TOP_K,
+                            completions=completions, categories=categories)
+    print(f"cli, {completions} mode: {' '.join(['python', *command[1:]])}")
+    result = run_measured(command, log_dir=tmp / "logs", name=f"cli-{completions}", env=env)
+    if result.returncode != 0:
+        print(f"FAILED: the {completions}-mode CLI exited with {result.returncode}:\n{result.tail()}", file=sys.stderr)
+        return None
+    return result
+
+
 def end_to_end(args) -> int:
     """``--end_to_end``: the CLI as a child process against the pipeline on the same sentences."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from measure import (GB, child_env, load_average, prediction_rows, probe_command, run_completions, run_measured,
-                         run_timings, warm_lemma_tries)
+    from measure import GB, child_env, load_average, prediction_rows, run_completions, run_timings, warm_lemma_tries
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -404,13 +417,9 @@ def end_to_end(args) -> int:
         print(f"lemma tries of {'+'.join(E2E_LANGUAGES)} ready in {warm_lemma_tries(list(E2E_LANGUAGES)):.1f} s "
               f"(not counted)")
         output_dir = tmp / "run"
-        command = probe_command(str(model_dir), output_dir, languages=list(E2E_LANGUAGES), top_k=TOP_K,
-                                completions="token", categories=args.categories)
-        print(f"cli: {' '.join(['python', *command[1:]])}")
         load_before = load_average()
-        cli = run_measured(command, log_dir=tmp / "logs", name="cli", env=env)
-        if cli.returncode != 0:
-            print(f"FAILED: the CLI exited with {cli.returncode}:\n{cli.tail()}", file=sys.stderr)
+        cli = run_cli(model_dir, output_dir, "token", args.categories, tmp, env)
+        if cli is None:
             return 1
         cli_rate = len(prompts) / cli.wall_s
         print(f"cli: {len(prompts)} sentences end to end in {cli.wall_s:.1f}s = {cli_rate:.2f} sent/s, "
@@ -460,13 +469,9 @@ def end_to_end(args) -> int:
 
         # 4. The same CLI run in word mode (whole words of each language's candidate set, chain rule).
         word_dir = tmp / "run-word"
-        command = probe_command(str(model_dir), word_dir, languages=list(E2E_LANGUAGES), top_k=TOP_K,
-                                completions="word", categories=args.categories)
-        print(f"cli, word mode: {' '.join(['python', *command[1:]])}")
         load_before = load_average()
-        word = run_measured(command, log_dir=tmp / "logs", name="cli-word", env=env)
-        if word.returncode != 0:
-            print(f"FAILED: the word-mode CLI exited with {word.returncode}:\n{word.tail()}", file=sys.stderr)
+        word = run_cli(model_dir, word_dir, "word", args.categories, tmp, env)
+        if word is None:
             return 1
         word.timings = run_timings(word_dir)
         word_record = run_completions(word_dir)
