@@ -121,7 +121,7 @@ class WordClassifier:
     was built (:mod:`probing.candidates`), so nothing is dropped here but the group's own words
     (the caller's check)."""
 
-    candidates: "CandidateSet"  # noqa: F821 (probing.candidates.CandidateSet)
+    candidates: object  # a probing.candidates.CandidateSet (words, pieces, piece_strings)
     vocab: vocab_words.Vocabulary
     lemmatizer: str
     lexicon: Lexicon
