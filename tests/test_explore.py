@@ -228,7 +228,16 @@ def test_a_word_mode_run_shows_whole_words_with_their_pieces_and_its_mode(folder
     runs = tables(at)["runs_table"].set_index("run")
     assert runs.loc["word", "completions"] == "word (up to 4 pieces)" and runs.loc["base", "completions"] == "token"
     assert runs.loc["word", "lexicon reach"] == "en 99.0%, fr 97.0%"
-    assert runs.loc["base", "lexicon reach"] == "not recorded"
+    base_reach = json.loads((folders["base"] / "manifest.json").read_text(encoding="utf-8"))["lexicon_reach"]
+    assert runs.loc["base", "lexicon reach"] == ", ".join(f"{lang} {100 * share:.1f}%" for lang, share in base_reach.items())
+    old = tmp_path / "old"  # a run made before lexicon reach was recorded
+    shutil.copytree(word, old)
+    manifest.pop("lexicon_reach")
+    (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    at = app(monkeypatch, folders["base"], old)
+    at.query_params.update(view="Runs")
+    ok(at.run())
+    assert tables(at)["runs_table"].set_index("run").loc["old", "lexicon reach"] == "not recorded"
 
 
 def test_the_url_query_restores_the_state_and_follows_it(folders, monkeypatch):
