@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from probing.engine import MaskedLMScorer
-from probing.word_scoring import WordScorer, beam_pieces
+from probing.word_scoring import WordScorer, beam_pieces, slot_context
 
 SENTENCES = ["Why are they so <mask>?", "Women are <mask>.", "Everyone knows that old people are very <mask>."]
 
@@ -155,3 +155,35 @@ def test_top_k_larger_than_the_candidate_set_is_refused(sharp_scorer, many_piece
     words = WordScorer(sharp_scorer, many_pieces[:5])
     with pytest.raises(UserError, match="candidate set"):
         words.top_k(SENTENCES, k=6)
+
+
+def test_several_reads_per_row_equal_one_read_each(tiny):
+    """The first stage reads every position of the slot in one pass (the last layer computed at
+    those positions only): the same log-probabilities as one pass per position."""
+    model, tokenizer = tiny
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=8, progress=False)
+    assert scorer.last_layer_at_mask
+    ids = tokenizer(SENTENCES[2])["input_ids"]
+    slot = ids.index(tokenizer.mask_token_id)
+    context = slot_context(ids, slot, (), 3, tokenizer.mask_token_id)
+    together = scorer.log_probs_at([context, ids], [0, 0, 0, 1], [slot, slot + 1, slot + 2, slot]).clone()
+    for read, position in enumerate((slot, slot + 1, slot + 2)):
+        alone = scorer.log_probs_at([context], [0], [position])[0]
+        torch.testing.assert_close(together[read], alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(together[3], scorer.log_probs_at([ids], [0], [slot])[0], atol=1e-5, rtol=0)
+
+
+def test_restricted_head_is_the_full_log_softmax_renormalised_over_its_tokens(tiny, many_pieces):
+    model, tokenizer = tiny
+    scorer = MaskedLMScorer(model, tokenizer, device=torch.device("cpu"), batch_size=8, progress=False)
+    words = WordScorer(scorer, many_pieces)
+    assert words.restricted is not None
+    tokens = torch.as_tensor(words.restricted.tokens)
+    ids = tokenizer(SENTENCES[0])["input_ids"]
+    slot = ids.index(tokenizer.mask_token_id)
+    hidden = scorer.hidden_at([ids], [0], [slot])
+    full = scorer.head_log_probs(hidden)[0].index_select(0, tokens)
+    torch.testing.assert_close(words.restricted.log_probs(hidden)[0], torch.log_softmax(full, dim=0),
+                               atol=1e-5, rtol=0)
+    # a second scorer on the same model, after the head has run: still restricted (not full rows)
+    assert WordScorer(scorer, many_pieces[:50]).restricted is not None
