@@ -317,10 +317,25 @@ def tokenize_words(tokenizer, words: list[str]) -> list[list[int]]:
     each token going to the word its character offsets fall in (one call per 1,000 words instead
     of one per word: ~10x faster). Only for words of letters, which every tokenizer's
     pre-tokenizer cuts at the spaces and nowhere else; a slow tokenizer encodes word by word.
+    Truncation and padding saved with the tokenizer (a fine-tuned model's ``max_length``) are
+    off while encoding (and restored after): they would cut a chunk after its first words.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words]
+    truncation, padding = backend.truncation, backend.padding
+    backend.no_truncation()
+    backend.no_padding()
+    try:
+        return _tokenize_chunks(backend, words)
+    finally:
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
+        if padding is not None:
+            backend.enable_padding(**{k: v for k, v in padding.items() if k != "length" or v is not None})
+
+
+def _tokenize_chunks(backend, words: list[str]) -> list[list[int]]:
     out: list[list[int]] = []
     texts, starts = [], []
     for at in range(0, len(words), TOKENIZE_CHUNK):
@@ -423,7 +438,9 @@ def build_candidate_set(language: str, lemmatizer: str, script: str, lexicon, la
             drops[UNKNOWN_PIECE] += 1
         elif len(ids) > max_pieces:
             drops[TOO_MANY_PIECES] += 1
-        elif ids in seen_pieces or not ids:
+        elif not ids:  # nothing to write it with
+            drops[UNKNOWN_PIECE] += 1
+        elif ids in seen_pieces:
             drops[DUPLICATE] += 1
         else:
             seen_pieces.add(ids)

@@ -247,3 +247,21 @@ def test_an_index_of_the_proposed_words_classifies_as_the_full_one(build, data, 
                                        frequent_words=2000)
     full = build("nl")
     assert candidates.sha256 == full.sha256 and candidates.drop_counts == full.drop_counts
+
+
+def test_truncation_saved_with_a_tokenizer_does_not_cut_the_words(tiny_dir):
+    """A fine-tuned model's tokenizer.json may keep its training max_length: encoding 1,000 words
+    at a time must ignore it (and leave it as it was)."""
+    from transformers import AutoTokenizer
+
+    from probing.candidates import tokenize_words
+
+    plain = AutoTokenizer.from_pretrained(tiny_dir)
+    saved = AutoTokenizer.from_pretrained(tiny_dir)
+    saved.backend_tokenizer.enable_truncation(max_length=64)
+    words = [w for w in plain.convert_ids_to_tokens(list(range(5000, 8000))) if w.startswith("\u2581") and
+             w[1:].isalpha()][:1500]
+    words = [w[1:] + "ness" for w in words]
+    expected = [plain(w, add_special_tokens=False)["input_ids"] for w in words]
+    assert tokenize_words(saved, words) == expected == tokenize_words(plain, words)
+    assert saved.backend_tokenizer.truncation["max_length"] == 64
