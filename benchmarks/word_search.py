@@ -86,7 +86,7 @@ def language_material(tokenizer, languages, n_sentences: int, n_candidates: int)
     for language in languages:
         sentences = [p.sentence for p in build_prompts(data[language].prompts, mask_token=tokenizer.mask_token)]
         random.Random(f"{SEED}-{language}").shuffle(sentences)
-        pieces = list(sets[language].pieces)
+        pieces = list(sets[language].unpack().pieces)
         random.Random(f"{SEED}-{language}-candidates").shuffle(pieces)
         material[language] = (sentences[:n_sentences], pieces[:n_candidates])
     return material
