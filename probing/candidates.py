@@ -460,6 +460,25 @@ def build_candidate_set(language: str, lemmatizer: str, script: str, lexicon, la
                         sha256=_checksum(kept_words, kept_pieces), max_pieces=max_pieces, piece_strings=strings)
 
 
+def language_candidate_set(language: str, prompts, lexicon, tokenizer, *, min_zipf: float, max_pieces: int = MAX_PIECES,
+                           frequent_words: int = DEFAULT_FREQUENT_WORDS, user_list: Path | None = None) -> CandidateSet:
+    """The candidate set of one probed language (``prompts`` its :class:`probing.prompts.LanguagePrompts`),
+    with the word filters ``probing.run`` applies: the words are proposed once, and the
+    other-language index is built over them (most are several tokens, so an index over the
+    vocabulary's words would miss them). A user's list is not checked as words of the language."""
+    from probing import words as vocab_words
+
+    words = proposals = None
+    if user_list is None:
+        proposals = propose(language, prompts.lemmatizer, lexicon, frequent_words)
+        keys = proposed_keys(language, prompts.lemmatizer, lexicon, proposals=proposals)
+        words = vocab_words.language_words(language, prompts.lemmatizer, lexicon.keys_index, min_zipf=min_zipf,
+                                           other_languages=vocab_words.other_language_index(keys))
+    return build_candidate_set(language, prompts.lemmatizer, prompts.script, lexicon, words, tokenizer,
+                               max_pieces=max_pieces, frequent_words=frequent_words, user_list=user_list,
+                               proposals=proposals)
+
+
 EXAMPLES = """examples:
   python -m probing.candidates --language fr > fr_candidates.tsv
   python -m probing.candidates --language de --max_pieces 3 --frequent_words 5000
@@ -508,15 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tokenizer = models._load_from_hub(source, lambda local_files_only: models.load_tokenizer(
             source, local_files_only=local_files_only))
-    words = None
-    if user_list is None:  # a user's words are not checked as words of the language
-        keys = proposed_keys(args.language, data.prompts.lemmatizer, data.lexicon, args.frequent_words)
-        words = vocab_words.language_words(args.language, data.prompts.lemmatizer, data.lexicon.entries,
-                                           min_zipf=args.min_zipf,
-                                           other_languages=vocab_words.other_language_index(keys))
-    candidates = build_candidate_set(args.language, data.prompts.lemmatizer, data.prompts.script, data.lexicon,
-                                     words, tokenizer, max_pieces=args.max_pieces,
-                                     frequent_words=args.frequent_words, user_list=user_list)
+    candidates = language_candidate_set(args.language, data.prompts, data.lexicon, tokenizer, min_zipf=args.min_zipf,
+                                        max_pieces=args.max_pieces, frequent_words=args.frequent_words,
+                                        user_list=user_list)
     frame = candidates.to_frame().drop(columns="language")
     frame.to_csv(sys.stdout, sep="\t", index=False)
     summary = candidates.summary()

@@ -198,20 +198,9 @@ def build_candidates(args, data: dict[str, LanguageData], tokenizer) -> dict:
                         f"({' '.join(data)})")
     sets = {}
     for language, d in data.items():
-        words = proposals = None
-        if language not in args.candidate_files:  # a user's list is not filtered by the word lists
-            proposals = candidate_sets.propose(language, d.prompts.lemmatizer, d.lexicon, args.frequent_words)
-            # the other-language index asked about the words proposed (most are several tokens)
-            keys = candidate_sets.proposed_keys(language, d.prompts.lemmatizer, d.lexicon, proposals=proposals)
-            words = vocab_words.language_words(language, d.prompts.lemmatizer, d.lexicon.keys_index,
-                                               min_zipf=args.min_zipf,
-                                               other_languages=vocab_words.other_language_index(keys))
-            del keys
-        sets[language] = candidate_sets.build_candidate_set(
-            language, d.prompts.lemmatizer, d.prompts.script, d.lexicon, words, tokenizer,
-            max_pieces=args.max_pieces, frequent_words=args.frequent_words,
-            user_list=args.candidate_files.get(language), proposals=proposals).pack()
-        del words, proposals
+        sets[language] = candidate_sets.language_candidate_set(
+            language, d.prompts, d.lexicon, tokenizer, min_zipf=args.min_zipf, max_pieces=args.max_pieces,
+            frequent_words=args.frequent_words, user_list=args.candidate_files.get(language)).pack()
         d.lexicon.keys_index.forget()
         vocab_words.forget_lemmas()
         release_freed_memory()
