@@ -2,7 +2,7 @@
 
 Starts a Streamlit app (:mod:`analysis.explore_app`; ``streamlit run analysis/explore_app.py --
 RUN_DIR...`` does the same) on the folders that ``probing.run``, ``analysis.correlate`` and
-``analysis.recall`` write. It reads their saved tables only, never a model:
+``analysis.recall`` write. Its result pages read their saved tables only, never a model:
 
 * ``profiles.csv`` (and ``filters.csv``, ``manifest.json``) of a probing run: a group's emotion
   profile in each language, beside another run's (base vs fine-tuned), with ``n_words`` and
@@ -17,6 +17,13 @@ RUN_DIR...`` does the same) on the folders that ``probing.run``, ``analysis.corr
   interval and the permutation null band, by method and category;
 * ``recall.csv`` (``analysis.recall``): recall@k curves with their intervals.
 
+Its *Try a model* page (the only page when no RUN_DIR is given) loads a model folder, one of
+``--models DIR`` (default ``results/models/``) or a path typed in, and shows for a typed sentence
+what :func:`finetune.predict.predict` gives for it (each head's classes with probabilities,
+multi-label scores, the binary probability, entity tags marked in the text) and, for a masked LM
+(a plain one such as ``tiny-xlmr``, or a multi-task model's LM head), the top completions of the
+sentence's first mask token, by :class:`probing.engine.MaskedLMScorer`.
+
 This module holds the command line and the table logic (pure functions, tested without a
 browser); the page layout is in :mod:`analysis.explore_app`.
 """
@@ -25,9 +32,12 @@ from __future__ import annotations
 
 import argparse
 import errno
+import html
+import json
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +45,7 @@ import pandas as pd
 
 from analysis._common import completion_label, completion_mode, lexicon_reach, read_csv
 from analysis.figures import Run, group_labels, load_run, run_labels
+from probing import models as model_files
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.lexicon import EMOTIONS, Lexicon, load_lexicon
@@ -63,6 +74,7 @@ SHOWN_COLUMNS = {  # what the pages read of each table, besides analysis.figures
 EXAMPLES = """examples:
   python -m analysis.explore results/profiles/demo-tiny-xlmr results/profiles/demo-english \\
       results/analysis/demo-correlate results/analysis/demo-recall
+  python -m analysis.explore --models results/models   # the "Try a model" page alone
   python -m analysis.explore results/profiles/xlmr-base --port 8600   # then open http://localhost:8600
   ssh -L 8501:localhost:8501 server   # on your laptop, to reach an explorer running on `server`
 """
@@ -323,19 +335,186 @@ def correlation_label(rows: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Try a model
+# ---------------------------------------------------------------------------------------------
+
+MASK_TOP_K = 10  # completions shown unless the page asks for another number
+NOT_A_MODEL = "pick a folder written by finetune.train or a masked LM's folder (e.g. tiny-xlmr)"
+
+
+@dataclass
+class TriedModel:
+    """A model loaded for the *Try a model* page (:func:`load_model`)."""
+
+    folder: Path
+    model: object  # finetune.model.MultiTaskModel in eval mode on `device` (no task for a plain masked LM)
+    tokenizer: object
+    device: object  # torch.device
+    max_length: int  # tokens per sentence for the heads: the model's training max_length
+    scorer: object | None  # probing.engine.MaskedLMScorer on the model's LM head; None without a mask token
+    manifest: dict  # the folder's manifest.json ({} without one)
+
+
+def model_folders(root: str | Path) -> dict[str, Path]:
+    """The model folders (those holding a ``config.json``) directly in ``root``, by name."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return {}
+    return {path.name: path for path in sorted(root.iterdir()) if (path / "config.json").is_file()}
+
+
+def load_model(folder: str | Path, device: str = "auto") -> TriedModel:
+    """The model in ``folder`` as :func:`finetune.model.load_multitask` loads it (a folder without
+    ``tasks.json`` is a plain masked LM: no head, completions only), on ``device`` (``auto``: CUDA when
+    available). A folder that is not a loadable model is a :class:`UserError` saying which to pick."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; {NOT_A_MODEL}")
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{folder} is not a model folder (no config.json); {NOT_A_MODEL}")
+    import transformers
+
+    from finetune.model import load_multitask
+    from finetune.predict import trained_max_length
+    from probing.engine import MaskedLMScorer, resolve_device
+
+    transformers.logging.disable_progress_bar()
+    device = resolve_device(device)
+    try:
+        model, tokenizer = load_multitask(folder)
+        max_length = trained_max_length(folder)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
+        # transformers, safetensors and yaml report a folder that is not a model in many ways
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{folder} cannot be loaded as a model ({reason}); {NOT_A_MODEL}") from None
+    model.to(device)
+    scorer = None
+    if tokenizer.mask_token is not None:
+        # One sentence at a time: the scorer's CPU speed-ups (oneDNN, packed weights, last layer at the
+        # mask) would cost memory and start-up for nothing, and without them its log-probabilities are
+        # the plain LM head's log-softmax.
+        scorer = MaskedLMScorer(model.lm, tokenizer, device=device, batch_size=1, progress=False,
+                                cpu_fast_path=False, last_layer_at_mask=False)
+    manifest = {}
+    if (folder / "manifest.json").is_file():
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+    return TriedModel(folder, model, tokenizer, device, max_length, scorer,
+                      manifest if isinstance(manifest, dict) else {})
+
+
+def head_predictions(tried: TriedModel, sentence: str) -> dict:
+    """:func:`finetune.predict.predict`'s row for ``sentence`` (split into words on white space when
+    the model has a token task, as predict does)."""
+    from finetune.predict import predict
+
+    return predict(tried.model, tried.tokenizer, [sentence], max_length=tried.max_length, batch_size=1,
+                   device=tried.device)[0]
+
+
+def task_table(task, row: dict, sentence: str) -> pd.DataFrame:
+    """One head's prediction for ``sentence`` (``row``: :func:`head_predictions`) as a table.
+
+    multiclass: ``label, probability`` (softmax), most probable first; binary: ``label, probability``
+    with P(positive label) and 1 - P for the other; multilabel: ``label, score, predicted`` (sigmoid
+    score, predicted when >= 0.5), highest first; token: ``word, tag`` for each white-space word (a
+    word beyond ``max_length`` tokens has no tag: ``""``).
+    """
+    name = task.name
+    if task.type == "multiclass":
+        table = pd.DataFrame({"label": task.labels, "probability": [row[f"{name}_p_{label}"] for label in task.labels]})
+        return table.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
+    if task.type == "binary":
+        p = row[f"{name}_p"]
+        return pd.DataFrame({"label": [task.labels[1], task.labels[0]], "probability": [p, 1 - p]})
+    if task.type == "multilabel":
+        scores = [row[f"{name}_p_{label}"] for label in task.labels]
+        table = pd.DataFrame({"label": task.labels, "score": scores, "predicted": [s >= 0.5 for s in scores]})
+        return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    words, tags = sentence.split(), list(row[f"{name}_prediction"])
+    return pd.DataFrame({"word": words, "tag": tags + [""] * (len(words) - len(tags))})
+
+
+def entity_spans(tags: list[str]) -> list[tuple[int, int, str]]:
+    """``(first word, last word + 1, type)`` of each entity in BIO (or IO) tags: an entity starts at
+    ``B-X``, or at ``I-X`` or ``X`` that does not continue an entity of type X; ``O`` and ``""``
+    (untagged) are outside.
+
+    >>> entity_spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "LOC", "", "ORG"])
+    [(0, 2, 'PER'), (3, 4, 'LOC'), (4, 6, 'LOC'), (7, 8, 'ORG')]
+    """
+    spans, kind = [], None
+    for i, tag in enumerate(tags):
+        if tag in ("O", ""):
+            kind = None
+            continue
+        this = tag[2:] if tag[:2] in ("B-", "I-") else tag
+        if tag.startswith("B-") or this != kind:
+            spans.append([i, i + 1, this])
+            kind = this
+        else:
+            spans[-1][1] = i + 1
+    return [tuple(span) for span in spans]
+
+
+def marked_text(words: list[str], tags: list[str]) -> str:
+    """The words as HTML, each entity (:func:`entity_spans`) in a ``<mark>`` with its type after it.
+
+    >>> marked_text(["Anna", "Smith", "likes", "<b>", "Paris"], ["B-PER", "I-PER", "O", "O", "B-LOC"])
+    '<mark>Anna Smith <small>PER</small></mark> likes &lt;b&gt; <mark>Paris <small>LOC</small></mark>'
+    """
+    starts = {start: (end, kind) for start, end, kind in entity_spans(tags)}
+    parts, i = [], 0
+    while i < len(words):
+        if i in starts:
+            end, kind = starts[i]
+            parts.append(f"<mark>{html.escape(' '.join(words[i:end]))} <small>{html.escape(kind)}</small></mark>")
+            i = end
+        else:
+            parts.append(html.escape(words[i]))
+            i += 1
+    return " ".join(parts)
+
+
+def mask_completions(tried: TriedModel, sentence: str, k: int = MASK_TOP_K) -> pd.DataFrame:
+    """The ``k`` most probable tokens at the sentence's first mask token: ``rank, token, word,
+    probability``, with ``probability = exp(log p(token | sentence))`` from
+    :meth:`probing.engine.MaskedLMScorer.top_k` (raw scoring: the softmax of the LM head's logits
+    over the full vocabulary) and ``word`` the token as text."""
+    top = tried.scorer.top_k([sentence], k=k)[0]
+    tokens = tried.tokenizer.convert_ids_to_tokens(top.token_ids.tolist())
+    return pd.DataFrame({"rank": range(1, len(tokens) + 1), "token": tokens,
+                         "word": [tried.tokenizer.convert_tokens_to_string([t]).strip() for t in tokens],
+                         "probability": np.exp(top.log_probs.astype(np.float64))})
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(
+class _AppArgumentParser(argparse.ArgumentParser):
+    """The command line's parser as the app reads it: an error is a :class:`UserError` shown on the page."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's own hook
+        raise UserError(f"{message}; start the explorer with python -m analysis.explore RUN_DIR... [--models DIR]")
+
+
+def build_parser(parser_class: type[argparse.ArgumentParser] = OneLineArgumentParser) -> argparse.ArgumentParser:
+    parser = parser_class(
         prog="python -m analysis.explore",
         description="Explore saved results in the browser (a Streamlit app): profiles, their completions, "
                     "correlations and recall, from the folders probing.run, analysis.correlate and analysis.recall "
-                    "write. Reads the saved tables only, never a model.",
+                    "write (their saved tables only), and a page to try a model on a typed sentence.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="result folders (probing runs and analysis runs)")
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                        help="result folders (probing runs and analysis runs); none: the Try a model page only")
+    parser.add_argument("--models", default=None, metavar="DIR",
+                        help="the folder of models the Try a model page lists (default: results/models/, or "
+                             "$STEREOPROBE_MODELS_DIR); a model folder elsewhere can be typed on the page")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default: {DEFAULT_PORT})")
     parser.add_argument("--address", default=DEFAULT_ADDRESS,
                         help=f"address to listen on (default: {DEFAULT_ADDRESS}, this machine only; reach it from "
@@ -343,12 +522,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def streamlit_command(runs: list[str | Path], port: int, address: str) -> list[str]:
-    """The ``streamlit run`` command line that serves the app on ``runs``."""
+def streamlit_command(runs: list[str | Path], port: int, address: str, models: str | Path | None = None) -> list[str]:
+    """The ``streamlit run`` command line that serves the app on ``runs`` (and ``--models``)."""
     return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--client.toolbarMode", "viewer",
-            "--", *[str(Path(run).resolve()) for run in runs]]
+            "--", *[str(Path(run).resolve()) for run in runs],
+            *(["--models", str(Path(models).expanduser().resolve())] if models is not None else [])]
+
+
+def models_root(models: str | Path | None) -> Path:
+    """The folder of models the Try a model page lists: ``--models``, else :func:`probing.models.models_dir`."""
+    return Path(models).expanduser() if models is not None else model_files.models_dir()
+
+
+def check_models_option(models: str | Path | None) -> None:
+    if models is not None and not Path(models).expanduser().is_dir():
+        raise UserError(f"--models {models} is not a folder; pass the folder that holds your model folders "
+                        f"(e.g. results/models)")
+
+
+def app_arguments(argv: list[str]) -> argparse.Namespace:
+    """The app's command line (the one :func:`build_parser` defines, run folders and options in any
+    order); a bad one is a :class:`UserError`."""
+    args = build_parser(_AppArgumentParser).parse_intermixed_args(argv)
+    check_models_option(args.models)
+    return args
 
 
 def check_port_free(address: str, port: int) -> None:
@@ -375,14 +574,16 @@ def check_port_free(address: str, port: int) -> None:
 
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    load_runs(args.runs)  # every folder is checked before a server starts
+    check_models_option(args.models)
+    if args.runs:
+        load_runs(args.runs)  # every folder is checked before a server starts
     check_port_free(args.address, args.port)
     print(f"explorer on http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
           f"{args.port} (Ctrl-C stops it)", flush=True)
-    command = streamlit_command(args.runs, args.port, args.address)
+    command = streamlit_command(args.runs, args.port, args.address, args.models)
     os.execv(command[0], command)  # the server replaces this process: signals reach it, nothing is left behind
     return 0  # reached only where execv is replaced (tests)
 

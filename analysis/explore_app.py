@@ -1,9 +1,9 @@
 """The Streamlit page of the explorer (see :mod:`analysis.explore`).
 
-    streamlit run analysis/explore_app.py -- RUN_DIR...      # or: python -m analysis.explore RUN_DIR...
+    streamlit run analysis/explore_app.py -- RUN_DIR... [--models DIR]   # or: python -m analysis.explore ...
 
 State that a link shares is kept in the URL query: ``view``, ``run``, ``compare``, ``language``
-(repeated for several), ``category`` and ``group``.
+(repeated for several), ``category`` and ``group``; on the Try a model page, ``model``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from analysis import explore  # noqa: E402
 from analysis.figures import ALL  # noqa: E402
 from probing.errors import UserError  # noqa: E402
 
-VIEWS = ("Profiles", "Completions", "Correlations", "Recall", "Runs")
+MODEL_VIEW = "Try a model"
+VIEWS = ("Profiles", "Completions", "Correlations", "Recall", "Runs", MODEL_VIEW)
 NO_COMPARISON = "(none)"
 ALL_TEMPLATES = "(all templates)"
 
@@ -41,16 +42,22 @@ def predictions(path: str, languages: tuple[str, ...], group_id: str) -> pd.Data
     return explore.group_predictions(path, list(languages), group_id)
 
 
+@st.cache_resource(show_spinner="loading the model", max_entries=3)
+def tried_model(folder: str):
+    """The model of the Try a model page, loaded once per folder (on CUDA when available)."""
+    return explore.load_model(folder, "auto")
+
+
 @st.cache_resource(show_spinner="loading the lexicon")
 def lexicon(_run, path: str, language: str):
     return explore.run_lexicon(_run, language)
 
 
-def show_table(frame: pd.DataFrame, key: str, file_name: str, caption: str = "") -> None:
+def show_table(frame: pd.DataFrame, key: str, file_name: str, caption: str = "", probability_format: str = "%.3e") -> None:
     """A table and the button that downloads it as CSV."""
     if caption:
         st.caption(caption)
-    formats = {column: st.column_config.NumberColumn(format="%.3e") for column in ("probability",)
+    formats = {column: st.column_config.NumberColumn(format=probability_format) for column in ("probability",)
                if column in frame.columns}  # a probability at the mask is often below 1e-4
     st.dataframe(frame, key=key, hide_index=True, width="stretch", column_config=formats)
     st.download_button(f"Download {file_name}", frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
@@ -82,10 +89,11 @@ def sidebar(runs):
     category, group_id, group names)."""
     probing = explore.probing_runs(runs)
     labels = [run.label for run in probing]
+    views = VIEWS if runs else (MODEL_VIEW,)  # no run folder: the explorer is there to try models
     with st.sidebar:
         st.title("stereoprobe explorer")
-        initial("view", list(VIEWS), VIEWS[0])
-        view = st.radio("View", VIEWS, key="view")
+        initial("view", list(views), views[0])
+        view = st.radio("View", views, key="view")
         state = {"view": view}
         chosen, languages, category, group_id, names = [], [], None, None, {}
         if probing:
@@ -109,6 +117,8 @@ def sidebar(runs):
             state.update(run=run, language=languages, category=category, group=group_id)
             if compare != NO_COMPARISON:
                 state["compare"] = compare
+        if view == MODEL_VIEW and "model" in st.query_params:
+            state["model"] = st.query_params["model"]  # page_model reads and updates it
         st.caption("The URL holds these choices: copy it to share this view.")
     st.query_params.from_dict(state)
     return view, chosen, languages, category, group_id, names
@@ -315,15 +325,107 @@ def page_runs(runs) -> None:
                        f"{run.label}: what the word filters kept and dropped, per language.")
 
 
-def main(paths: list[str]) -> None:
+def model_choice(root: Path) -> str | None:
+    """The model folder the page is to load: a path typed in, else the one picked among ``root``'s
+    model folders; None when there is neither. The URL's ``model`` (a name in ``root`` or a path)
+    seeds them on the first run."""
+    folders = explore.model_folders(root)
+    names = list(folders)
+    wanted = st.query_params.get("model")
+    if "model_path" not in st.session_state:
+        st.session_state["model_path"] = wanted if wanted is not None and wanted not in names else ""
+    if names and st.session_state.get("model") not in names:
+        st.session_state["model"] = wanted if wanted in names else names[0]
+    left, right = st.columns(2)
+    name = None
+    if names:
+        name = left.selectbox(f"Model in {root}", names, key="model")
+    else:
+        left.info(f"no model folder (with a config.json) in {root}; type a folder's path, or start the explorer "
+                  f"with --models DIR")
+    typed = right.text_input("or a model folder's path", key="model_path",
+                             help="a folder written by finetune.train, or a masked LM saved by save_pretrained")
+    typed = typed.strip()
+    if typed or name:
+        st.query_params["model"] = typed or name
+    return typed or (str(folders[name]) if name else None)
+
+
+def page_model(root: Path) -> None:
+    st.header("Try a model")
+    chosen = model_choice(root)
+    if chosen is None:
+        return
+    try:
+        tried = tried_model(str(Path(chosen).expanduser().resolve()))
+    except UserError as error:
+        st.warning(str(error))
+        return
+    manifest, tokenizer = tried.manifest, tried.tokenizer
+    if manifest.get("random_weights"):
+        st.warning(f"{tried.folder.name} has random weights: its predictions mean nothing (tests and demos only)")
+    heads = ", ".join(f"{task.name} ({task.type})" for task in tried.model.tasks) or "none (a masked LM only)"
+    st.caption(f"{tried.folder} on {tried.device}: task heads {heads}; up to {tried.max_length} tokens per sentence"
+               + (f"; LM head: {manifest['lm_head']}" if manifest.get("lm_head") else ""))
+    mask = tokenizer.mask_token
+    sentence = st.text_area("Sentence (any of our languages)", key="sentence", height=80,
+                            placeholder=f"e.g. Anna Smith moved to Paris last {mask or 'year'} .")
+    if not sentence.strip():
+        st.info("type a sentence to see each head's prediction"
+                + (f"; put {mask} in it to see the model's completions" if tried.scorer is not None else ""))
+        return
+    if tried.model.tasks:
+        row = explore.head_predictions(tried, sentence)
+        for task in tried.model.tasks:
+            st.subheader(f"{task.name} ({task.type})")
+            table = explore.task_table(task, row, sentence)
+            prediction = row[f"{task.name}_prediction"]
+            if task.type == "token":
+                words, tags = table["word"].tolist(), table["tag"].tolist()
+                st.html(f"<p>{explore.marked_text(words, tags)}</p>")
+                untagged = tags.count("")
+                if untagged:
+                    st.caption(f"{untagged} word(s) beyond {tried.max_length} tokens have no tag")
+            else:
+                shown = " | ".join(prediction.split("|")) if task.type == "multilabel" else prediction
+                st.markdown(f"**prediction:** {shown}")
+            show_table(table, f"task_{task.name}", f"{task.name}.csv", {
+                "multiclass": "softmax probability of each label",
+                "binary": f"sigmoid probability of {task.labels[1]}, and 1 - p of {task.labels[0]}; "
+                          f"predicted {task.labels[1]} when p >= 0.5",
+                "multilabel": "sigmoid score of each label; predicted when >= 0.5",
+                "token": "one tag per white-space word (the first token of each word)"}[task.type],
+                       probability_format="%.4f")
+    if tried.scorer is None:
+        st.caption("the tokenizer has no mask token: no completions")
+        return
+    st.subheader(f"Completions of {mask}")
+    if mask not in sentence:
+        st.info(f"put {mask} in the sentence to see the model's top completions there")
+        return
+    k = st.number_input("completions", min_value=1, max_value=100, value=explore.MASK_TOP_K, key="mask_top_k")
+    try:
+        completions = explore.mask_completions(tried, sentence, int(k))
+    except UserError as error:  # e.g. the mask beyond the tokens the model reads
+        st.info(str(error))
+        return
+    show_table(completions, "mask_completions", "completions.csv",
+               f"the {int(k)} most probable tokens at the first {mask} (probability: softmax of the LM head over "
+               f"the full vocabulary)" + ("; the other masks stay masked" if sentence.count(mask) > 1 else ""))
+
+
+def main(argv: list[str]) -> None:
     st.set_page_config(page_title="stereoprobe explorer", layout="wide")
     try:
-        runs = load(tuple(paths))
+        args = explore.app_arguments(argv)
+        runs = load(tuple(args.runs)) if args.runs else []
     except UserError as error:
         st.error(f"error: {error}")
         st.stop()
     view, chosen, languages, category, group_id, names = sidebar(runs)
-    if view in ("Profiles", "Completions") and not chosen:
+    if view == MODEL_VIEW:
+        page_model(explore.models_root(args.models))
+    elif view in ("Profiles", "Completions") and not chosen:
         st.info("none of the folders is a probing run (profiles.csv); pass one written by python -m probing.run")
     elif view == "Profiles":
         page_profiles(chosen, languages, group_id, names)

@@ -79,6 +79,13 @@ def model_folder(name: str) -> Path:
     return folder
 
 
+def trained_max_length(folder: Path) -> int:
+    """The ``max_length`` the model in ``folder`` was trained with (its ``train_config.yaml``), else 128."""
+    config_file = Path(folder) / "train_config.yaml"
+    saved = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    return int((saved or {}).get("max_length", 128))
+
+
 def read_input(args) -> tuple[object, list]:
     """(data frame, one text or word list per row)."""
     path = Path(args.input).expanduser()
@@ -159,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if output.suffix.lower() not in (".csv", ".jsonl"):
         raise UserError(f"--output must end in .csv or .jsonl, got {output.name}")
     claim_output_file(output, "finetune.predict", overwrite=args.overwrite)
-    max_length = args.max_length
-    if max_length is None:
-        config_file = folder / "train_config.yaml"
-        saved = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-        max_length = int(saved.get("max_length", 128))
+    max_length = args.max_length if args.max_length is not None else trained_max_length(folder)
 
     import torch
     import transformers

@@ -1,9 +1,11 @@
 """analysis.explore: the Streamlit explorer driven headless (AppTest) on run folders made here by
-probing.run (tiny-xlmr), analysis.correlate and analysis.recall; the CLI's checks."""
+probing.run (tiny-xlmr), analysis.correlate and analysis.recall; its Try a model page on tiny-xlmr and a
+multi-task model trained here for two steps (against finetune.predict and plain transformers); the CLI's checks."""
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import shutil
 import socket
@@ -17,10 +19,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import torch
 from analysis_helpers import one_line_error
 from streamlit.testing.v1 import AppTest
 
 from analysis import correlate, explore, recall
+from finetune import predict, train
+from finetune.config import load_config
 from probing import run as probing_run
 from probing.lexicon import EMOTIONS
 from probing.predictions import SCHEMA, read_predictions, write_predictions
@@ -340,7 +345,7 @@ def no_server(monkeypatch):
     ("foreign_profiles", "lacks column(s)"),
     ("foreign_predictions", "not a predictions table"),
     ("port", "--port must be between 1 and 65535"),
-    ("no_folder", "the following arguments are required"),
+    ("models_not_a_folder", "is not a folder; pass the folder that holds your model folders"),
 ])
 def test_cli_bad_input_is_one_line_exit_2_before_any_server(case, message, tmp_path, cli, no_server, folders):
     folder = tmp_path / case
@@ -367,8 +372,8 @@ def test_cli_bad_input_is_one_line_exit_2_before_any_server(case, message, tmp_p
         pd.DataFrame({"language": ["en"]}).to_parquet(folder / "predictions.parquet")
     elif case == "port":
         argv = [str(folders["base"]), "--port", "0"]
-    elif case == "no_folder":
-        argv = []
+    elif case == "models_not_a_folder":
+        argv = ["--models", str(folder)]
     line = one_line_error(*cli(explore.main, argv)[::2])
     assert message in line
 
@@ -409,3 +414,162 @@ def test_the_module_starts_a_server_that_answers(folders):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_cli_without_run_folders_serves_the_model_page_on_its_models_folder(tmp_path, cli, monkeypatch):
+    calls = []
+    monkeypatch.setattr(explore.os, "execv", lambda path, command: calls.append(command))
+    code, stdout, _ = cli(explore.main, ["--models", str(tmp_path), "--port", str(free_port())])
+    assert code == 0 and "http://localhost:" in stdout
+    command = calls[0]
+    assert command[command.index("--") + 1:] == ["--models", str(tmp_path.resolve())]
+    assert explore.app_arguments(command[command.index("--") + 1:]).models == str(tmp_path.resolve())
+
+
+# ---------------------------------------------------------------------------------------------
+# Try a model
+# ---------------------------------------------------------------------------------------------
+
+SENTENCE = "Anna Smith works for Acme Corporation in Paris , <mask> ."
+
+
+@pytest.fixture(scope="module")
+def multitask(models_dir, tiny_dir):
+    """tiny-xlmr trained for two steps with the shipped multi-task config (toxicity: binary, sentiment:
+    multiclass, emotion: multilabel, entities: token; auxiliary masked-LM head), in the session's models folder."""
+    config = load_config(ROOT / "finetune" / "configs" / "multitask.yaml", {
+        "base_model": "tiny-xlmr", "output_name": "tiny-explore-multitask", "max_steps": 2, "batch_size": 4,
+        "eval_steps": 0, "max_eval_examples": 8, "early_stopping_patience": 0, "lr_reduce_patience": 0})
+    return train.run(config, overwrite=True)
+
+
+def model_page(monkeypatch, model: str, sentence: str, *paths) -> AppTest:
+    """The explorer (no run folder: the Try a model page alone) with ``model`` picked and ``sentence`` typed."""
+    at = app(monkeypatch, *paths)
+    at.query_params["model"] = model
+    ok(at.run())
+    at.text_area(key="sentence").input(sentence)
+    return ok(at.run())
+
+
+def test_the_model_page_shows_each_heads_prediction_as_finetune_predict_does(multitask, monkeypatch, tmp_path, cli):
+    at = model_page(monkeypatch, "tiny-explore-multitask", SENTENCE)
+    assert at.sidebar.radio(key="view").options == ["Try a model"]
+    assert at.selectbox(key="model").value == "tiny-explore-multitask"
+    assert any("random weights" in w.value for w in at.warning)
+    shown = tables(at)
+    assert set(shown) == {"task_toxicity", "task_sentiment", "task_emotion", "task_entities", "mask_completions"}
+    # oracle: finetune.predict's own output for the sentence, through its command line
+    source, output = tmp_path / "one.csv", tmp_path / "one.jsonl"
+    pd.DataFrame({"text": [SENTENCE]}).to_csv(source, index=False)
+    code, _, err = cli(predict.main, ["--model", "tiny-explore-multitask", "--input", str(source), "--output",
+                                      str(output), "--device", "cpu"])
+    assert code == 0, err
+    want = json.loads(output.read_text(encoding="utf-8").splitlines()[0])
+
+    toxicity = shown["task_toxicity"].set_index("label")["probability"]
+    assert toxicity.to_dict() == {"toxic": want["toxicity_p"], "non_toxic": 1 - want["toxicity_p"]}
+    sentiment = shown["task_sentiment"]
+    assert sentiment.set_index("label")["probability"].to_dict() == {
+        label: want[f"sentiment_p_{label}"] for label in ("negative", "neutral", "positive")}
+    assert sentiment["label"].iloc[0] == want["sentiment_prediction"]  # most probable first
+    assert sentiment["probability"].is_monotonic_decreasing
+    emotion = shown["task_emotion"].set_index("label")
+    labels = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+    assert emotion["score"].to_dict() == {label: want[f"emotion_p_{label}"] for label in labels}
+    chosen = [label for label in labels if emotion.loc[label, "predicted"]]
+    assert ("|".join(chosen) or "none") == want["emotion_prediction"]
+    predictions = [m.value for m in at.markdown if m.value.startswith("**prediction:**")]
+    assert predictions == [f"**prediction:** {want['toxicity_prediction']}",
+                           f"**prediction:** {want['sentiment_prediction']}",
+                           f"**prediction:** {' | '.join(want['emotion_prediction'].split('|'))}"]
+
+    entities = shown["task_entities"]
+    tags = want["entities_prediction"]
+    assert entities["word"].tolist() == SENTENCE.split() and entities["tag"].tolist() == tags
+    assert any(tag != "O" for tag in tags)  # so that the marks below are seen (seeded training)
+    body = [h.proto.body for h in at.get("html")]
+    assert body == [f"<p>{explore.marked_text(SENTENCE.split(), tags)}</p>"]
+    for word, tag in zip(SENTENCE.split(), tags):  # each tagged word inside a mark, its type written after it
+        if tag.startswith("B-"):
+            assert f"<mark>{html.escape(word)}" in body[0] and f"<small>{tag[2:]}</small></mark>" in body[0]
+    assert len(shown["mask_completions"]) == explore.MASK_TOP_K  # its LM head completes <mask> too
+    assert at.query_params["model"] == "tiny-explore-multitask"
+
+
+def test_the_model_page_completes_the_mask_of_a_masked_lm_as_transformers_does(tiny_dir, tiny, monkeypatch):
+    sentence = "Paris is the <mask> of France ."
+    at = model_page(monkeypatch, "tiny-xlmr", sentence)
+    assert any("task heads none (a masked LM only)" in c.value for c in at.caption)
+    at.number_input(key="mask_top_k").set_value(12)
+    shown = tables(ok(at.run()))
+    assert set(shown) == {"mask_completions"}
+    completions = shown["mask_completions"]
+    # oracle: plain transformers, the softmax of the logits at the mask and its top k
+    model, tokenizer = tiny
+    encoded = tokenizer(sentence, return_tensors="pt")
+    at_mask = encoded["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+    with torch.no_grad():
+        probabilities = model(**encoded).logits[0, at_mask].double().softmax(-1)
+    top = probabilities.topk(13)
+    assert completions["rank"].tolist() == list(range(1, 13))
+    np.testing.assert_allclose(completions["probability"], top.values[:12].numpy(), rtol=1e-5)
+    ids = tokenizer.convert_tokens_to_ids(completions["token"].tolist())
+    np.testing.assert_allclose(completions["probability"], probabilities[ids].numpy(), rtol=1e-5)
+    if top.values[11] - top.values[12] > 1e-5 * top.values[11]:  # no tie at the cut: the same tokens
+        assert set(ids) == set(top.indices[:12].tolist())
+    assert completions["word"].tolist() == [tokenizer.convert_tokens_to_string([t]).strip()
+                                            for t in completions["token"]]
+
+
+def test_the_model_page_without_a_sentence_shows_a_hint(tiny_dir, monkeypatch):
+    at = app(monkeypatch)
+    at.query_params["model"] = "tiny-xlmr"
+    ok(at.run())
+    assert [i.value for i in at.info] == ["type a sentence to see each head's prediction; put <mask> in it to see "
+                                          "the model's completions"]
+    assert not at.dataframe
+    assert [w.value for w in at.warning] == ["tiny-xlmr has random weights: its predictions mean nothing (tests and "
+                                             "demos only)"]
+
+    at.text_area(key="sentence").input("Paris is the capital of France .")  # no mask: say how to get completions
+    ok(at.run())
+    assert [i.value for i in at.info] == ["put <mask> in the sentence to see the model's top completions there"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "is not a folder; pick a folder written by finetune.train or a masked LM's folder"),
+    ("run_folder", "is not a model folder (no config.json); pick a folder written by finetune.train"),
+    ("broken_config", "cannot be loaded as a model ("),
+    ("no_weights", "cannot be loaded as a model ("),
+])
+def test_the_model_page_on_a_folder_that_is_not_a_model_says_so_once(case, message, tiny_dir, folders, tmp_path,
+                                                                      monkeypatch):
+    folder = tmp_path / case
+    if case == "run_folder":
+        folder = folders["base"]
+    elif case == "broken_config":
+        folder.mkdir()
+        (folder / "config.json").write_text("{not json", encoding="utf-8")
+    elif case == "no_weights":
+        shutil.copytree(tiny_dir, folder)
+        (folder / "model.safetensors").unlink()
+    at = app(monkeypatch, folders["base"])
+    at.query_params["view"] = "Try a model"
+    ok(at.run())
+    assert at.sidebar.radio(key="view").value == "Try a model"
+    at.text_input(key="model_path").input(str(folder))
+    at.text_area(key="sentence").input("Paris is the <mask> of France .")
+    ok(at.run())
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and message in warnings[0] and str(folder) in warnings[0], warnings
+    assert not at.dataframe
+
+
+def test_entity_marks_by_hand():
+    words = ["Anna", "Smith", "&", "John", "visit", "New", "York", "<3"]
+    tags = ["B-PER", "I-PER", "O", "I-PER", "O", "B-LOC", "I-LOC"]  # the last word beyond max_length: no tag
+    assert explore.entity_spans(tags + [""]) == [(0, 2, "PER"), (3, 4, "PER"), (5, 7, "LOC")]
+    assert explore.marked_text(words, tags + [""]) == (
+        "<mark>Anna Smith <small>PER</small></mark> &amp; <mark>John <small>PER</small></mark> visit "
+        "<mark>New York <small>LOC</small></mark> &lt;3")
