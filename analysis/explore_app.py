@@ -43,9 +43,19 @@ def predictions(path: str, languages: tuple[str, ...], group_id: str) -> pd.Data
 
 
 @st.cache_resource(show_spinner="loading the model", max_entries=3)
-def tried_model(folder: str):
-    """The model of the Try a model page, loaded once per folder (on CUDA when available)."""
+def tried_model(folder: str, written: int):
+    """The model of the Try a model page, loaded once per folder and version (``written``: the newest
+    modification time of its files, so a model trained again into the folder is loaded again), on
+    CUDA when available."""
     return explore.load_model(folder, "auto")
+
+
+def last_written(folder: str) -> int:
+    """The newest modification time (ns) of the files directly in ``folder`` (0 if it cannot be read)."""
+    try:
+        return max((entry.stat().st_mtime_ns for entry in Path(folder).iterdir() if entry.is_file()), default=0)
+    except OSError:
+        return 0
 
 
 @st.cache_resource(show_spinner="loading the lexicon")
@@ -357,7 +367,8 @@ def page_model(root: Path) -> None:
     if chosen is None:
         return
     try:
-        tried = tried_model(str(Path(chosen).expanduser().resolve()))
+        folder = str(Path(chosen).expanduser().resolve())
+        tried = tried_model(folder, last_written(folder))
     except UserError as error:
         st.warning(str(error))
         return
