@@ -71,8 +71,10 @@ def resample_counts(strata: list[np.ndarray], n: int, n_bootstrap: int, rng: np.
     chunk after chunk of ``chunk`` replicates; rows in no stratum are never drawn. Every model of a
     comparison is scored on the same counts (the paired bootstrap).
 
+    >>> np.random.default_rng(0).integers(0, 2, size=(2, 2)).tolist()  # the draws: rows 1, 1, then rows 1, 0
+    [[1, 1], [1, 0]]
     >>> [c.tolist() for c in resample_counts([np.array([0, 1])], 2, 2, np.random.default_rng(0))]
-    [[[2.0, 0.0], [1.0, 1.0]]]
+    [[[0.0, 2.0], [1.0, 1.0]]]
     """
     done = 0
     while done < n_bootstrap:

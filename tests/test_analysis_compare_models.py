@@ -197,7 +197,7 @@ def test_split_comparison_is_tidy_and_matches_sklearn_on_the_predictions(compare
     assert table.duplicated(["language", "task", "metric", "model"]).sum() == 0
     reference = table[table["model"] == "cmp-multi"]
     assert reference["difference"].isna().all() and reference["diff_ci_low"].isna().all()
-    other = table[table["model"] == "cmp-two"].set_index(["language", "task", "metric"])
+    other = table[table["model"] == "cmp-two"].set_index(["language", "task", "metric"]).sort_index()
     ref = reference.set_index(["language", "task", "metric"])
     assert np.allclose(other["difference"], other["value"] - ref.loc[other.index, "value"], equal_nan=True)
     # the validation rows are those finetune.train held out: load_splits of the saved config
