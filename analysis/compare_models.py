@@ -356,9 +356,10 @@ def shared_tasks(models: list[Model], wanted: list[str] | None) -> list[str]:
             a, b = first.tasks[name], other.tasks[name]
             if (a.type, list(a.labels)) != (b.type, list(b.labels)):
                 rest = [t for t in common if t != name]
-                fix = f"leave it out with --tasks {' '.join(rest)}" if rest else "compare models trained on the same labels"
-                raise UserError(f"task {name!r} differs between models: {first.label} predicts {a.type} {list(a.labels)}, "
-                                f"{other.label} predicts {b.type} {list(b.labels)}; {fix}")
+                fix = (f"leave it out with --tasks {' '.join(rest)}" if rest
+                       else "compare models trained on the same labels")
+                raise UserError(f"task {name!r} differs between models: {first.label} predicts {a.type} "
+                                f"{list(a.labels)}, {other.label} predicts {b.type} {list(b.labels)}; {fix}")
     return common
 
 
@@ -447,7 +448,8 @@ def _held_out(model: Model, tasks: list[str]) -> tuple[dict, dict]:
                                     f"labelled file with --input")
             source = now.get("validation") or {}
             keys.append((dataset, now["train"].get("sha256") or now["train"].get("fingerprint"),
-                         source.get("sha256") or source.get("fingerprint"), tuple(int(r) for r in splits[dataset].rows)))
+                         source.get("sha256") or source.get("fingerprint"),
+                         tuple(int(r) for r in splits[dataset].rows)))
         identity[name] = tuple(keys)
     return identity, splits
 
@@ -515,24 +517,25 @@ def scores_of(spec, prediction: dict):
     return [spec.labels.index(tag) for tag in prediction[f"{spec.name}_prediction"]]
 
 
-def _shown(spec, value) -> str:
-    if spec.type == "binary":
-        return spec.labels[int(value)]
-    if spec.type == "multiclass":
-        return spec.labels[int(value)]
-    if spec.type == "multilabel":
-        return "|".join(label for label, hot in zip(spec.labels, value) if hot) or "none"
-    return " ".join(spec.labels[i] for i in value)
+def _shown(kind: str, labels: list[str], value) -> str:
+    """A truth label as text: the label name, ``a|b`` for multi-label (``none``), tags joined by spaces."""
+    if kind in ("binary", "multiclass"):
+        return labels[int(value)]
+    if kind == "multilabel":
+        return "|".join(label for label, hot in zip(labels, value) if hot) or "none"
+    return " ".join(labels[i] for i in value)
 
 
-def _score_and_label(spec, scores):
-    if spec.type == "binary":
-        return float(scores), spec.labels[int(scores >= 0.5)]
-    if spec.type == "multiclass":
-        return float(max(scores)), spec.labels[int(np.argmax(scores))]
-    if spec.type == "multilabel":
-        return float("nan"), "|".join(lab for lab, p in zip(spec.labels, scores) if p >= 0.5) or "none"
-    return float("nan"), " ".join(spec.labels[i] for i in scores)
+def _score_and_label(kind: str, labels: list[str], scores) -> tuple[float, str]:
+    """(score, predicted label as text) of one row's scores: P(positive) for binary tasks, the predicted class's
+    probability for multi-class ones, ``nan`` otherwise."""
+    if kind == "binary":
+        return float(scores), labels[int(scores >= 0.5)]
+    if kind == "multiclass":
+        return float(max(scores)), labels[int(np.argmax(scores))]
+    if kind == "multilabel":
+        return float("nan"), "|".join(label for label, p in zip(labels, scores) if p >= 0.5) or "none"
+    return float("nan"), " ".join(labels[i] for i in scores)
 
 
 def collect(sources: list[Source], models: list[Model], tasks: list[str], predictions: dict) -> list[TaskData]:
@@ -570,11 +573,10 @@ def collect(sources: list[Source], models: list[Model], tasks: list[str], predic
 def prediction_rows(tasks: list[TaskData], models: list[str]) -> pd.DataFrame:
     records = []
     for data in tasks:
-        spec_like = type("Spec", (), {"type": data.kind, "labels": data.labels})
         for i, (source, row) in enumerate(data.ids):
-            truth = _shown(spec_like, data.truth[i])
+            truth = _shown(data.kind, data.labels, data.truth[i])
             for model in models:
-                score, label = _score_and_label(spec_like, data.scores[model][i])
+                score, label = _score_and_label(data.kind, data.labels, data.scores[model][i])
                 records.append({"source": source, "row": row, "language": data.languages[i] or "", "task": data.name,
                                 "model": model, "truth": truth, "prediction": label, "score": score})
     return pd.DataFrame(records, columns=PREDICTION_COLUMNS)

@@ -15,7 +15,10 @@ Each RUN_DIR is read for the tables it holds, and each table gives its figures:
   figure per input in ``--mode languages``);
 * ``fairness.csv`` (``python -m analysis.fairness``): forest plots of the per-language metrics and of
   the groups with the lowest bias AUCs, one x range per metric, lines at 0.5 and the overall AUC,
-  "undefined" where a value is missing.
+  "undefined" where a value is missing;
+* ``comparison.csv`` (``python -m analysis.compare_models``): per task, each model's metrics per language
+  with bootstrap intervals, one colour per model; report.md adds each model's value and its paired
+  difference from the reference model, with intervals.
 
 Writes ``figures/<name>.png`` and ``.pdf``, ``report.md`` (a methods section from the runs'
 manifests, the tables, and each figure once under the run it is drawn from; paths relative to
@@ -573,8 +576,8 @@ def comparison_lines(run: Run) -> list[str]:
     rows_from = ("the held-out validation rows the models share" if parameters.get("split")
                  else f"`{parameters.get('input', 'a labelled file')}`")
     models = run.manifest.get("models") or []
-    described = "; ".join(f"`{m.get('name')}` ({m.get('base_model')}{', random weights' if m.get('random_weights') else ''})"
-                          for m in models)
+    described = "; ".join(f"`{m.get('name')}` ({m.get('base_model')}"
+                          f"{', random weights' if m.get('random_weights') else ''})" for m in models)
     lines = ["### Extrinsic comparison of models", "",
              f"Rows: {rows_from}. Models: {described or ', '.join(dict.fromkeys(table['model'].astype(str)))}; "
              f"reference `{reference}`. Value [95% percentile bootstrap interval over rows, resampled within each "

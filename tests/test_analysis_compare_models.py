@@ -208,7 +208,8 @@ def test_split_comparison_is_tidy_and_matches_sklearn_on_the_predictions(compare
     labelled = sentences.table.frame.iloc[sentences.rows]["polarity"].notna().sum()
     predictions = pd.read_parquet(compared / "predictions.parquet")
     polarity = predictions[(predictions["task"] == "polarity") & (predictions["model"] == "cmp-two")]
-    assert len(polarity) == labelled == int(table[(table["task"] == "polarity") & (table["language"] == "all")]["n"].iloc[0])
+    pooled = table[(table["task"] == "polarity") & (table["language"] == "all")]
+    assert len(polarity) == labelled == int(pooled["n"].iloc[0])
     assert set(polarity["row"]) == {int(r) + 1 for r in sentences.rows
                                     if pd.notna(sentences.table.frame["polarity"].iat[int(r)])}
     for language, rows in [*polarity.groupby("language"), ("all", polarity)]:
@@ -244,7 +245,8 @@ def test_labelled_file_comparison_and_figures(pair, tmp_path, cli):
     report = (report_dir / "report.md").read_text(encoding="utf-8")
     assert "### Extrinsic comparison of models" in report
     assert "cmp-multi − cmp-two" in report and "figures/comparison_file_polarity.png" in report
-    row = table[(table["language"] == "all") & (table["metric"] == "accuracy") & (table["model"] == "cmp-multi")].iloc[0]
+    row = table[(table["language"] == "all") & (table["metric"] == "accuracy")
+                & (table["model"] == "cmp-multi")].iloc[0]
     assert f"{row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" in report
     assert f"{row['difference']:.3f} [{row['diff_ci_low']:.3f}, {row['diff_ci_high']:.3f}]" in report
 
