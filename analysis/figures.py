@@ -15,7 +15,10 @@ Each RUN_DIR is read for the tables it holds, and each table gives its figures:
   figure per input in ``--mode languages``);
 * ``fairness.csv`` (``python -m analysis.fairness``): forest plots of the per-language metrics and of
   the groups with the lowest bias AUCs, one x range per metric, lines at 0.5 and the overall AUC,
-  "undefined" where a value is missing.
+  "undefined" where a value is missing;
+* ``comparison.csv`` (``python -m analysis.compare_models``): per task, each model's metrics per language
+  with bootstrap intervals, one colour per model; report.md adds each model's value and its paired
+  difference from the reference model, with intervals.
 
 Writes ``figures/<name>.png`` and ``.pdf``, ``report.md`` (a methods section from the runs'
 manifests, the tables, and each figure once under the run it is drawn from; paths relative to
@@ -47,7 +50,8 @@ from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import add_overwrite_option, sha256_file  # noqa: E402
 from probing.lexicon import EMOTIONS  # noqa: E402
 
-TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv")
+TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv",
+          "comparison.csv")
 PROFILE_KEYS = ("language", "category", "group_id", "group")  # and every emotion (analysis._common.check_profiles)
 REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the explorer adds its own)
     "correlations.csv": ["comparison", "reference", "other", "language", "category", "method", "emotion", "rho",
@@ -57,10 +61,12 @@ REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the 
     "gaps.csv": ["scope", "metric", "language", "reference_language", "difference_from_reference", "max_minus_min"],
     "excluded.csv": ["comparison", "reason"],
     "recall.csv": ["run", "language", "level", "category", "k", "recall", "n", "ci_low", "ci_high"],
+    "comparison.csv": ["language", "task", "metric", "model", "value", "ci_low", "ci_high", "n", "reference",
+                       "difference", "diff_ci_low", "diff_ci_high"],
 }
 WRITERS = {"profiles.csv": "probing.run", "correlations.csv": "analysis.correlate", "shifts.csv": "analysis.correlate",
            "excluded.csv": "analysis.correlate", "fairness.csv": "analysis.fairness", "gaps.csv": "analysis.fairness",
-           "recall.csv": "analysis.recall"}
+           "recall.csv": "analysis.recall", "comparison.csv": "analysis.compare_models"}
 FORMATS = ("png", "pdf")
 ALL = "all"
 STYLE = {
@@ -512,6 +518,95 @@ def fairness_figures(run: Run, n_groups: int) -> Iterator[Figure]:
             run=run.label, kind="fairness")
 
 
+def _comparison_languages(block: pd.DataFrame) -> list[str]:
+    """The languages of a comparison table, sorted, with ``all`` (every row pooled) last."""
+    return [*sorted(set(block["language"].astype(str)) - {ALL}), *([ALL] if ALL in set(block["language"]) else [])]
+
+
+def comparison_plot(block: pd.DataFrame, title: str) -> plt.Figure:
+    """One task of ``comparison.csv`` (analysis.compare_models): one panel per metric, the languages on x, each
+    model's value (a point) and bootstrap interval (a line from its own ends), one colour per model; "n/a"
+    where a value is undefined."""
+    metrics = list(dict.fromkeys(block["metric"]))
+    models = list(dict.fromkeys(block["model"].astype(str)))
+    languages = _comparison_languages(block)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(0.6 + (0.9 + 0.35 * len(languages)) * len(metrics), 2.4),
+                             squeeze=False, sharey=True, layout="constrained")
+    x = np.arange(len(languages))
+    width = 0.7 / max(len(models), 1)
+    for ax, metric in zip(axes[0], metrics):
+        part = block[block["metric"] == metric]
+        for k, model in enumerate(models):
+            rows = part[part["model"].astype(str) == model].set_index("language").reindex(languages)
+            position = x - 0.35 + width * (k + 0.5)
+            value = rows["value"].to_numpy(dtype=float)
+            colour = PALETTE[k % len(PALETTE)]
+            ax.vlines(position, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float),
+                      color=colour, linewidth=0.9)
+            ax.plot(position, value, "o", color=colour, markersize=3, label=model)
+            for p in position[~np.isfinite(value)]:
+                ax.text(p, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=5, color="#666666")
+        ax.set_xticks(x, languages)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(metric)
+        ax.grid(axis="y", linewidth=0.3, color="#cccccc")
+    axes[0][0].set_ylabel("value (95% interval)")
+    axes[0][0].legend(frameon=False, fontsize=5, loc="lower left")
+    fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def comparison_figures(run: Run) -> Iterator[Figure]:
+    """One figure per task of a ``comparison.csv``."""
+    table = run.tables["comparison.csv"]
+    for task in dict.fromkeys(table["task"].astype(str)):
+        block = table[table["task"].astype(str) == task]
+        yield Figure(f"comparison_{run.label}_{task}",
+                     f"Task {task}: each model's metrics per language (all: every row) with percentile bootstrap "
+                     f"intervals over rows ({run.label}, analysis.compare_models); n/a: undefined (a class missing).",
+                     comparison_plot(block, f"{task}: models compared per language"), run=run.label, kind="comparison")
+
+
+def comparison_lines(run: Run) -> list[str]:
+    """report.md's section of a comparison run: per task, each model's value [interval] and, for the other
+    models, the paired difference from the reference [interval]."""
+    table = run.tables["comparison.csv"]
+    parameters = run.manifest.get("parameters") or {}
+    reference = str(table["reference"].iloc[0])
+    rows_from = ("the held-out validation rows the models share" if parameters.get("split")
+                 else f"`{parameters.get('input', 'a labelled file')}`")
+    models = run.manifest.get("models") or []
+    described = "; ".join(f"`{m.get('name')}` ({m.get('base_model')}"
+                          f"{', random weights' if m.get('random_weights') else ''})" for m in models)
+    lines = ["### Extrinsic comparison of models", "",
+             f"Rows: {rows_from}. Models: {described or ', '.join(dict.fromkeys(table['model'].astype(str)))}; "
+             f"reference `{reference}`. Value [95% percentile bootstrap interval over rows, resampled within each "
+             f"language; {run.manifest.get('bootstrap', parameters.get('bootstrap', 'n/a'))} resamples, seed "
+             f"{run.manifest.get('seed', 'n/a')}]; difference: model − {reference} on the same resampled rows "
+             f"(paired).", ""]
+    models_order = list(dict.fromkeys(table["model"].astype(str)))
+    for task in dict.fromkeys(table["task"].astype(str)):
+        block = table[table["task"].astype(str) == task]
+        records = []
+        for language in _comparison_languages(block):
+            for metric in dict.fromkeys(block["metric"]):
+                rows = block[(block["language"] == language) & (block["metric"] == metric)].set_index("model")
+                record = {"language": language, "metric": metric,
+                          "n": int(rows["n"].iloc[0]) if len(rows) else 0}
+                for model in models_order:
+                    if model in rows.index:
+                        r = rows.loc[model]
+                        record[model] = f"{_format(float(r['value']))} {_interval(rows.loc[[model]]).iloc[0]}"
+                for model in models_order:
+                    if model != reference and model in rows.index:
+                        r = rows.loc[[model]]
+                        record[f"{model} − {reference}"] = (f"{_format(float(r['difference'].iloc[0]))} "
+                                                            f"{_interval(r, 'diff_ci_low', 'diff_ci_high').iloc[0]}")
+                records.append(record)
+        lines += [f"Task `{task}`:", "", markdown_table(pd.DataFrame(records)), ""]
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -871,6 +966,9 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         if not by_category.empty:
             lines += [f"Per category, at k = {largest}:", "", markdown_table(by_category), ""]
         embed("recall")
+    if "comparison.csv" in run.tables:
+        lines += comparison_lines(run)
+        embed("comparison")
     return lines
 
 
@@ -930,7 +1028,7 @@ def load_run(path: Path, label: str, names=TABLES, extra_columns: dict[str, list
                      if name != "excluded.csv" else read_csv(path / name, keep_default_na=False))
             check_table(table, name, path / name, (extra_columns or {}).get(name, ()))
             run.tables[name] = table
-    drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv"}
+    drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv", "comparison.csv"}
     if not drawable & set(run.tables):
         raise UserError(f"{path} has none of {', '.join(sorted(drawable))}; pass a run folder that holds one")
     if (path / "manifest.json").is_file():
@@ -964,6 +1062,8 @@ def draw(runs: list[Run], *, forest_groups: int, heatmap_groups: int = MAX_GROUP
             yield from fairness_figures(run, forest_groups)
         if "recall.csv" in run.tables:
             yield from recall_figures(run)
+        if "comparison.csv" in run.tables:
+            yield from comparison_figures(run)
 
 
 def run_labels(paths: list[Path]) -> list[str]:
