@@ -132,16 +132,20 @@ def bootstrap_statistics(similarity: np.ndarray, weights: np.ndarray) -> dict[st
     quadratic = np.concatenate([np.einsum("bi,bi->b", chunk @ similarity, chunk)
                                 for chunk in np.split(weights, range(CHUNK, len(weights), CHUNK))])
     squares = weights ** 2
-    non_pairs = (quadratic - squares @ diagonal) / (n * n - squares.sum(axis=1))
+    count = n * n - squares.sum(axis=1)  # 0 when a replicate drew one key n times: no non-pair, NaN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        non_pairs = np.where(count > 0, (quadratic - squares @ diagonal) / np.where(count > 0, count, 1), np.nan)
     return {"retrieval": (a_to_b + b_to_a) / 2, "retrieval_a_to_b": a_to_b, "retrieval_b_to_a": b_to_a,
             "cosine_gap": pairs - non_pairs, "cosine_pairs": pairs, "cosine_non_pairs": non_pairs}
 
 
 def percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
-    if replicates is None or len(replicates) == 0:
+    """The percentile interval of the finite replicates (NaN, NaN when there are none)."""
+    replicates = None if replicates is None else np.asarray(replicates, dtype=float)
+    if replicates is None or not np.isfinite(replicates).any():
         return float("nan"), float("nan")
     tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(replicates, [tail, 100 - tail])
+    low, high = np.nanpercentile(replicates, [tail, 100 - tail])
     return float(low), float(high)
 
 
