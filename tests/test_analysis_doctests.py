@@ -12,8 +12,8 @@ import importlib
 import pytest
 
 MODULES = ["analysis.correlations", "analysis.fairness", "analysis._common", "analysis.figures",
-           "analysis.correlate", "analysis.identity_sets", "analysis.explore"]
-STATISTICS = {"analysis.correlations", "analysis.fairness"}
+           "analysis.correlate", "analysis.identity_sets", "analysis.explore", "analysis.alignment"]
+STATISTICS = {"analysis.correlations", "analysis.fairness", "analysis.alignment"}
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -30,6 +30,7 @@ REQUIRED = {
                               "permutation_test", "bootstrap_ci", "mean_shift", "benjamini_hochberg"],
     "analysis.fairness": ["subgroup_auc", "bpsn_auc", "bnsp_auc", "generalized_mean", "bias_score", "error_rates",
                           "weighted_metrics", "bootstrap_metrics"],
+    "analysis.alignment": ["cosine_matrix", "retrieval_credits", "pair_statistics"],
 }
 
 
