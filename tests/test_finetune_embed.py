@@ -147,6 +147,14 @@ def test_multitask_models_round_trip(multitask_pair, texts_file, tmp_path, cli):
     assert cli(embed.main, argv)[0] == 0
     assert np.allclose(read_embeddings(out)[1], plain_states(plain, TEXTS, max_length=24)[0][:, 0], atol=1e-5)
 
+    # the heads of the projected model take the projection's 8 numbers: predict runs on it
+    from finetune import predict
+
+    out = tmp_path / "predicted.csv"
+    code, _, err = cli(predict.main, ["--model", str(projected), "--input", str(texts_file), "--output", str(out)])
+    assert code == 0, err
+    assert len(pd.read_csv(out)) == 3 and "polarity_p" in pd.read_csv(out).columns
+
     out = tmp_path / "refused.parquet"
     code, _, err = cli(embed.main, ["--model", str(plain), "--input", str(texts_file), "--output", str(out),
                                     "--projection", "on"])
