@@ -13,6 +13,9 @@ Each RUN_DIR is read for the tables it holds, and each table gives its figures:
   emotion for ``emotion``, titled with the models compared;
 * ``shifts.csv`` (``analysis.correlate``): per-emotion shift bars with their intervals (one grouped
   figure per input in ``--mode languages``);
+* ``alignment.csv`` (``python -m analysis.alignment``): per model a heatmap of translation
+  retrieval accuracy (query language by candidate language), and per-pair dot plots of retrieval
+  and cosine gap with their intervals, one colour per model;
 * ``fairness.csv`` (``python -m analysis.fairness``): forest plots of the per-language metrics and of
   the groups with the lowest bias AUCs, one x range per metric, lines at 0.5 and the overall AUC,
   "undefined" where a value is missing;
@@ -51,7 +54,7 @@ from probing.manifest import add_overwrite_option, sha256_file  # noqa: E402
 from probing.lexicon import EMOTIONS  # noqa: E402
 
 TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv",
-          "comparison.csv")
+          "comparison.csv", "alignment.csv")
 PROFILE_KEYS = ("language", "category", "group_id", "group")  # and every emotion (analysis._common.check_profiles)
 REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the explorer adds its own)
     "correlations.csv": ["comparison", "reference", "other", "language", "category", "method", "emotion", "rho",
@@ -63,10 +66,13 @@ REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the 
     "recall.csv": ["run", "language", "level", "category", "k", "recall", "n", "ci_low", "ci_high"],
     "comparison.csv": ["language", "task", "metric", "model", "value", "ci_low", "ci_high", "n", "reference",
                        "difference", "diff_ci_low", "diff_ci_high"],
+    "alignment.csv": ["model", "compared_with", "language_a", "language_b", "metric", "value", "ci_low", "ci_high",
+                      "n_items"],
 }
 WRITERS = {"profiles.csv": "probing.run", "correlations.csv": "analysis.correlate", "shifts.csv": "analysis.correlate",
            "excluded.csv": "analysis.correlate", "fairness.csv": "analysis.fairness", "gaps.csv": "analysis.fairness",
-           "recall.csv": "analysis.recall", "comparison.csv": "analysis.compare_models"}
+           "recall.csv": "analysis.recall", "comparison.csv": "analysis.compare_models",
+           "alignment.csv": "analysis.alignment"}
 FORMATS = ("png", "pdf")
 ALL = "all"
 STYLE = {
@@ -607,6 +613,103 @@ def comparison_lines(run: Run) -> list[str]:
     return lines
 
 
+def alignment_heatmap(block: pd.DataFrame, model: str) -> plt.Figure:
+    """Retrieval accuracy of ``model``: row = query language, column = candidate language (directional)."""
+    own = block[(block["model"] == model) & (block["compared_with"] == "")]
+    languages = list(dict.fromkeys([*own["language_a"], *own["language_b"]]))
+    index = {language: i for i, language in enumerate(languages)}
+    grid = np.full((len(languages), len(languages)), np.nan)
+    for row in own.itertuples():
+        a, b = index[row.language_a], index[row.language_b]
+        if row.metric == "retrieval_a_to_b":
+            grid[a, b] = row.value
+        elif row.metric == "retrieval_b_to_a":
+            grid[b, a] = row.value
+    size = 0.45 * len(languages) + 1.2
+    fig, ax = plt.subplots(figsize=(size + 0.6, size), layout="constrained")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=_colormap("viridis"), vmin=0, vmax=1)
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
+                    color="white" if value < 0.5 else "black")
+    ax.set_xticks(range(len(languages)), languages)
+    ax.set_yticks(range(len(languages)), languages)
+    ax.set_xlabel("candidates (language B)")
+    ax.set_ylabel("queries (language A)")
+    ax.set_title(f"{model}: translation retrieval accuracy")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def alignment_dots(block: pd.DataFrame, metrics=("retrieval", "cosine_gap")) -> plt.Figure:
+    """Per language pair, each model's value with its interval, one panel per metric."""
+    own = block[block["compared_with"] == ""]
+    pairs = list(dict.fromkeys(zip(own["language_a"], own["language_b"])))
+    labels = [f"{a}-{b}" for a, b in pairs]
+    models = list(dict.fromkeys(own["model"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics) + 0.6, 0.22 * len(pairs) + 1.0),
+                             sharey=True, layout="constrained", squeeze=False)
+    offsets = np.linspace(-0.25, 0.25, len(models)) if len(models) > 1 else np.zeros(1)
+    for ax, metric in zip(axes[0], metrics):
+        for color, offset, model in zip(PALETTE, offsets, models):
+            part = own[(own["model"] == model) & (own["metric"] == metric)].set_index(["language_a", "language_b"])
+            part = part.reindex(pairs)
+            y = np.arange(len(pairs)) + offset
+            value = part["value"].to_numpy(dtype=float)
+            low, high = part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
+            ax.errorbar(value, y, xerr=[np.where(np.isfinite(low), value - low, 0),
+                                        np.where(np.isfinite(high), high - value, 0)],
+                        fmt="o", markersize=2.5, color=color, elinewidth=0.8, capsize=0, label=model)
+        ax.axvline(0, color="grey", linewidth=0.5, linestyle="--")
+        ax.set_title(metric.replace("_", " "))
+        ax.set_yticks(range(len(pairs)), labels)
+    axes[0, 0].invert_yaxis()  # once: the panels share the y axis (first pair on top)
+    axes[0, 0].legend(fontsize=6, frameon=False)
+    return fig
+
+
+def alignment_figures(run: Run) -> Iterator[Figure]:
+    """One retrieval heatmap per model and one dot plot of all models over the language pairs."""
+    table = run.tables["alignment.csv"]
+    for model in dict.fromkeys(table.loc[table["compared_with"] == "", "model"]):
+        yield Figure(f"alignment_retrieval_{run.label}_{model}",
+                     f"Translation retrieval accuracy of {model} ({run.label}): the share of sentences in the row's "
+                     f"language whose translation is the nearest (cosine) of the column language's sentences.",
+                     alignment_heatmap(table, model), run=run.label, kind="alignment")
+    yield Figure(f"alignment_pairs_{run.label}",
+                 f"Retrieval accuracy (mean of both directions) and cosine gap (translations minus non-translations) "
+                 f"per language pair and model ({run.label}), with bootstrap intervals over the parallel sentences.",
+                 alignment_dots(table), run=run.label, kind="alignment")
+
+
+def alignment_section(run: Run) -> list[str]:
+    """report.md's tables of an ``alignment.csv``: each model's mean over pairs and its differences."""
+    table = run.tables["alignment.csv"].copy()
+    table["compared_with"] = table["compared_with"].astype(object).fillna("").astype(str)
+    table["cell"] = [f"{_format(v)} {i}" for v, i in zip(table["value"], _interval(table))]
+    shown = table[table["metric"].isin(["retrieval", "cosine_gap"])]
+    own = shown[shown["compared_with"] == ""].pivot_table(index=["model", "metric"], columns=["language_a", "language_b"],
+                                                           values="cell", aggfunc="first", sort=False)
+    own.columns = [f"{a}-{b}" for a, b in own.columns]
+    manifest = run.manifest
+    models = ", ".join(f"`{m.get('name')}` ({m.get('pooling')} pooling{', projected' if m.get('projection') else ''}"
+                       f"{', random weights' if m.get('random_weights') else ''})" for m in manifest.get("models", []))
+    lines = ["### Cross-lingual alignment", "",
+             f"Models: {models or 'see manifest.json'}. Retrieval: the share of sentences whose translation is the "
+             "nearest neighbour by cosine among the other language's sentences (mean of both directions; chance "
+             "1/n); cosine gap: mean cosine of translations minus mean cosine of non-translations. 95% intervals: "
+             "percentile bootstrap over the parallel sentences (keys).", "",
+             markdown_table(own.reset_index()), ""]
+    differences = shown[shown["compared_with"] != ""]
+    if not differences.empty:
+        wide = differences.pivot_table(index=["model", "compared_with", "metric"],
+                                       columns=["language_a", "language_b"], values="cell", aggfunc="first", sort=False)
+        wide.columns = [f"{a}-{b}" for a, b in wide.columns]
+        lines += ["Paired differences (model − reference, the same resampled sentences):", "",
+                  markdown_table(wide.reset_index()), ""]
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -969,6 +1072,9 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
     if "comparison.csv" in run.tables:
         lines += comparison_lines(run)
         embed("comparison")
+    if "alignment.csv" in run.tables:
+        lines += alignment_section(run)
+        embed("alignment")
     return lines
 
 
@@ -1028,7 +1134,8 @@ def load_run(path: Path, label: str, names=TABLES, extra_columns: dict[str, list
                      if name != "excluded.csv" else read_csv(path / name, keep_default_na=False))
             check_table(table, name, path / name, (extra_columns or {}).get(name, ()))
             run.tables[name] = table
-    drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv", "comparison.csv"}
+    drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv", "comparison.csv",
+                "alignment.csv"}
     if not drawable & set(run.tables):
         raise UserError(f"{path} has none of {', '.join(sorted(drawable))}; pass a run folder that holds one")
     if (path / "manifest.json").is_file():
@@ -1037,7 +1144,7 @@ def load_run(path: Path, label: str, names=TABLES, extra_columns: dict[str, list
         except (json.JSONDecodeError, UnicodeDecodeError):
             run.manifest = {}
     for name, table in run.tables.items():
-        for column in ("note", "emotion", "group_id", "category", "reason"):
+        for column in ("note", "emotion", "group_id", "category", "reason", "compared_with"):
             if column in table.columns:
                 table[column] = table[column].astype(object).fillna("").astype(str)
     return run
@@ -1064,6 +1171,8 @@ def draw(runs: list[Run], *, forest_groups: int, heatmap_groups: int = MAX_GROUP
             yield from recall_figures(run)
         if "comparison.csv" in run.tables:
             yield from comparison_figures(run)
+        if "alignment.csv" in run.tables:
+            yield from alignment_figures(run)
 
 
 def run_labels(paths: list[Path]) -> list[str]:

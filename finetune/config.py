@@ -260,6 +260,9 @@ class TrainConfig:
                                         "the LM head in step with the encoder; 0 = off", 0.0)
     pooling: str = _help("sentence representation for sequence heads: " + "|".join(POOLINGS), "cls")
     head_dropout: float = _help("dropout at the input of each head", 0.1)
+    embedding_size: int | None = _help("multitask: a linear projection of the pooled sentence vector to this size "
+                                       "before the sentence heads (the sentence embedding of finetune.embed); "
+                                       "null = none, the heads take the pooled vector", None)
     task_sampling: str = _help("which task each optimisation step trains: " + "|".join(SAMPLINGS) +
                                " (proportional: ceil(n_t / global batch) steps of task t per epoch; uniform: "
                                "p_t = 1 / number of tasks; temperature: p_t ~ n_t^(1/T))", "proportional")
@@ -328,6 +331,11 @@ class TrainConfig:
         _check(self.auxiliary_mlm_weight >= 0, "auxiliary_mlm_weight", "must be >= 0")
         _choice(self.pooling, POOLINGS, "pooling")
         _check(0 <= self.head_dropout < 1, "head_dropout", "must lie in [0, 1)")
+        if self.embedding_size is not None:
+            _check(self.embedding_size >= 1, "embedding_size", "must be >= 1 (or null for no projection)")
+            _check(any(t.type != "token" for t in self.tasks), "embedding_size",
+                   "projects the pooled sentence vector, so it needs objective: multitask with a sentence task "
+                   "(binary, multiclass or multilabel); remove it")
         _choice(self.task_sampling, SAMPLINGS, "task_sampling")
         _check(self.sampling_temperature > 0, "sampling_temperature", "must be > 0")
         for key in ("max_train_examples", "max_eval_examples"):

@@ -8,7 +8,10 @@ adds a head on the encoder::
 
 applied to a pooled sentence vector (``cls | mean | max``, :func:`finetune.losses.pool`) for
 multiclass (softmax over K), binary (one sigmoid logit) and multilabel (K sigmoid logits) tasks,
-and to every token for token tasks. The total loss is::
+and to every token for token tasks. With ``embedding_size = E`` set, the pooled vector first
+passes a linear projection ``e = W p + b`` (``W`` of shape E x width) and the sentence heads work
+on ``e`` (width E); token heads keep the encoder's width. ``python -m finetune.embed`` writes
+``e`` (or ``p``) as the sentence embedding. The total loss is::
 
     L = sum_t lambda_t L_t + lambda_mlm L_mlm
 
@@ -21,7 +24,8 @@ LM head's own weights are frozen (its decoder stays tied to the input embeddings
 ties them).
 
 A saved folder holds the masked LM (``config.json``, ``model.safetensors``), the tokenizer, and for
-multi-task models ``tasks.json`` plus ``heads.safetensors``.
+multi-task models ``tasks.json`` plus ``heads.safetensors`` (and ``projection.safetensors`` when
+``embedding_size`` is set; ``tasks.json`` then records it; folders without it load as before).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from finetune.losses import IGNORE_INDEX, TASK_LOSSES, pool
 
 HEADS_FILE = "heads.safetensors"
 TASKS_FILE = "tasks.json"
+PROJECTION_FILE = "projection.safetensors"
 
 
 @dataclass
@@ -86,16 +91,22 @@ class MultiTaskModel(nn.Module):
     """Masked LM + task heads; ``forward`` returns a dict with ``loss`` and each task's ``logits``."""
 
     def __init__(self, lm: nn.Module, tasks: list[TaskSpec], *, pooling: str = "cls", head_dropout: float = 0.1,
-                 mlm_weight: float = 0.0):
+                 mlm_weight: float = 0.0, embedding_size: int | None = None):
         super().__init__()
         self.lm = lm
         self.tasks = list(tasks)
         self.pooling = pooling
         self.head_dropout = head_dropout
         self.mlm_weight = mlm_weight
+        self.embedding_size = embedding_size
         width = lm.config.hidden_size
         eps = getattr(lm.config, "layer_norm_eps", 1e-5)
-        self.heads = nn.ModuleDict({t.name: TaskHead(width, t.n_outputs, head_dropout, eps) for t in self.tasks})
+        # The projection is made only when asked for, so that models without it draw the same
+        # initial head weights from the seed as before it existed.
+        self.projection = nn.Linear(width, embedding_size) if embedding_size else None
+        sentence_width = embedding_size or width
+        self.heads = nn.ModuleDict({t.name: TaskHead(width if t.type == "token" else sentence_width, t.n_outputs,
+                                                     head_dropout, eps) for t in self.tasks})
         self.lm_head = lm_head_of(lm)
         if mlm_weight == 0 and self.lm_head is not None:
             encoder_ids = {id(p) for p in self.encoder.parameters()}
@@ -116,12 +127,16 @@ class MultiTaskModel(nn.Module):
         hidden = self.encode(input_ids, attention_mask)
         pooled = None
         if any(t.type != "token" for t in tasks):
-            pooled = pool(hidden, attention_mask, self.pooling)
+            pooled = self.project(pool(hidden, attention_mask, self.pooling))
         logits = {}
         for task in tasks:
             out = self.heads[task.name](hidden if task.type == "token" else pooled)
             logits[task.name] = out.squeeze(-1) if task.type == "binary" else out
         return logits
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``W p + b`` with the ``embedding_size`` projection, or ``p`` itself when the model has none."""
+        return pooled if self.projection is None else self.projection(pooled)
 
     def mlm_loss_terms(self, mlm_input_ids, attention_mask, mlm_labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Per example: (sum of cross-entropies over its masked tokens, their number), shapes (n,).
@@ -176,6 +191,10 @@ class MultiTaskModel(nn.Module):
             safetensors.torch.save_file(state, str(folder / HEADS_FILE), metadata={"format": "pt"})
             spec = {"pooling": self.pooling, "head_dropout": self.head_dropout, "mlm_weight": self.mlm_weight,
                     "tasks": [asdict(t) for t in self.tasks]}
+            if self.projection is not None:
+                spec["embedding_size"] = self.embedding_size
+                projection = {k: v.detach().cpu().contiguous() for k, v in self.projection.state_dict().items()}
+                safetensors.torch.save_file(projection, str(folder / PROJECTION_FILE), metadata={"format": "pt"})
             (folder / TASKS_FILE).write_text(json.dumps(spec, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
     def load_weights(self, folder: Path) -> None:
@@ -196,6 +215,9 @@ class MultiTaskModel(nn.Module):
         if self.tasks:
             state = safetensors.torch.load_file(str(folder / HEADS_FILE), device="cpu")
             self.heads.load_state_dict(state, strict=True)
+        if self.projection is not None:
+            self.projection.load_state_dict(
+                safetensors.torch.load_file(str(folder / PROJECTION_FILE), device="cpu"), strict=True)
 
 
 def tied_keys(module: nn.Module) -> set[str]:
@@ -224,11 +246,15 @@ def load_multitask(folder: Path) -> tuple[MultiTaskModel, object]:
 
     spec = read_task_specs(folder) or {"tasks": [], "pooling": "cls", "head_dropout": 0.0, "mlm_weight": 0.0}
     lm = AutoModelForMaskedLM.from_pretrained(folder)
-    model = MultiTaskModel(lm, spec["tasks"], pooling=spec["pooling"], head_dropout=spec["head_dropout"])
-    if spec["tasks"]:
-        import safetensors.torch
+    model = MultiTaskModel(lm, spec["tasks"], pooling=spec["pooling"], head_dropout=spec["head_dropout"],
+                           embedding_size=spec.get("embedding_size"))  # absent in folders written before it
+    import safetensors.torch
 
+    if spec["tasks"]:
         model.heads.load_state_dict(safetensors.torch.load_file(str(Path(folder) / HEADS_FILE)), strict=True)
+    if model.projection is not None:
+        model.projection.load_state_dict(safetensors.torch.load_file(str(Path(folder) / PROJECTION_FILE)),
+                                         strict=True)
     return model.eval(), AutoTokenizer.from_pretrained(folder)
 
 

@@ -301,7 +301,7 @@ def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
 
     set_seed(config.seed)  # before the heads are initialised
     model = MultiTaskModel(prepared.base.model, task_specs(config), pooling=config.pooling,
-                           head_dropout=config.head_dropout,
+                           head_dropout=config.head_dropout, embedding_size=config.embedding_size,
                            mlm_weight=1.0 if config.objective == "mlm" else config.auxiliary_mlm_weight)
     sampler = prepared.sampler(config, args.world_size)
     all_callbacks = [SamplerEpochCallback(sampler),
@@ -443,6 +443,8 @@ def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: d
             "n_parameters": {
                 "masked_lm": sum(p.numel() for p in model.lm.parameters()),
                 "task_heads": sum(p.numel() for p in model.heads.parameters()),
+                "projection": (sum(p.numel() for p in model.projection.parameters())
+                               if model.projection is not None else 0),
             },
             "tasks": [{"name": t.name, "type": t.type, "labels": t.labels, "dataset": t.dataset,
                        "label_column": t.label_column, "loss_weight": t.loss_weight} for t in config.tasks],

@@ -12,8 +12,9 @@ import importlib
 import pytest
 
 MODULES = ["analysis.correlations", "analysis.fairness", "analysis._common", "analysis.figures",
-           "analysis.correlate", "analysis.identity_sets", "analysis.explore", "analysis.compare_models"]
-STATISTICS = {"analysis.correlations", "analysis.fairness", "analysis.compare_models"}
+           "analysis.correlate", "analysis.identity_sets", "analysis.explore", "analysis.compare_models",
+           "analysis.alignment"]
+STATISTICS = {"analysis.correlations", "analysis.fairness", "analysis.compare_models", "analysis.alignment"}
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -31,6 +32,7 @@ REQUIRED = {
     "analysis.fairness": ["subgroup_auc", "bpsn_auc", "bnsp_auc", "generalized_mean", "bias_score", "error_rates",
                           "weighted_metrics", "bootstrap_metrics"],
     "analysis.compare_models": ["resample_counts", "weighted_auc", "percentile_interval"],
+    "analysis.alignment": ["cosine_matrix", "retrieval_credits", "pair_statistics"],
 }
 
 
