@@ -51,7 +51,8 @@ def test_subset_config_file_reloads_to_the_same_subset(tmp_path):
     saved = tmp_path / "train_config.yaml"
     saved.write_text(train.subset_comment(subset) + yaml.safe_dump(subset.to_dict(), sort_keys=False),
                      encoding="utf-8")
-    assert saved.read_text(encoding="utf-8").startswith(f"# only_tasks: toxicity, sentiment of {MULTITASK}; dropped tasks: emotion, entities;")
+    header = f"# only_tasks: toxicity, sentiment of {MULTITASK}; dropped tasks: emotion, entities;"
+    assert saved.read_text(encoding="utf-8").startswith(header)
     again = load_config(saved)
     assert again == subset and again.subset == subset.subset
 
