@@ -57,7 +57,7 @@ EXAMPLES = """examples:
 
   # its single-task baseline: the same config, rows, split and seed, toxicity only, given the
   # toxicity updates of the multi-task run (README, Fine-tuning: single-task baselines):
-  python -m finetune.train --config finetune/configs/multitask.yaml --base_model tiny-xlmr \
+  python -m finetune.train --config finetune/configs/multitask.yaml --base_model tiny-xlmr \\
       --tasks toxicity --output_name tiny-toxicity
 
   # the DeepPavlov multi-task recipe (lr 2e-5, betas (0.9, 0.99), batch 32, constant rate halved at
