@@ -4,7 +4,6 @@ and the encoder's dropout set from the config."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
