@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import copy
 import dataclasses
 import difflib
 import functools
@@ -48,7 +49,8 @@ from probing.models import BASE_MODEL_ID, TINY_MODEL_NAME
 OBJECTIVES = ("mlm", "multitask")
 TASK_TYPES = ("multiclass", "multilabel", "binary", "token")
 POOLINGS = ("cls", "mean", "max")
-SAMPLINGS = ("proportional", "uniform", "temperature")
+SAMPLINGS = ("proportional", "proportional_draws", "uniform", "temperature")
+LR_SCHEDULES = ("linear", "constant")
 SELECTION_METRICS = ("loss", "mean_score", "mean_accuracy")  # eval_<name>; loss: lower is better
 PRECISIONS = ("no", "fp16", "bf16")
 FORMATS = ("csv", "tsv", "jsonl", "txt", "parquet")
@@ -255,6 +257,14 @@ class TrainConfig:
                                     "without improvement; 0 = never", 1)
     lr_reduce_factor: float = _help("see lr_reduce_patience", 0.5)
     max_lr_reductions: int | None = _help("cut the learning rate at most N times (null = no limit)", None)
+    restore_best_on_lr_cut: bool = _help("before each learning-rate cut, load the best checkpoint's weights and "
+                                         "optimizer state (DeepPavlov's load_before_drop); the cut rate then "
+                                         "applies to the restored model", False)
+    lr_schedule: str = _help("|".join(LR_SCHEDULES) + " (linear: warm-up, then linear decay to 0 at the last "
+                             "update; constant: warm-up, then constant); learning-rate cuts scale either",
+                             "linear")
+    encoder_dropout: float | None = _help("dropout inside the encoder: sets its hidden_dropout_prob and "
+                                          "attention_probs_dropout_prob (null: the base model's own)", None)
     mlm_probability: float = _help("share of tokens masked (80% <mask>, 10% random, 10% kept)", 0.15)
     auxiliary_mlm_weight: float = _help("multitask: weight of a masked-LM loss on the same texts that keeps "
                                         "the LM head in step with the encoder; 0 = off", 0.0)
@@ -264,8 +274,10 @@ class TrainConfig:
                                        "before the sentence heads (the sentence embedding of finetune.embed); "
                                        "null = none, the heads take the pooled vector", None)
     task_sampling: str = _help("which task each optimisation step trains: " + "|".join(SAMPLINGS) +
-                               " (proportional: ceil(n_t / global batch) steps of task t per epoch; uniform: "
-                               "p_t = 1 / number of tasks; temperature: p_t ~ n_t^(1/T))", "proportional")
+                               " (proportional: exactly ceil(n_t / global batch) steps of task t per epoch; "
+                               "the others draw each step's task at random: proportional_draws: p_t = n_t / "
+                               "sum_s n_s; uniform: p_t = 1 / number of tasks; temperature: p_t ~ n_t^(1/T))",
+                               "proportional")
     sampling_temperature: float = _help("temperature T: p_t ~ n_t^(1/T), n_t the examples labelled for task t",
                                         2.0)
     max_train_examples: int | None = _help("use at most N training examples per data set (smoke runs)", None)
@@ -277,6 +289,13 @@ class TrainConfig:
     logging_steps: int = _help("log the training loss every N updates", 10)
     save_total_limit: int = _help("checkpoints kept while training (the best one is always kept)", 2)
     keep_checkpoints: bool = _help("keep results/models/.<name>.checkpoints/ after a successful run", False)
+    only_tasks: list[str] | None = _help(
+        "multitask: train only these of the config's tasks (--tasks toxicity on the command line): the "
+        "single-task baseline of a multi-task config. Data sets no kept task uses are dropped; rows, "
+        "validation split and seed stay the same, and the kept tasks get the updates they get in the full "
+        "config (README, Fine-tuning: single-task baselines)", None)
+
+    config_file: typing.ClassVar[str | None] = None  # set by load_config; recorded with a task subset
 
     def __post_init__(self):
         _check(bool(NAME_PATTERN.match(self.output_name)), "output_name",
@@ -287,6 +306,9 @@ class TrainConfig:
         _check(len(self.datasets) >= 1, "datasets", "name at least one data set")
         for name, dataset in self.datasets.items():
             dataset.validate(f"datasets.{name}")
+        # As given (before the flat layout's tasks join and a task subset removes any): what to_dict writes.
+        self._given = {"tasks": list(self.tasks), "datasets": dict(self.datasets), "flat": self.flat}
+        self.subset: dict | None = None
         if self.flat is not None:
             _check(self.flat.dataset in self.datasets, "flat.dataset",
                    f"unknown data set {self.flat.dataset!r}; datasets are: {', '.join(self.datasets)}")
@@ -306,6 +328,8 @@ class TrainConfig:
                 if task.type == "token":
                     _check(self.datasets[name].tokens_column is not None, f"datasets.{name}.tokens_column",
                            f"token task {task.name!r} needs its data set's tokens_column (a list of words per row)")
+        if self.only_tasks is not None:
+            self._keep_only_tasks()
         _check(self.max_length >= 8, "max_length", "must be >= 8")
         _check(self.learning_rate > 0, "learning_rate", "must be > 0")
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -337,6 +361,9 @@ class TrainConfig:
                    "projects the pooled sentence vector, so it needs objective: multitask with a sentence task "
                    "(binary, multiclass or multilabel); remove it")
         _choice(self.task_sampling, SAMPLINGS, "task_sampling")
+        _choice(self.lr_schedule, LR_SCHEDULES, "lr_schedule")
+        _check(self.encoder_dropout is None or 0 <= self.encoder_dropout < 1, "encoder_dropout",
+               "must lie in [0, 1) (or null for the base model's own)")
         _check(self.sampling_temperature > 0, "sampling_temperature", "must be > 0")
         for key in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, key)
@@ -344,6 +371,36 @@ class TrainConfig:
         _choice(self.mixed_precision, PRECISIONS, "mixed_precision")
         _check(self.logging_steps >= 1, "logging_steps", "must be >= 1")
         _check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
+
+    def _keep_only_tasks(self) -> None:
+        """Drop every task not in ``only_tasks``, and every data set no kept task reads.
+
+        The kept tasks keep their settings (flat-layout tasks become explicit ones); every other key
+        (seeds, split, schedule, the auxiliary masked-LM loss) is left as it is. ``subset`` records
+        what was dropped.
+        """
+        names = [t.name for t in self.tasks]
+        _check(self.objective == "multitask", "only_tasks", "only_tasks selects tasks of a multitask config")
+        _check(bool(self.only_tasks), "only_tasks", f"name at least one task; the config's tasks are: "
+               f"{', '.join(names)}")
+        unknown = [name for name in self.only_tasks if name not in names]
+        _check(not unknown, "only_tasks", f"unknown task {unknown[0] if unknown else ''!r}; "
+               f"the config's tasks are: {', '.join(names)}")
+        _check(len(set(self.only_tasks)) == len(self.only_tasks), "only_tasks", "a task is named twice")
+        kept = [t for t in self.tasks if t.name in self.only_tasks]  # in config order
+        used = {name for t in kept for name in t.dataset_names}
+        self.subset = {"kept_tasks": [t.name for t in kept],
+                       "dropped_tasks": [t.name for t in self.tasks if t.name not in self.only_tasks],
+                       "dropped_datasets": [name for name in self.datasets if name not in used]}
+        self.tasks = kept
+        self.datasets = {name: spec for name, spec in self.datasets.items() if name in used}
+        self.flat = None
+
+    def full_config(self) -> "TrainConfig":
+        """The config without ``only_tasks``: every task and data set as given."""
+        return dataclasses.replace(self, tasks=copy.deepcopy(self._given["tasks"]),
+                                   datasets=copy.deepcopy(self._given["datasets"]),
+                                   flat=copy.deepcopy(self._given["flat"]), only_tasks=None)
 
     @property
     def selection(self) -> str:
@@ -357,9 +414,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The config as plain data (what ``train_config.yaml`` and the manifest hold)."""
         raw = dataclasses.asdict(self)
-        if self.flat is not None:  # the flat layout's tasks are re-derived on load
-            n_flat = len(self.flat.group_sizes)
-            raw["tasks"] = raw["tasks"][: len(raw["tasks"]) - n_flat]
+        # The tasks and data sets as given: the flat layout's tasks are re-derived on load, and
+        # only_tasks (kept in raw) removes the others again, so the file reloads to this config.
+        given = self._given
+        raw["tasks"] = [dataclasses.asdict(t) for t in given["tasks"]]
+        raw["datasets"] = {name: dataclasses.asdict(spec) for name, spec in given["datasets"].items()}
+        raw["flat"] = dataclasses.asdict(given["flat"]) if given["flat"] is not None else None
         return raw
 
 
@@ -597,7 +657,9 @@ def load_config(path: str | Path, overrides: dict[str, object] | None = None) ->
     try:
         for key, value in overrides.items():
             _set_override(raw, key, value)
-        return _build(TrainConfig, raw, "")
+        config = _build(TrainConfig, raw, "")
+        config.config_file = str(path)
+        return config
     except ConfigError as error:
         message = str(error)
         if message.startswith("--"):

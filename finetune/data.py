@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -638,8 +639,9 @@ def stack_labels(values: list, task: TaskConfig, width: int):
 def sampling_probabilities(sizes: list[int], strategy: str, temperature: float = 1.0) -> np.ndarray:
     """Probability of drawing each task, from its number of labelled training examples ``n_t``.
 
-    proportional: ``p_t = n_t / sum_s n_s``; uniform: ``p_t = 1 / T``; temperature:
-    ``p_t = n_t^(1/temperature) / sum_s n_s^(1/temperature)`` (1 = proportional, large = uniform).
+    proportional and proportional_draws: ``p_t = n_t / sum_s n_s``; uniform: ``p_t = 1 / T``;
+    temperature: ``p_t = n_t^(1/temperature) / sum_s n_s^(1/temperature)`` (1 = proportional, large
+    = uniform).
 
     >>> sampling_probabilities([100, 25], "temperature", 2.0).round(3).tolist()
     [0.667, 0.333]
@@ -647,7 +649,7 @@ def sampling_probabilities(sizes: list[int], strategy: str, temperature: float =
     n = np.asarray(sizes, dtype=float)
     if strategy == "uniform":
         weights = np.ones_like(n)
-    elif strategy == "proportional":
+    elif strategy in ("proportional", "proportional_draws"):
         weights = n
     elif strategy == "temperature":
         weights = n ** (1.0 / temperature)
@@ -671,18 +673,27 @@ class TaskSampler:
     * ``proportional``: the epoch has exactly ``ceil(n_t / batch)`` steps of task ``t``, in a
       shuffled order (its share of the data, up to the rounding of its last batch), and visits
       every labelled example of every task.
-    * ``uniform`` and ``temperature``: each step's task is drawn independently with probability
-      ``p_t`` (:func:`sampling_probabilities`), so task ``t`` gets ``Binomial(S, p_t)`` steps.
+    * ``proportional_draws``, ``uniform`` and ``temperature``: each step's task is drawn
+      independently with probability ``p_t`` (:func:`sampling_probabilities`), so task ``t`` gets
+      ``Binomial(S, p_t)`` steps (``proportional_draws``: ``p_t = n_t / sum_s n_s``, DeepPavlov's
+      way).
+
+    ``steps_per_epoch`` replaces ``S`` (a single-task baseline is given the steps its task gets in
+    the multi-task epoch, :func:`finetune.train.matched_steps`); under ``proportional`` it must
+    equal the sum of the quotas, with one pool it is that pool's number of steps.
 
     Each task walks through a fresh permutation of its labelled examples at the start of every
     epoch, reshuffled when used up (so the last batch of a task under ``proportional`` is
     filled up from the next permutation). The order depends only on (seed, epoch); the Trainer
-    calls :meth:`set_epoch`. With one pool (the masked-LM objective) an epoch is one
+    calls :meth:`set_epoch`. Each task's permutations come from a generator of its own, seeded by
+    (seed, epoch, task name): the k-th batch of a task in an epoch holds the same examples whatever
+    the other tasks are (a single-task baseline trains on the multi-task model's batches of its
+    task, in the same order). With one pool (the masked-LM objective) an epoch is one
     permutation of the data, its last batch filled up the same way.
     """
 
     def __init__(self, pools: list[np.ndarray], probabilities: np.ndarray, *, strategy: str, batch: int,
-                 n_examples: int, seed: int):
+                 n_examples: int, seed: int, names: list[str] | None = None, steps_per_epoch: int | None = None):
         self.pools = [np.asarray(p, dtype=np.int64) for p in pools]
         self.probabilities = np.asarray(probabilities, dtype=float)
         self.strategy = strategy
@@ -690,7 +701,12 @@ class TaskSampler:
         self.n_examples = n_examples
         self.seed = seed
         self.epoch = 0
-        self.steps_per_epoch = sum(math.ceil(len(p) / self.batch) for p in self.pools)
+        self.names = list(names) if names is not None else [f"task{i}" for i in range(len(self.pools))]
+        self.quotas = [math.ceil(len(p) / self.batch) for p in self.pools]
+        self.steps_per_epoch = sum(self.quotas) if steps_per_epoch is None else int(steps_per_epoch)
+        if self.steps_per_epoch < 1 or (strategy == "proportional" and len(self.pools) > 1
+                                        and self.steps_per_epoch != sum(self.quotas)):
+            raise ValueError(f"steps_per_epoch {steps_per_epoch} does not fit the quotas {self.quotas}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -701,9 +717,10 @@ class TaskSampler:
     def plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(task of each step, shape (S,); example of each position, shape (S * batch,)) of ``epoch``."""
         rng = np.random.default_rng([self.seed, epoch])
-        if self.strategy == "proportional" or len(self.pools) == 1:
-            counts = [math.ceil(len(p) / self.batch) for p in self.pools]
-            tasks = rng.permutation(np.repeat(np.arange(len(self.pools)), counts))
+        if len(self.pools) == 1:
+            tasks = np.zeros(self.steps_per_epoch, dtype=np.int64)
+        elif self.strategy == "proportional":
+            tasks = rng.permutation(np.repeat(np.arange(len(self.pools)), self.quotas))
         else:
             tasks = rng.choice(len(self.pools), size=self.steps_per_epoch, p=self.probabilities)
         examples = np.empty((self.steps_per_epoch, self.batch), dtype=np.int64)
@@ -711,7 +728,8 @@ class TaskSampler:
             steps = np.flatnonzero(tasks == task)
             need = len(steps) * self.batch
             if need:
-                stream = np.concatenate([rng.permutation(pool) for _ in range(math.ceil(need / len(pool)))])
+                own = np.random.default_rng([self.seed, epoch, zlib.crc32(self.names[task].encode("utf-8"))])
+                stream = np.concatenate([own.permutation(pool) for _ in range(math.ceil(need / len(pool)))])
                 examples[steps] = stream[:need].reshape(len(steps), self.batch)
         return tasks, examples.reshape(-1)
 

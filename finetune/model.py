@@ -87,6 +87,19 @@ def tied_to_encoder(lm: nn.Module) -> bool:
     return head is not None and any(id(p) in encoder_ids for p in head.parameters())
 
 
+def set_encoder_dropout(lm: nn.Module, p: float) -> None:
+    """Dropout ``p`` everywhere in a transformers model: its config's ``hidden_dropout_prob`` and
+    ``attention_probs_dropout_prob`` (BERT, RoBERTa, XLM-R: embeddings, attention probabilities,
+    each sub-layer's output), and every ``nn.Dropout`` already built from them (a model reads its
+    config's rates only when it is built; attention reads its module's ``p`` at each call)."""
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if hasattr(lm.config, key):
+            setattr(lm.config, key, p)
+    for module in lm.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 class MultiTaskModel(nn.Module):
     """Masked LM + task heads; ``forward`` returns a dict with ``loss`` and each task's ``logits``."""
 

@@ -55,7 +55,13 @@ EXAMPLES = """examples:
       --auxiliary_mlm_weight 0.5 --output_name tiny-multitask
   python -m finetune.predict --model tiny-multitask --input finetune/demo_data/multitask.csv
 
-  # the DeepPavlov multi-task recipe (lr 2e-5, betas (0.9, 0.99), batch 32, at most 2 cuts):
+  # its single-task baseline: the same config, rows, split and seed, toxicity only, given the
+  # toxicity updates of the multi-task run (README, Fine-tuning: single-task baselines):
+  python -m finetune.train --config finetune/configs/multitask.yaml --base_model tiny-xlmr \\
+      --tasks toxicity --output_name tiny-toxicity
+
+  # the DeepPavlov multi-task recipe (lr 2e-5, betas (0.9, 0.99), batch 32, constant rate halved at
+  # most twice with the best checkpoint restored first, each step's task drawn at random):
   python -m finetune.train --config finetune/configs/multitask_deeppavlov.yaml
 
   # data parallel on 4 GPUs with mixed precision (batch_size is per process):
@@ -85,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("--config", required=True, help="a YAML (or .toml) config, e.g. finetune/configs/english.yaml")
+    parser.add_argument("--tasks", metavar="NAMES",
+                        help="train only these tasks of the config, comma-separated (the config key only_tasks): "
+                             "e.g. --tasks toxicity gives the single-task baseline of a multi-task config")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier results/models/<output_name>/ of finetune.train (never a folder "
                              "holding anything else), and discard checkpoints of a different config")
@@ -220,7 +229,7 @@ def training_arguments(config: TrainConfig, folder: Path):
         adam_beta2=config.adam_beta2,
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup if config.warmup < 1 else int(config.warmup),
-        lr_scheduler_type="linear",
+        lr_scheduler_type="linear" if config.lr_schedule == "linear" else "constant_with_warmup",
         max_grad_norm=config.max_grad_norm,
         eval_strategy="steps" if by_steps else "epoch",
         save_strategy="steps" if by_steps else "epoch",
@@ -260,6 +269,11 @@ class Prepared:
                 raise UserError(f"no {what} examples left after dropping rows without text or labels "
                                 f"({examples.counts}); check the data sets' columns")
         self.task_counts = check_task_counts(self.train_examples, config, "training") if config.tasks else {}
+        self.full_task_counts = None  # with only_tasks: labelled training examples of every task of the config
+        if config.subset is not None:
+            full = config.full_config()
+            full_train, _, _ = load_splits(full)
+            self.full_task_counts = check_task_counts(read_examples(full_train, full), full, "training")
         base_name, base_source = resolve_base(config.base_model)
         self.base = models.load_masked_lm(base_name, base_source, revision=config.revision)
         check_max_length(config, self.base.model)
@@ -278,8 +292,13 @@ class Prepared:
         temperature = config.sampling_temperature if config.task_sampling == "temperature" else 1.0
         self.probabilities = sampling_probabilities([len(p) for p in pools], config.task_sampling, temperature)
         batch = config.batch_size * config.gradient_accumulation_steps * world_size
+        self.matched = None
+        if self.full_task_counts is not None:
+            self.matched = matched_steps(self.full_task_counts, config.subset["kept_tasks"], config.task_sampling,
+                                         temperature, batch)
         return TaskSampler(pools, self.probabilities, strategy=config.task_sampling, batch=batch,
-                           n_examples=len(rows), seed=config.seed)
+                           n_examples=len(rows), seed=config.seed, names=[t.name for t in config.tasks] or ["mlm"],
+                           steps_per_epoch=self.matched["steps_per_epoch"] if self.matched else None)
 
     def data_summary(self, config: TrainConfig) -> dict:
         names = [t.name for t in config.tasks] or ["mlm"]
@@ -289,6 +308,52 @@ class Prepared:
                 "sampling_probabilities": dict(zip(names, self.probabilities.round(6).tolist()))}
 
 
+def matched_steps(counts: dict[str, int], kept: list[str], strategy: str, temperature: float,
+                  batch: int) -> dict:
+    """The updates a task subset gets: those its tasks get in the full multi-task config.
+
+    With ``n_t`` the labelled training examples of each task of the full config, ``G`` the
+    global batch and ``S = sum_t ceil(n_t / G)`` the full epoch, the kept tasks K get per epoch
+
+    * ``proportional`` (quotas): ``S_K = sum_{t in K} ceil(n_t / G)``, exactly what the full run gives them;
+    * random draws (``proportional_draws``, ``uniform``, ``temperature``): ``S_K = round(S sum_{t in K} p_t)``,
+      the full run's expected number (``p_t`` of :func:`sampling_probabilities` over all tasks).
+
+    ``share = S_K / S`` converts every other count of updates (``max_steps``, ``eval_steps``, a
+    warm-up given in updates) so the subset run evaluates, cuts its learning rate and stops at the
+    same point of its tasks' training as the full run (:func:`match_arguments`).
+
+    >>> matched_steps({"a": 100, "b": 20}, ["b"], "proportional", 1.0, 16)["steps_per_epoch"]  # ceil(20 / 16)
+    2
+    >>> matched_steps({"a": 100, "b": 20}, ["b"], "uniform", 1.0, 16)  # S = 7 + 2, half of it
+    {'full_steps_per_epoch': 9, 'steps_per_epoch': 4, 'share': 0.444444}
+    """
+    names = list(counts)
+    full_steps = sum(math.ceil(counts[name] / batch) for name in names)
+    if strategy == "proportional":
+        steps = sum(math.ceil(counts[name] / batch) for name in kept)
+    else:
+        p = sampling_probabilities([counts[name] for name in names], strategy, temperature)
+        steps = max(1, round(full_steps * sum(p[names.index(name)] for name in kept)))
+    return {"full_steps_per_epoch": full_steps, "steps_per_epoch": steps, "share": round(steps / full_steps, 6)}
+
+
+def match_arguments(args, config: TrainConfig, matched: dict) -> dict:
+    """Scale the counts of updates in ``args`` by ``matched['share']`` (see :func:`matched_steps`);
+    returns the values set. Epochs need no scaling: the sampler's epoch is already the matched one."""
+    share = matched["share"]
+    scaled = {}
+    if config.max_steps > 0:
+        scaled["max_steps"] = max(1, round(share * config.max_steps))
+    if config.eval_steps > 0:
+        scaled["eval_steps"] = scaled["save_steps"] = max(1, round(share * config.eval_steps))
+    if config.warmup >= 1:
+        scaled["warmup_steps"] = round(share * config.warmup)
+    for key, value in scaled.items():
+        setattr(args, key, value)
+    return scaled
+
+
 def selection_metric(config: TrainConfig) -> str:
     return f"eval_{config.selection}"
 
@@ -296,10 +361,12 @@ def selection_metric(config: TrainConfig) -> str:
 def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
     from transformers import EarlyStoppingCallback, set_seed
 
-    from finetune.model import MultiTaskModel
+    from finetune.model import MultiTaskModel, set_encoder_dropout
     from finetune.trainer import FinetuneTrainer, ReduceLROnPlateauCallback, SamplerEpochCallback
 
     set_seed(config.seed)  # before the heads are initialised
+    if config.encoder_dropout is not None:
+        set_encoder_dropout(prepared.base.model, config.encoder_dropout)
     model = MultiTaskModel(prepared.base.model, task_specs(config), pooling=config.pooling,
                            head_dropout=config.head_dropout, embedding_size=config.embedding_size,
                            mlm_weight=1.0 if config.objective == "mlm" else config.auxiliary_mlm_weight)
@@ -307,7 +374,8 @@ def build_trainer(config: TrainConfig, prepared: Prepared, args, callbacks=()):
     all_callbacks = [SamplerEpochCallback(sampler),
                      ReduceLROnPlateauCallback(config.lr_reduce_patience, config.lr_reduce_factor,
                                                selection_metric(config), args.greater_is_better,
-                                               config.max_lr_reductions), *callbacks]
+                                               config.max_lr_reductions,
+                                               restore_best=config.restore_best_on_lr_cut), *callbacks]
     if config.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     tokenizer = prepared.base.tokenizer
@@ -339,6 +407,7 @@ def training_summary(trainer, config: TrainConfig, resume: Path | None) -> dict:
         "selection_metric": selection_metric(config),
         "stopped_early": state.global_step < state.max_steps,
         "learning_rate_reductions": plateau.reductions,
+        "restored_before_cuts": plateau.restored,
         "global_batch": trainer.task_sampler.batch,
         "steps_per_epoch": trainer.task_sampler.steps_per_epoch,
         "tasks": dict(zip([t.name for t in config.tasks] or ["mlm"],
@@ -363,6 +432,10 @@ def run(config: TrainConfig, *, overwrite: bool = False, callbacks=(), command: 
     args = training_arguments(config, checkpoints)  # sets up the (distributed) state: before anything else
     check_launch(args.world_size)
     prepared = Prepared(config)  # every check of the user's input happens here, before anything is written
+    matched = None
+    if config.subset is not None:
+        prepared.sampler(config, args.world_size)  # computes prepared.matched
+        matched = {**prepared.matched, **match_arguments(args, config, prepared.matched)}
     state = args.distributed_state
     run_config = config.to_dict()
     resume = prepare_checkpoints(checkpoints, run_config, overwrite=overwrite, is_main=state.is_main_process)
@@ -386,6 +459,8 @@ def run(config: TrainConfig, *, overwrite: bool = False, callbacks=(), command: 
     history = [e for e in trainer.state.log_history if "train_runtime" not in e]
     metrics = {"initial": initial, "final": trainer.compute_metrics_nested(),
                "training": training_summary(trainer, config, resume), "history": history}
+    if matched is not None:
+        metrics["training"]["matched_to_full_config"] = matched
     if state.is_main_process:
         write_model_folder(target, trainer, config, run_config, metrics, data=prepared.data_summary(config),
                            base=prepared.base, command=command, overwrite=overwrite)
@@ -425,7 +500,8 @@ def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: d
         model.save(staging)
         trainer.processing_class.save_pretrained(staging)
         (staging / "train_config.yaml").write_text(
-            yaml.safe_dump(run_config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            subset_comment(config) + yaml.safe_dump(run_config, sort_keys=False, allow_unicode=True),
+            encoding="utf-8")
         write_json(staging / "metrics.json", json_safe(metrics))
         files = sorted(p.name for p in staging.iterdir())
         manifest = {
@@ -449,6 +525,7 @@ def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: d
             "tasks": [{"name": t.name, "type": t.type, "labels": t.labels, "dataset": t.dataset,
                        "label_column": t.label_column, "loss_weight": t.loss_weight} for t in config.tasks],
             "config": run_config,
+            "task_subset": task_subset_record(config, metrics["training"].get("matched_to_full_config")),
             "seed": config.seed,
             "split_seed": config.split_seed,
             "metrics": {"final": metrics["final"], "training": metrics["training"]},
@@ -459,6 +536,24 @@ def write_model_folder(target: Path, trainer, config: TrainConfig, run_config: d
             "git_commit": env["git"]["commit"],
         }
         write_json(staging / models.REGISTRY_FILE, json_safe(manifest))
+
+
+def task_subset_record(config: TrainConfig, matched: dict | None) -> dict | None:
+    """What ``only_tasks`` removed, from which config, and the updates the kept tasks were matched to."""
+    if config.subset is None:
+        return None
+    return {"config_file": config.config_file, **config.subset, "matched_updates": matched}
+
+
+def subset_comment(config: TrainConfig) -> str:
+    """A header for ``train_config.yaml`` of a task subset (comments: the file still reloads)."""
+    if config.subset is None:
+        return ""
+    dropped = ", ".join(config.subset["dropped_tasks"]) or "none"
+    datasets = ", ".join(config.subset["dropped_datasets"]) or "none"
+    return (f"# only_tasks: {', '.join(config.subset['kept_tasks'])} of {config.config_file or 'a config'}; "
+            f"dropped tasks: {dropped}; dropped data sets: {datasets}.\n"
+            f"# Below: that config as given (with its overrides); only_tasks removes the other tasks on load.\n")
 
 
 def _report(target: Path, metrics: dict) -> None:
@@ -478,7 +573,17 @@ def _report(target: Path, metrics: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = build_parser().parse_known_args(argv)
-    config = load_config(args.config, parse_overrides(rest))
+    overrides = parse_overrides(rest)
+    if args.tasks is not None:
+        if "only_tasks" in overrides:
+            raise UserError("give --tasks or --only_tasks, not both")
+        overrides["only_tasks"] = [name.strip() for name in args.tasks.split(",") if name.strip()]
+    try:
+        config = load_config(args.config, overrides)
+    except UserError as error:
+        if args.tasks is not None and str(error).startswith("--only_tasks:"):
+            raise UserError("--tasks:" + str(error)[len("--only_tasks:"):]) from None
+        raise
     try:
         run(config, overwrite=args.overwrite, command=["python", "-m", "finetune.train", *argv])
     except KeyboardInterrupt:

@@ -11,8 +11,9 @@ several GPUs. What this module adds:
 * the logged learning rate is the one the optimizer applied at that step;
 * checkpoints and the best model are saved as our folders (masked LM + heads,
   :meth:`MultiTaskModel.save`) and loaded back the same way;
-* :class:`ReduceLROnPlateauCallback` scales the warm-up/linear-decay schedule down when the
-  selection metric stalls; its state is saved in checkpoints like ``EarlyStoppingCallback``'s.
+* :class:`ReduceLROnPlateauCallback` scales the schedule (warm-up and linear decay, or a constant
+  rate) down when the selection metric stalls, optionally restoring the best checkpoint first;
+  its state is saved in checkpoints like ``EarlyStoppingCallback``'s.
 """
 
 from __future__ import annotations
@@ -34,23 +35,32 @@ from finetune.model import MultiTaskModel, task_predictions
 class ReduceLROnPlateauCallback(TrainerCallback, ExportableState):
     """Multiply the learning rate by ``factor`` after ``patience`` evaluations without improvement.
 
-    The factor scales the scheduler's base rates, so warm-up and linear decay continue from the
-    lowered level. ``patience = 0`` turns it off; after ``max_reductions`` cuts (``None``: no
-    limit) the rate is left alone.
+    The factor scales the scheduler's base rates, so warm-up and linear decay (or a constant rate)
+    continue from the lowered level. ``patience = 0`` turns it off; after ``max_reductions`` cuts
+    (``None``: no limit) the rate is left alone.
+
+    ``restore_best``: before a cut, load the best checkpoint's weights (``MultiTaskModel.load_weights``)
+    and its optimizer state (AdamW's moments), as DeepPavlov's ``load_before_drop`` reloads its best
+    saved model before dividing the rate; the rate itself goes on from the current one, cut. The best
+    checkpoint is the Trainer's (``state.best_model_checkpoint``, never rotated away), an earlier
+    evaluation's: the current one did not improve.
     """
 
     def __init__(self, patience: int = 1, factor: float = 0.5, metric: str = "eval_loss",
-                 greater_is_better: bool = False, max_reductions: int | None = None):
+                 greater_is_better: bool = False, max_reductions: int | None = None, restore_best: bool = False):
         self.patience = patience
         self.factor = factor
         self.metric = metric
         self.greater_is_better = greater_is_better
         self.max_reductions = max_reductions
+        self.restore_best = restore_best
         self.best = None
         self.bad_evaluations = 0
         self.reductions = 0
+        self.restored: list[int] = []  # the step of the checkpoint restored before each cut
 
-    def on_evaluate(self, args, state, control, metrics=None, optimizer=None, lr_scheduler=None, **kwargs):
+    def on_evaluate(self, args, state, control, metrics=None, optimizer=None, lr_scheduler=None, model=None,
+                    **kwargs):
         if self.patience == 0 or not metrics or self.metric not in metrics or lr_scheduler is None:
             return
         value = metrics[self.metric]
@@ -64,18 +74,30 @@ class ReduceLROnPlateauCallback(TrainerCallback, ExportableState):
         if self.max_reductions is not None and self.reductions >= self.max_reductions:
             return
         if self.bad_evaluations >= self.patience:
+            rates = [group["lr"] for group in optimizer.param_groups] if optimizer is not None else []
+            if self.restore_best and state.best_model_checkpoint:
+                self._restore(Path(state.best_model_checkpoint), model, optimizer)
             lr_scheduler.base_lrs = [lr * self.factor for lr in lr_scheduler.base_lrs]
             if optimizer is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] *= self.factor
+                for group, rate in zip(optimizer.param_groups, rates):
+                    group["lr"] = rate * self.factor
             self.bad_evaluations = 0
             self.reductions += 1
 
+    def _restore(self, folder: Path, model, optimizer) -> None:
+        model.load_weights(folder)
+        state_file = folder / "optimizer.pt"
+        if optimizer is not None and state_file.is_file():
+            optimizer.load_state_dict(torch.load(state_file, map_location="cpu", weights_only=True))
+        tail = folder.name.split("-")[-1]
+        self.restored.append(int(tail) if tail.isdigit() else -1)
+
     def state(self) -> dict:
         return {"args": {"patience": self.patience, "factor": self.factor, "metric": self.metric,
-                         "greater_is_better": self.greater_is_better, "max_reductions": self.max_reductions},
+                         "greater_is_better": self.greater_is_better, "max_reductions": self.max_reductions,
+                         "restore_best": self.restore_best},
                 "attributes": {"best": self.best, "bad_evaluations": self.bad_evaluations,
-                               "reductions": self.reductions}}
+                               "reductions": self.reductions, "restored": self.restored}}
 
 
 class SamplerEpochCallback(TrainerCallback):

@@ -161,6 +161,8 @@ def test_deeppavlov_config_is_the_recipe():
     assert (config.learning_rate, config.adam_beta1, config.adam_beta2, config.batch_size) == (2e-5, 0.9, 0.99, 32)
     assert (config.lr_reduce_patience, config.max_lr_reductions, config.lr_reduce_factor) == (2, 2, 0.5)
     assert (config.early_stopping_patience, config.selection) == (3, "mean_accuracy")
+    assert (config.lr_schedule, config.restore_best_on_lr_cut, config.task_sampling) == (
+        "constant", True, "proportional_draws")
     args = train.training_arguments(config, Path("unused"))
     assert (args.adam_beta1, args.adam_beta2, args.metric_for_best_model) == (0.9, 0.99, "eval_mean_accuracy")
     assert args.greater_is_better is True
@@ -205,11 +207,15 @@ def test_learning_rate_cuts_are_capped_and_logged_as_applied(models_dir, tiny_di
     assert len(cuts) == 2, "the test needs more than two bad evaluations; change its settings"
     assert metrics["training"]["learning_rate_reductions"] == 2
     assert metrics["training"]["steps"] == (stop or 40)
-    # every update applied peak x schedule x 1/2 per cut made before it (linear warm-up and decay)
+    # every update applied peak x schedule x 1/2 per cut made before it: the recipe's constant rate;
+    # linear warm-up and decay when lr_schedule is linear
     warmup = train.training_arguments(config, Path("unused")).get_warmup_steps(40)
     for step, rate in rates.rates.items():
         k = step - 1  # the scheduler's count of steps taken before this update
-        schedule = k / max(1, warmup) if k < warmup else max(0.0, (40 - k) / max(1, 40 - warmup))
+        if k < warmup:
+            schedule = k / max(1, warmup)
+        else:
+            schedule = 1.0 if config.lr_schedule == "constant" else max(0.0, (40 - k) / max(1, 40 - warmup))
         halvings = sum(cut < step for cut in cuts)
         assert rate == pytest.approx(1e-3 * schedule * 0.5 ** halvings, rel=1e-9, abs=1e-15), step
 

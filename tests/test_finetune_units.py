@@ -22,7 +22,7 @@ from finetune.data import (EVAL_SALT, TRAIN_SALT, Collator, FeatureDataset, Task
 
 # ---- doctests (finetune is not among pytest's testpaths) ------------------------------------
 
-@pytest.mark.parametrize("module", ["finetune.losses", "finetune.metrics", "finetune.data"])
+@pytest.mark.parametrize("module", ["finetune.losses", "finetune.metrics", "finetune.data", "finetune.train"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted >= 1 and result.failed == 0
@@ -446,6 +446,7 @@ def test_proportional_epoch_is_one_task_per_step_and_visits_every_example():
 
 @pytest.mark.parametrize("strategy, expected", [
     ("uniform", [0.25, 0.25, 0.25, 0.25]),
+    ("proportional_draws", [50 / 112, 25 / 112, 30 / 112, 7 / 112]),  # p_t = n_t / sum_s n_s, drawn each step
     # temperature T = 2: p_t = n_t^(1/2) / sum_s n_s^(1/2) for n = (50, 25, 30, 7)
     ("temperature", [math.sqrt(n) / sum(math.sqrt(m) for m in (50, 25, 30, 7)) for n in (50, 25, 30, 7)]),
 ])
