@@ -496,7 +496,8 @@ def acceleration(jackknife: np.ndarray) -> float:
     return 0.0 if spread <= 0 else float((d ** 3).sum() / (6 * spread ** 1.5))
 
 
-def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.95) -> tuple[float, float]:
+def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.95,
+                 bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
     """Bias-corrected and accelerated (BCa) bootstrap interval, widened to contain ``estimate``.
 
     Efron (1987) [4]_; Efron and Tibshirani (1993), ch. 14 [5]_. With ``B`` replicates ``theta*_b``,
@@ -508,10 +509,17 @@ def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.9
     group's AUC and M_p follows the lowest) gets ``z0 > 0`` and an interval moved up by about the
     bootstrap's estimate of that bias, which the percentile interval lacks.
 
-    Where the bias is larger than about 2 standard errors the BCa ends can both lie above the
-    estimate; the interval is then widened to reach it (``[min(low, estimate), max(high, estimate)]``),
-    which can only raise its coverage, so that a reported value always lies inside its interval.
-    NaN replicates are left out; no finite replicate gives ``(nan, nan)``.
+    Where almost every replicate lies on one side of the estimate, a BCa level falls beyond what
+    ``B`` replicates resolve (below ``1/B`` or above ``1 - 1/B``) and its end would be the smallest
+    or largest replicate, however far the truth lies; that end is then the farther of that replicate
+    and the bias-corrected normal end ``estimate - bias + z sd`` (``bias = mean(theta*) - estimate``,
+    ``sd`` the replicates' standard deviation; Efron and Tibshirani 1993, ch. 10 and 13), so it is
+    never narrower than BCa's own. Ends are clipped to ``bounds``,
+    the statistic's range (``(0, 1)`` for AUCs and rates).
+    Where the bias is larger than about 2 standard errors both ends can lie above the estimate;
+    the interval is then widened to reach it (``[min(low, estimate), max(high, estimate)]``), which
+    can only raise its coverage, so that a reported value always lies inside its interval. NaN
+    replicates are left out; no finite replicate gives ``(nan, nan)``.
 
     Examples
     --------
@@ -521,10 +529,20 @@ def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.9
     >>> [round(v, 3) for v in bca_interval(0.5, r, np.array([1.0, 2.0, 3.0]), 0.9)]
     [0.05, 0.95]
 
-    Replicates all below the estimate: ``z0`` is large, the interval moves up and is widened to the estimate:
+    70 % of the replicates below the estimate: ``z0 = 0.52`` and the interval moves up (levels
+    ``Phi(2 z0 -+ 1.645)`` = 0.27 and 0.996):
 
-    >>> bca_interval(1.2, r, np.array([1.0, 2.0, 3.0]), 0.9)
-    (0.9..., 1.2)
+    >>> [round(v, 3) for v in bca_interval(0.7, r, np.array([1.0, 2.0, 3.0]), 0.9)]
+    [0.274, 0.996]
+
+    Every replicate below the estimate: both levels are out of reach (about 1); the low end is the
+    largest replicate (below the normal end 1.425), the high end the bias-corrected normal end,
+    ``1.2 - (0.5 - 1.2) + 1.645 sd``; then the same clipped to the range [0, 2]:
+
+    >>> [round(v, 3) for v in bca_interval(1.2, r, np.array([1.0, 2.0, 3.0]), 0.9)]
+    [1.0, 2.376]
+    >>> [round(v, 3) for v in bca_interval(1.2, r, np.array([1.0, 2.0, 3.0]), 0.9, bounds=(0, 2))]
+    [1.0, 2.0]
     """
     from scipy.stats import norm
 
@@ -540,7 +558,11 @@ def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.9
     with np.errstate(divide="ignore", invalid="ignore"):
         levels = norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
     levels = np.nan_to_num(levels, nan=0.5)
-    low, high = np.quantile(samples, np.clip(levels, 0, 1))
+    ends = np.quantile(samples, np.clip(levels, 0, 1))
+    beyond = (levels < 1 / b) | (levels > 1 - 1 / b)
+    normal = 2 * estimate - samples.mean() + z * samples.std(ddof=1)
+    ends = np.where(beyond, [min(ends[0], normal[0]), max(ends[1], normal[1])], ends)
+    low, high = np.clip(ends, *bounds)
     return float(min(low, estimate)), float(max(high, estimate))
 
 
@@ -722,6 +744,15 @@ def group_memberships(table: pd.DataFrame, args, path: Path) -> tuple[dict, dict
     return memberships, record
 
 
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: [-1, 1] for the FPR and FNR gaps, [0, 1] for the others.
+
+    >>> metric_range("fpr_gap"), metric_range("bpsn_auc")
+    ((-1.0, 1.0), (0.0, 1.0))
+    """
+    return (-1.0, 1.0) if metric.endswith("_gap") else (0.0, 1.0)
+
+
 def interval_defined(n_pos: int, n_neg: int, *, min_class_size: int = MIN_CLASS_SIZE) -> bool:
     """Whether a stratum is large enough for a bootstrap interval: ``min_class_size`` of each class.
 
@@ -788,7 +819,8 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
         elif boot and not np.isnan(value) and combined and too_small:
             why = (f"interval undefined: {too_small} group(s) have fewer than {n_min} toxic or {n_min} non-toxic "
                    f"examples")
-        low, high = (bca_interval(value, boot[metric], jack[metric], args.confidence) if boot and not why
+        low, high = (bca_interval(value, boot[metric], jack[metric], args.confidence, metric_range(metric))
+                     if boot and not why
                      else (np.nan, np.nan))
         rows.append({"language": language, "scope": "language", "category": "", "group_id": "", "group": "",
                      "metric": metric, "value": value, "ci_low": low, "ci_high": high, "n": len(y),
@@ -803,7 +835,7 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
                 where = "group" if language_ok else "language"
                 why = f"interval undefined: fewer than {n_min} toxic or {n_min} non-toxic examples in the {where}"
             low, high = (bca_interval(value, boot[f"group_{metric}"][:, k], jack[f"group_{metric}"][:, k],
-                                      args.confidence) if boot and not why else (np.nan, np.nan))
+                                      args.confidence, metric_range(metric)) if boot and not why else (np.nan, np.nan))
             rows.append({"language": language, "scope": "group", "category": category, "group_id": group_id,
                          "group": group, "metric": metric, "value": value, "ci_low": low, "ci_high": high,
                          "n": len(indices), "n_positive": g_pos, "n_negative": g_neg,
@@ -842,8 +874,9 @@ def comparison_rows(language: str, y: np.ndarray, scores: tuple[np.ndarray, np.n
         if args.bootstrap and np.isfinite(row_a["ci_low"]) and np.isfinite(row_b["ci_low"]):
             (boot_a, jack_a), (boot_b, jack_b) = resamples
             pick = (lambda table: table[key]) if k is None else (lambda table: table[key][:, k])
+            lowest, highest = metric_range(row_a["metric"])
             low, high = bca_interval(difference, pick(boot_b) - pick(boot_a), pick(jack_b) - pick(jack_a),
-                                     args.confidence)
+                                     args.confidence, (lowest - highest, highest - lowest))
         out.append({**{c: row_a[c] for c in ("language", "scope", "category", "group_id", "group", "metric")},
                     "model_a": names[0], "value_a": row_a["value"], "ci_low_a": row_a["ci_low"],
                     "ci_high_a": row_a["ci_high"], "model_b": names[1], "value_b": row_b["value"],
