@@ -204,3 +204,25 @@ def test_predict_writes_one_folder_per_model_and_never_replaces_another_models_f
     assert a_file.read_bytes() == written["tiny-multi-a"]
     # the same model may replace its own file with --overwrite
     assert cli(predict.main, ["--model", "tiny-multi-a", "--input", str(source), "--overwrite", "--device", "cpu"])[0] == 0
+
+
+def test_figures_draw_the_side_by_side_forest_plot_and_report_section(results, tmp_path, cli):
+    from analysis import figures
+
+    comparison = results / "fairness_tiny-multi-a_vs_tiny-multi-b"
+    out = tmp_path / "fig"
+    code, _, err = cli(figures.main, [str(comparison), "--formats", "png", "--output_dir", str(out)])
+    assert code == 0, err
+    names = sorted(p.name for p in (out / "figures").iterdir())
+    label = comparison.name
+    assert names == [f"fairness_comparison_groups_{label}_en.png", f"fairness_comparison_languages_{label}.png"]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "### Toxicity fairness side by side" in report
+    table = read(comparison / "fairness_comparison.csv")
+    auc = table[(table["scope"] == "language") & (table["metric"] == "roc_auc")].iloc[0]
+    row = next(line for line in report.splitlines() if line.startswith("| en | roc_auc |"))
+    assert (f"| {auc['value_a']:.3f} | {auc['value_b']:.3f} | {auc['difference']:.3f} "
+            f"[{auc['difference_ci_low']:.3f}, {auc['difference_ci_high']:.3f}] |") in row
+    drawn = figures.forest_data(figures.comparison_forest_table(table[table["scope"] == "language"]), ["en"],
+                                "language", ("roc_auc",))
+    assert drawn["value"].iloc[0] == pytest.approx(auc["difference"])
