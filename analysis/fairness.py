@@ -780,7 +780,7 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
                   resamples: tuple[dict, dict] | None = None) -> list[dict]:
     """Point estimates (scikit-learn) and BCa bootstrap intervals for one language, one row per metric
     in the order of :func:`_row_keys`. ``resamples``: (bootstrap, jackknife) replicates already drawn
-    (:func:`comparison_rows` draws them paired); by default drawn here from ``rng``."""
+    (:func:`paired_language_rows` draws them paired); by default drawn here from ``rng``."""
     members = [rows for *_, rows in groups]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -849,26 +849,37 @@ def _row_keys(n_groups: int) -> list[tuple[str, int | None]]:
             + [(f"group_{metric}", k) for k in range(n_groups) for metric in GROUP_METRICS])
 
 
-def comparison_rows(language: str, y: np.ndarray, scores: tuple[np.ndarray, np.ndarray], groups: list, args, rng,
-                    names: tuple[str, str]) -> list[dict]:
-    """Two models' metrics on the same examples and their paired difference ``b - a``.
+def paired_language_rows(language: str, y: np.ndarray, scores: list[np.ndarray], groups: list, args, rng
+                         ) -> tuple[list[list[dict]], list]:
+    """:func:`language_rows` of several models' scores of the same examples, all resampled alike.
 
-    Both models are resampled with the same bootstrap counts and jackknife blocks
-    (:func:`paired_bootstrap_metrics`), so replicate ``b`` of the difference is the difference of
-    the models' replicates ``b``; its interval is :func:`bca_interval` of those differences (the
-    estimate ``value_b - value_a``, the jackknife of the differences). Each model's own interval is
-    the one its single-model run gives with the same seed (same draws).
+    Every model is resampled with the same bootstrap counts and jackknife blocks
+    (:func:`paired_bootstrap_metrics`), drawn from ``rng`` as one model's run draws them, so each
+    model's rows equal those of its own run with the same seed. Returns the rows per model and the
+    (bootstrap, jackknife) replicates per model (``None`` without ``--bootstrap``), for
+    :func:`difference_rows`.
     """
     members = [rows for *_, rows in groups]
-    resamples = [None, None]
+    resamples = [None] * len(scores)
     if args.bootstrap:
         boots = paired_bootstrap_metrics(y, list(scores), members, threshold=args.threshold,
                                          n_bootstrap=args.bootstrap, strata=strata_of(y, members, len(y)), seed=rng)
         jacks = jackknife_metrics(y, np.vstack(scores), members, threshold=args.threshold, seed=rng)
         resamples = list(zip(boots, jacks))
-    rows_a, rows_b = (language_rows(language, y, s, groups, args, rng, r) for s, r in zip(scores, resamples))
+    return [language_rows(language, y, s, groups, args, rng, r) for s, r in zip(scores, resamples)], resamples
+
+
+def difference_rows(rows: tuple[list[dict], list[dict]], resamples: tuple, names: tuple[str, str], args
+                    ) -> list[dict]:
+    """Two models' rows of one language (:func:`paired_language_rows`) side by side, with the paired
+    difference ``b - a``: replicate ``b`` of the difference is the difference of the models' replicates
+    ``b`` (the same resampled rows), and its interval :func:`bca_interval` of those differences (the
+    estimate ``value_b - value_a``, the jackknife of the differences, the range ``[-1, 1]``, ``[-2, 2]``
+    for the gaps). An interval undefined for the models (too few examples) is undefined for the difference.
+    """
     out = []
-    for row_a, row_b, (key, k) in zip(rows_a, rows_b, _row_keys(len(groups))):
+    n_groups = (len(rows[0]) - len(LANGUAGE_METRICS)) // len(GROUP_METRICS)
+    for row_a, row_b, (key, k) in zip(*rows, _row_keys(n_groups)):
         difference = row_b["value"] - row_a["value"]
         low = high = np.nan
         if args.bootstrap and np.isfinite(row_a["ci_low"]) and np.isfinite(row_b["ci_low"]):
@@ -1091,41 +1102,41 @@ def models_main(args, argv) -> int:
     args.score_column = f"{args.task}_p"
     where = path or Path("the identity set")
     checked = table.assign(**{args.score_column: 0.5})
-    check_labels_and_scores(checked, args, where)
-    group_memberships(checked, args, where)  # unknown group ids are refused before any model is loaded
+    check_labels_and_scores(checked, args, where)  # labels, languages: before any model is loaded
+    memberships, identity_record = group_memberships(checked, args, where)  # unknown group ids too
     from probing.engine import resolve_device
 
     device = resolve_device(args.device)
     texts = table["text"].astype(str).tolist()
-    scored, results, records = {}, {}, {}
-    for name, folder in zip(names, folders):
-        scored[name] = table.assign(**{args.score_column: model_scores(folder, texts, args, device)})
-        check_labels_and_scores(scored[name], args, where)
-        results[name] = fairness_tables(scored[name], args, where)
-        records[name] = {**model_record(folder), "task": args.task, "score_column": args.score_column}
-    base = {"command": command_line("analysis.fairness", argv), "parameters": vars(args), "seed": args.seed,
-            "bootstrap": args.bootstrap, "definitions": DEFINITIONS}
+    scores = {name: model_scores(folder, texts, args, device) for name, folder in zip(names, folders)}
     for name in names:
-        fairness, gaps, memberships, identity_record = results[name]
-        scores = scored[name]
-        manifest = {**base, "model": records[name], "inputs": [{**record, **identity_record}],
-                    "summary": _summary(fairness, memberships)}
-        save_run(targets[name], {"fairness.csv": fairness, "gaps.csv": gaps, "identity_set_scored.csv": scores},
-                 manifest, overwrite=args.overwrite)
+        check_labels_and_scores(checked.assign(**{args.score_column: scores[name]}), args, where)
+    model_rows = {name: [] for name in names}
+    pair_rows = {pair: [] for pair in pairs}
+    for language, y, local_groups, in_language in language_data(checked, args, memberships):
+        rows, resamples = paired_language_rows(language, y, [scores[name][in_language] for name in names],
+                                               local_groups, args, rng_for(args.seed, "fairness", language))
+        for name, model_language_rows in zip(names, rows):
+            model_rows[name] += model_language_rows
+        for a, b in pairs:
+            i, j = names.index(a), names.index(b)
+            pair_rows[(a, b)] += difference_rows((rows[i], rows[j]), (resamples[i], resamples[j]), (a, b), args)
+    records = {name: {**model_record(folder), "task": args.task, "score_column": args.score_column}
+               for name, folder in zip(names, folders)}
+    base = {"command": command_line("analysis.fairness", argv), "parameters": vars(args), "seed": args.seed,
+            "bootstrap": args.bootstrap, "inputs": [{**record, **identity_record}], "definitions": DEFINITIONS}
+    for name in names:
+        fairness = pd.DataFrame(model_rows[name], columns=FAIRNESS_COLUMNS)
+        tables = {"fairness.csv": fairness, "gaps.csv": gaps_table(fairness, args.reference_language),
+                  "identity_set_scored.csv": table.assign(**{args.score_column: scores[name]})}
+        save_run(targets[name], tables, {**base, "model": records[name], "summary": _summary(fairness, memberships)},
+                 overwrite=args.overwrite)
         _notes(fairness, memberships, args, f"{targets[name]}/fairness.csv", where)
         print(f"wrote fairness metrics of {name} for {len(memberships)} language(s) and "
               f"{sum(len(g) for g in memberships.values())} group(s) to {targets[name]}")
     for (a, b), target in compared.items():
-        memberships = results[a][2]
-        rows = []
-        for language, y, local_groups, in_language in language_data(scored[a], args, memberships):
-            pair = (scored[a][args.score_column].to_numpy()[in_language],
-                    scored[b][args.score_column].to_numpy()[in_language])
-            rows += comparison_rows(language, y, pair, local_groups, args, rng_for(args.seed, "fairness", language),
-                                    (a, b))
-        comparison = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+        comparison = pd.DataFrame(pair_rows[(a, b)], columns=COMPARISON_COLUMNS)
         manifest = {**base, "models": [records[a], records[b]], "reference_model": a,
-                    "inputs": [{**record, **results[a][3]}],
                     "comparison": "difference = value_b - value_a (b: the later model, a: the first); paired "
                                   "bootstrap on the same resampled rows, BCa interval of the differences"}
         save_run(target, {"fairness_comparison.csv": comparison}, manifest, overwrite=args.overwrite)
