@@ -14,10 +14,18 @@ Metrics (pure functions, data positional, options keyword-only):
 A metric that is undefined (an AUC over one class only, a rate with an empty denominator) is NaN
 with an ``UndefinedMetricWarning``, never a crash and never a silent 0 or 0.5.
 
+Intervals: seeded, stratified bootstrap of the examples, and for every metric the BCa interval
+(bias-corrected and accelerated, :func:`bca_interval` [4]_ [5]_; acceleration from a grouped
+jackknife, :func:`jackknife_metrics`), valid for the generalized means and the bias score, whose
+plug-in estimates are biased low and whose percentile intervals missed their population value
+(coverage by simulation in analysis/README.md, "Coverage").
+
 Command line (``python -m analysis.fairness PREDICTIONS``): per-language and per-group tables
-with seeded bootstrap intervals, and the gaps across languages; see ``--help``. An interval is
+with BCa bootstrap intervals, and the gaps across languages; see ``--help``. An interval is
 left empty, with a note, where its stratum has fewer than ``MIN_CLASS_SIZE`` (10) toxic or
-non-toxic examples (:func:`interval_defined`).
+non-toxic examples (:func:`interval_defined`). ``--models A B [--compare]`` scores the identity
+sets with each fine-tuned model's toxicity head (:func:`models_main`): one folder per model, and
+side by side with paired differences (:func:`paired_language_rows`, :func:`difference_rows`).
 
 References
 ----------
@@ -28,6 +36,10 @@ References
    ``score = w0 AUC_overall + sum_a w_a M_p(m_{s,a})``, p = -5, w = 0.25.
 .. [3] Lucas Dixon, John Li, Jeffrey Sorensen, Nithum Thain and Lucy Vasserman. 2018. Measuring and
    Mitigating Unintended Bias in Text Classification. AIES 2018 (identity template test sets).
+.. [4] Bradley Efron. 1987. Better Bootstrap Confidence Intervals. Journal of the American
+   Statistical Association 82(397), 171-185.
+.. [5] Bradley Efron and Robert J. Tibshirani. 1993. An Introduction to the Bootstrap. Chapman &
+   Hall, ch. 14 (BCa, the jackknife acceleration) and ch. 10 (bias).
 """
 
 from __future__ import annotations
@@ -544,7 +556,7 @@ def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.9
     >>> [round(v, 3) for v in bca_interval(1.2, r, np.array([1.0, 2.0, 3.0]), 0.9, bounds=(0, 2))]
     [1.0, 2.0]
     """
-    from scipy.stats import norm
+    from scipy.special import ndtr, ndtri  # the standard normal cdf and its inverse (scipy.stats.norm is slower)
 
     samples = np.asarray(replicates, dtype=float)
     samples = samples[np.isfinite(samples)]
@@ -552,12 +564,13 @@ def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.9
         return float("nan"), float("nan")
     b = samples.size
     share = ((samples < estimate).sum() + 0.5 * (samples == estimate).sum()) / b
-    z0 = norm.ppf(np.clip(share, 1 / (b + 1), b / (b + 1)))
+    z0 = ndtri(np.clip(share, 1 / (b + 1), b / (b + 1)))
     a = acceleration(jackknife)
-    z = norm.ppf([(1 - confidence) / 2, (1 + confidence) / 2])
+    z = ndtri(np.array([(1 - confidence) / 2, (1 + confidence) / 2]))
+    denominator = 1 - a * (z0 + z)
     with np.errstate(divide="ignore", invalid="ignore"):
-        levels = norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
-    levels = np.nan_to_num(levels, nan=0.5)
+        # a (z0 + z) >= 1: the formula has no level there; the end is out of reach (0 or 1)
+        levels = np.where(denominator > 0, ndtr(z0 + (z0 + z) / denominator), [0.0, 1.0])
     ends = np.quantile(samples, np.clip(levels, 0, 1))
     beyond = (levels < 1 / b) | (levels > 1 - 1 / b)
     normal = 2 * estimate - samples.mean() + z * samples.std(ddof=1)
