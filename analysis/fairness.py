@@ -14,10 +14,18 @@ Metrics (pure functions, data positional, options keyword-only):
 A metric that is undefined (an AUC over one class only, a rate with an empty denominator) is NaN
 with an ``UndefinedMetricWarning``, never a crash and never a silent 0 or 0.5.
 
+Intervals: seeded, stratified bootstrap of the examples, and for every metric the BCa interval
+(bias-corrected and accelerated, :func:`bca_interval` [4]_ [5]_; acceleration from a grouped
+jackknife, :func:`jackknife_metrics`), valid for the generalized means and the bias score, whose
+plug-in estimates are biased low and whose percentile intervals missed their population value
+(coverage by simulation in analysis/README.md, "Coverage").
+
 Command line (``python -m analysis.fairness PREDICTIONS``): per-language and per-group tables
-with seeded bootstrap intervals, and the gaps across languages; see ``--help``. An interval is
+with BCa bootstrap intervals, and the gaps across languages; see ``--help``. An interval is
 left empty, with a note, where its stratum has fewer than ``MIN_CLASS_SIZE`` (10) toxic or
-non-toxic examples (:func:`interval_defined`).
+non-toxic examples (:func:`interval_defined`). ``--models A B [--compare]`` scores the identity
+sets with each fine-tuned model's toxicity head (:func:`models_main`): one folder per model, and
+side by side with paired differences (:func:`paired_language_rows`, :func:`difference_rows`).
 
 References
 ----------
@@ -28,6 +36,10 @@ References
    ``score = w0 AUC_overall + sum_a w_a M_p(m_{s,a})``, p = -5, w = 0.25.
 .. [3] Lucas Dixon, John Li, Jeffrey Sorensen, Nithum Thain and Lucy Vasserman. 2018. Measuring and
    Mitigating Unintended Bias in Text Classification. AIES 2018 (identity template test sets).
+.. [4] Bradley Efron. 1987. Better Bootstrap Confidence Intervals. Journal of the American
+   Statistical Association 82(397), 171-185.
+.. [5] Bradley Efron and Robert J. Tibshirani. 1993. An Introduction to the Bootstrap. Chapman &
+   Hall, ch. 14 (BCa, the jackknife acceleration) and ch. 10 (bias).
 """
 
 from __future__ import annotations
@@ -44,11 +56,11 @@ from scipy.stats import pmean
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from analysis._common import (check_bootstrap_options, command_line, input_record, output_folder, read_table,
-                              require_columns, rng_for, save_run)
+from analysis._common import (ANALYSIS_DIR, check_bootstrap_options, command_line, input_record, output_folder,
+                              read_table, require_columns, rng_for, safe_name, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
-from probing.manifest import add_overwrite_option
+from probing.manifest import add_overwrite_option, claim_output
 
 POWER = -5
 WEIGHT = 0.25
@@ -60,6 +72,9 @@ WEIGHT = 0.25
 # shipped identity frames. The generalized means and the bias score need every group with a
 # defined bias AUC to pass the rule.
 MIN_CLASS_SIZE = 10
+# Blocks of the grouped jackknife behind the BCa acceleration (jackknife_metrics): one example a
+# block up to this many examples, else this many random blocks (cost: as many passes as blocks).
+JACKKNIFE_BLOCKS = 200
 LANGUAGE_METRICS = ("roc_auc", "f1", "fpr", "fnr", "generalized_mean_subgroup_auc", "generalized_mean_bpsn_auc",
                     "generalized_mean_bnsp_auc", "bias_score")
 GROUP_METRICS = ("subgroup_auc", "bpsn_auc", "bnsp_auc", "fpr", "fnr", "fpr_gap", "fnr_gap")
@@ -393,6 +408,26 @@ def bootstrap_metrics(y_true, y_score, groups, *, threshold: float = 0.5, n_boot
     >>> b["roc_auc"].shape, b["group_bpsn_auc"].shape, float(b["roc_auc"].min())
     ((5,), (5, 1), 1.0)
     """
+    return paired_bootstrap_metrics(y_true, [y_score], groups, threshold=threshold, n_bootstrap=n_bootstrap,
+                                    strata=strata, seed=seed, max_cells=max_cells)[0]
+
+
+def paired_bootstrap_metrics(y_true, y_scores, groups, *, threshold: float = 0.5, n_bootstrap: int = 1000,
+                             strata=None, seed: int | np.random.Generator = 0,
+                             max_cells: int = 4_000_000) -> list[dict[str, np.ndarray]]:
+    """:func:`bootstrap_metrics` of several models' scores of the same examples, on the *same* resamples.
+
+    Replicate ``b`` of every model draws the same examples (the same counts), so that a difference
+    between two models' replicates is a replicate of the difference (the paired bootstrap); the
+    first model's replicates equal :func:`bootstrap_metrics` with the same seed.
+
+    Examples
+    --------
+    >>> a, b = paired_bootstrap_metrics([0, 1, 0, 1], [[0.1, 0.9, 0.2, 0.8], [0.1, 0.9, 0.95, 0.8]],
+    ...                                 [np.array([0, 1])], n_bootstrap=3, strata=[0, 1, 2, 3])
+    >>> (a["roc_auc"] - b["roc_auc"]).tolist()  # the second model ranks one non-toxic text above both toxic ones
+    [0.5, 0.5, 0.5]
+    """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = len(np.asarray(y_true))
     codes = np.zeros(n, dtype=int) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
@@ -407,8 +442,141 @@ def bootstrap_metrics(y_true, y_score, groups, *, threshold: float = 0.5, n_boot
         offsets = (rng.random((size, n)) * row_size).astype(int)
         draws = by_stratum[row_start + np.minimum(offsets, row_size - 1)]
         counts = np.bincount((np.arange(size)[:, None] * n + draws).ravel(), minlength=size * n).reshape(size, n)
-        parts.append(language_summary(weighted_metrics(y_true, y_score, groups, counts, threshold=threshold)))
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        parts.append([language_summary(weighted_metrics(y_true, scores, groups, counts, threshold=threshold))
+                      for scores in y_scores])
+    return [{key: np.concatenate([part[m][key] for part in parts]) for key in parts[0][m]}
+            for m in range(len(y_scores))]
+
+
+def jackknife_metrics(y_true, y_score, groups, *, threshold: float = 0.5, max_blocks: int = JACKKNIFE_BLOCKS,
+                      seed: int | np.random.Generator = 0, max_cells: int = 4_000_000) -> dict[str, np.ndarray]:
+    """:func:`language_summary` with one block of examples left out at a time (the grouped jackknife).
+
+    Several models' scores of the same examples (a list of score arrays, as for
+    :func:`paired_bootstrap_metrics`) give a list of such dicts, on the same blocks.
+
+    With ``n <= max_blocks`` examples each block is one example (the ordinary delete-one jackknife);
+    above it the examples are dealt at random (seeded) into ``max_blocks`` blocks of (nearly) equal
+    size, so the cost stays ``max_blocks`` passes, not ``n`` (a language of the identity sets has
+    7,600 rows). The jackknife only feeds the acceleration of :func:`bca_interval`, whose formula
+    is the same for blocks (Efron and Tibshirani 1993, ch. 14.3; the block version estimates the
+    same skewness with more noise).
+
+    Returns
+    -------
+    dict of arrays shaped like :func:`bootstrap_metrics`'s, one row per block left out.
+
+    Examples
+    --------
+    >>> j = jackknife_metrics([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], [np.array([0, 1])])
+    >>> j["roc_auc"].shape, j["group_bnsp_auc"][:, 0].tolist()
+    ((4,), [1.0, nan, nan, 1.0])
+    """
+    n = len(np.asarray(y_true))
+    paired = np.ndim(y_score) == 2
+    score_sets = list(y_score) if paired else [y_score]
+    if n <= max_blocks:
+        block = np.arange(n)
+    else:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        block = rng.permutation(np.arange(n) % max_blocks)
+    n_blocks = int(block.max()) + 1 if n else 0
+    chunk = max(1, max_cells // max(n, 1))
+    parts = []
+    for begin in range(0, n_blocks, chunk):
+        left_out = np.arange(begin, min(begin + chunk, n_blocks))
+        weights = (block[None, :] != left_out[:, None]).astype(float)
+        parts.append([language_summary(weighted_metrics(y_true, scores, groups, weights, threshold=threshold))
+                      for scores in score_sets])
+    out = [{key: np.concatenate([part[m][key] for part in parts]) for key in parts[0][m]}
+           for m in range(len(score_sets))]
+    return out if paired else out[0]
+
+
+def acceleration(jackknife: np.ndarray) -> float:
+    """BCa acceleration ``a = sum d_i^3 / (6 (sum d_i^2)^(3/2))``, ``d_i = mean(theta_(.)) - theta_(i)``
+    over the jackknife values ``theta_(i)`` (Efron and Tibshirani 1993, eq. 14.15); NaN values are
+    left out, and ``a = 0`` when the values do not vary.
+
+    >>> acceleration(np.array([1.0, 1.0, 1.0])), round(acceleration(np.array([0.0, 0.0, 1.0])), 6)
+    (0.0, -0.068041)
+    """
+    values = np.asarray(jackknife, dtype=float)
+    values = values[np.isfinite(values)]
+    d = values.mean() - values if values.size else values
+    spread = float((d ** 2).sum())
+    return 0.0 if spread <= 0 else float((d ** 3).sum() / (6 * spread ** 1.5))
+
+
+def bca_interval(estimate: float, replicates, jackknife, confidence: float = 0.95,
+                 bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float]:
+    """Bias-corrected and accelerated (BCa) bootstrap interval, widened to contain ``estimate``.
+
+    Efron (1987) [4]_; Efron and Tibshirani (1993), ch. 14 [5]_. With ``B`` replicates ``theta*_b``,
+    ``z0 = Phi^-1((#{theta*_b < estimate} + #{theta*_b = estimate} / 2) / B)`` (the share clipped
+    to ``[1/(B+1), B/(B+1)]``, so that ``z0`` stays finite), ``a`` from the jackknife
+    (:func:`acceleration`) and ``z = Phi^-1((1 -+ confidence) / 2)``, the ends are the
+    ``Phi(z0 + (z0 + z) / (1 - a (z0 + z)))`` quantiles of the replicates. A statistic whose
+    replicates sit below its estimate (the p = -5 generalized mean: a resample adds noise to every
+    group's AUC and M_p follows the lowest) gets ``z0 > 0`` and an interval moved up by about the
+    bootstrap's estimate of that bias, which the percentile interval lacks.
+
+    Where almost every replicate lies on one side of the estimate, a BCa level falls beyond what
+    ``B`` replicates resolve (below ``1/B`` or above ``1 - 1/B``) and its end would be the smallest
+    or largest replicate, however far the truth lies; that end is then the farther of that replicate
+    and the bias-corrected normal end ``estimate - bias + z sd`` (``bias = mean(theta*) - estimate``,
+    ``sd`` the replicates' standard deviation; Efron and Tibshirani 1993, ch. 10 and 13), so it is
+    never narrower than BCa's own. Ends are clipped to ``bounds``,
+    the statistic's range (``(0, 1)`` for AUCs and rates).
+    Where the bias is larger than about 2 standard errors both ends can lie above the estimate;
+    the interval is then widened to reach it (``[min(low, estimate), max(high, estimate)]``), which
+    can only raise its coverage, so that a reported value always lies inside its interval. NaN
+    replicates are left out; no finite replicate gives ``(nan, nan)``.
+
+    Examples
+    --------
+    Replicates centred on the estimate with no skew give the percentile interval:
+
+    >>> r = np.linspace(0, 1, 1001)
+    >>> [round(v, 3) for v in bca_interval(0.5, r, np.array([1.0, 2.0, 3.0]), 0.9)]
+    [0.05, 0.95]
+
+    70 % of the replicates below the estimate: ``z0 = 0.52`` and the interval moves up (levels
+    ``Phi(2 z0 -+ 1.645)`` = 0.27 and 0.996):
+
+    >>> [round(v, 3) for v in bca_interval(0.7, r, np.array([1.0, 2.0, 3.0]), 0.9)]
+    [0.274, 0.996]
+
+    Every replicate below the estimate: both levels are out of reach (about 1); the low end is the
+    largest replicate (below the normal end 1.425), the high end the bias-corrected normal end,
+    ``1.2 - (0.5 - 1.2) + 1.645 sd``; then the same clipped to the range [0, 2]:
+
+    >>> [round(v, 3) for v in bca_interval(1.2, r, np.array([1.0, 2.0, 3.0]), 0.9)]
+    [1.0, 2.376]
+    >>> [round(v, 3) for v in bca_interval(1.2, r, np.array([1.0, 2.0, 3.0]), 0.9, bounds=(0, 2))]
+    [1.0, 2.0]
+    """
+    from scipy.special import ndtr, ndtri  # the standard normal cdf and its inverse (scipy.stats.norm is slower)
+
+    samples = np.asarray(replicates, dtype=float)
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0 or not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    b = samples.size
+    share = ((samples < estimate).sum() + 0.5 * (samples == estimate).sum()) / b
+    z0 = ndtri(np.clip(share, 1 / (b + 1), b / (b + 1)))
+    a = acceleration(jackknife)
+    z = ndtri(np.array([(1 - confidence) / 2, (1 + confidence) / 2]))
+    denominator = 1 - a * (z0 + z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # a (z0 + z) >= 1: the formula has no level there; the end is out of reach (0 or 1)
+        levels = np.where(denominator > 0, ndtr(z0 + (z0 + z) / denominator), [0.0, 1.0])
+    ends = np.quantile(samples, np.clip(levels, 0, 1))
+    beyond = (levels < 1 / b) | (levels > 1 - 1 / b)
+    normal = 2 * estimate - samples.mean() + z * samples.std(ddof=1)
+    ends = np.where(beyond, [min(ends[0], normal[0]), max(ends[1], normal[1])], ends)
+    low, high = np.clip(ends, *bounds)
+    return float(min(low, estimate)), float(max(high, estimate))
 
 
 def strata_of(y_true, groups, n_samples: int) -> np.ndarray:
@@ -430,17 +598,23 @@ def strata_of(y_true, groups, n_samples: int) -> np.ndarray:
 
 FAIRNESS_COLUMNS = ["language", "scope", "category", "group_id", "group", "metric", "value", "ci_low", "ci_high",
                     "n", "n_positive", "n_negative", "note"]
+COMPARISON_COLUMNS = ["language", "scope", "category", "group_id", "group", "metric", "model_a", "value_a", "ci_low_a",
+                      "ci_high_a", "model_b", "value_b", "ci_low_b", "ci_high_b", "difference", "difference_ci_low",
+                      "difference_ci_high", "n", "n_positive", "n_negative", "note"]
 GAP_COLUMNS = ["scope", "category", "group_id", "metric", "language", "value", "reference_language",
                "difference_from_reference", "max_minus_min", "max_language", "min_language", "n_languages"]
 
 EXAMPLES = """examples:
   # audit a classifier on identity templates: make the test set, score it, then
   python -m analysis.identity_sets --output_dir results/analysis/identity_sets
-  #   ... add a 'score' column with your classifier's toxicity probability, then:
+  #   ... add a 'score' column with your classifier's toxicity probability (finetune.predict writes it as
+  #   toxicity_p: pass --score_column toxicity_p), then:
   python -m analysis.fairness scored_identity_set.csv
   # a labelled corpus with Jigsaw-style identity columns (a row mentions the identity if >= 0.5)
   python -m analysis.fairness predictions.csv --identity_columns female male muslim christian --threshold 0.4
   python -m analysis.fairness predictions.jsonl --label_column toxic --score_column prob --reference_language en
+  # fine-tuned models score the identity sets themselves (column toxicity_p), one folder each, and side by side
+  python -m analysis.fairness --models single multi --compare --languages en fr
 """
 
 
@@ -456,8 +630,26 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("predictions", help="CSV, TSV, JSON-lines or Parquet file (by suffix: .csv, .tsv, .jsonl/.json, "
-        ".parquet; others are read as CSV), one row per scored text")
+    add("predictions", nargs="?", default=None,
+        help="CSV, TSV, JSON-lines or Parquet file (by suffix: .csv, .tsv, .jsonl/.json, .parquet; others are read "
+             "as CSV), one row per scored text; or, instead, --models")
+    add("--models", nargs="+", default=None, metavar="MODEL",
+        help="fine-tuned models (names in results/models/ or folders written by finetune.train): each scores the "
+             "identity sets with its --task head and gets its own folder, fairness_<model>")
+    add("--task", default="toxicity",
+        help="with --models: the binary task whose probability is the toxicity score (column <task>_p, "
+             "default: toxicity, i.e. toxicity_p)")
+    add("--compare", action="store_true",
+        help="with two or more --models: also fairness_<first>_vs_<model>/fairness_comparison.csv, each later "
+             "model against the first, with paired differences and paired bootstrap intervals")
+    add("--identity_set", default=None,
+        help="with --models: the identity_set.csv (or its folder) that analysis.identity_sets wrote; default: "
+             "built from analysis/frames/ and prompts/")
+    add("--languages", nargs="+", default=None, metavar="LANG", help="with --models: these languages only")
+    add("--categories", nargs="+", default=None, metavar="CATEGORY", help="with --models: these categories only")
+    add("--batch_size", type=int, default=32, help="with --models: texts per forward pass (default: 32)")
+    add("--max_length", type=int, default=None, help="with --models: tokens per text (default: the model's own)")
+    add("--device", default="auto", choices=["auto", "cpu", "cuda"], help="with --models (default: auto)")
     add("--label_column", default="label", help="true label, 0 = not toxic, 1 = toxic (default: label)")
     add("--score_column", default="score", help="predicted toxicity score (default: score)")
     add("--language_column", default="language", help="language code (default: language)")
@@ -472,8 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--bootstrap", type=int, default=1000, help="bootstrap resamples per language; 0 skips intervals (default: 1000)")
     add("--confidence", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
     add("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    add("--output_dir", default=None, help="result folder (default: results/analysis/<run_name>)")
-    add("--run_name", default=None, help="default: fairness_<predictions file stem>")
+    add("--output_dir", default=None, help="result folder (default: results/analysis/<run_name>); with --models "
+                                            "the folder that holds fairness_<model> (default: results/analysis)")
+    add("--run_name", default=None, help="default: fairness_<predictions file stem> (not with --models)")
     add_overwrite_option(parser)
     return parser
 
@@ -564,13 +757,13 @@ def group_memberships(table: pd.DataFrame, args, path: Path) -> tuple[dict, dict
     return memberships, record
 
 
-def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
-    samples = samples[~np.isnan(samples)]
-    if samples.size == 0:
-        return float("nan"), float("nan")
-    alpha = (1 - confidence) / 2
-    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high)
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: [-1, 1] for the FPR and FNR gaps, [0, 1] for the others.
+
+    >>> metric_range("fpr_gap"), metric_range("bpsn_auc")
+    ((-1.0, 1.0), (0.0, 1.0))
+    """
+    return (-1.0, 1.0) if metric.endswith("_gap") else (0.0, 1.0)
 
 
 def interval_defined(n_pos: int, n_neg: int, *, min_class_size: int = MIN_CLASS_SIZE) -> bool:
@@ -596,8 +789,11 @@ def _undefined_note(value: float, n_pos: int, n_neg: int, metric: str) -> str:
     return f"undefined: {n_pos} toxic and {n_neg} non-toxic examples"
 
 
-def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, args, rng) -> list[dict]:
-    """Point estimates (scikit-learn) and bootstrap intervals for one language."""
+def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, args, rng,
+                  resamples: tuple[dict, dict] | None = None) -> list[dict]:
+    """Point estimates (scikit-learn) and BCa bootstrap intervals for one language, one row per metric
+    in the order of :func:`_row_keys`. ``resamples``: (bootstrap, jackknife) replicates already drawn
+    (:func:`paired_language_rows` draws them paired); by default drawn here from ``rng``."""
     members = [rows for *_, rows in groups]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -614,8 +810,11 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
             overall[f"generalized_mean_{name}"] = generalized_mean([g[name] for g in per_group])
         overall["bias_score"] = WEIGHT * (overall["roc_auc"] + overall["generalized_mean_subgroup_auc"]
                                           + overall["generalized_mean_bpsn_auc"] + overall["generalized_mean_bnsp_auc"])
-    boot = (bootstrap_metrics(y, s, members, threshold=args.threshold, n_bootstrap=args.bootstrap,
-                              strata=strata_of(y, members, len(y)), seed=rng) if args.bootstrap else None)
+    boot, jack = resamples or (None, None)
+    if args.bootstrap and resamples is None:
+        boot = bootstrap_metrics(y, s, members, threshold=args.threshold, n_bootstrap=args.bootstrap,
+                                 strata=strata_of(y, members, len(y)), seed=rng)
+        jack = jackknife_metrics(y, s, members, threshold=args.threshold, seed=rng)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     n_min = MIN_CLASS_SIZE
     sizes = [(int(y[indices].sum()), len(indices) - int(y[indices].sum())) for *_, indices in groups]
@@ -633,7 +832,9 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
         elif boot and not np.isnan(value) and combined and too_small:
             why = (f"interval undefined: {too_small} group(s) have fewer than {n_min} toxic or {n_min} non-toxic "
                    f"examples")
-        low, high = _interval(boot[metric], args.confidence) if boot and not why else (np.nan, np.nan)
+        low, high = (bca_interval(value, boot[metric], jack[metric], args.confidence, metric_range(metric))
+                     if boot and not why
+                     else (np.nan, np.nan))
         rows.append({"language": language, "scope": "language", "category": "", "group_id": "", "group": "",
                      "metric": metric, "value": value, "ci_low": low, "ci_high": high, "n": len(y),
                      "n_positive": n_pos, "n_negative": n_neg,
@@ -646,13 +847,67 @@ def language_rows(language: str, y: np.ndarray, s: np.ndarray, groups: list, arg
             if boot and not np.isnan(value) and not group_ok:
                 where = "group" if language_ok else "language"
                 why = f"interval undefined: fewer than {n_min} toxic or {n_min} non-toxic examples in the {where}"
-            low, high = (_interval(boot[f"group_{metric}"][:, k], args.confidence) if boot and not why
-                         else (np.nan, np.nan))
+            low, high = (bca_interval(value, boot[f"group_{metric}"][:, k], jack[f"group_{metric}"][:, k],
+                                      args.confidence, metric_range(metric)) if boot and not why else (np.nan, np.nan))
             rows.append({"language": language, "scope": "group", "category": category, "group_id": group_id,
                          "group": group, "metric": metric, "value": value, "ci_low": low, "ci_high": high,
                          "n": len(indices), "n_positive": g_pos, "n_negative": g_neg,
                          "note": _join(_undefined_note(value, g_pos, g_neg, metric), why)})
     return rows
+
+
+def _row_keys(n_groups: int) -> list[tuple[str, int | None]]:
+    """The replicate key (and group column) of each row :func:`language_rows` returns, in its order."""
+    return ([(metric, None) for metric in LANGUAGE_METRICS]
+            + [(f"group_{metric}", k) for k in range(n_groups) for metric in GROUP_METRICS])
+
+
+def paired_language_rows(language: str, y: np.ndarray, scores: list[np.ndarray], groups: list, args, rng
+                         ) -> tuple[list[list[dict]], list]:
+    """:func:`language_rows` of several models' scores of the same examples, all resampled alike.
+
+    Every model is resampled with the same bootstrap counts and jackknife blocks
+    (:func:`paired_bootstrap_metrics`), drawn from ``rng`` as one model's run draws them, so each
+    model's rows equal those of its own run with the same seed. Returns the rows per model and the
+    (bootstrap, jackknife) replicates per model (``None`` without ``--bootstrap``), for
+    :func:`difference_rows`.
+    """
+    members = [rows for *_, rows in groups]
+    resamples = [None] * len(scores)
+    if args.bootstrap:
+        boots = paired_bootstrap_metrics(y, list(scores), members, threshold=args.threshold,
+                                         n_bootstrap=args.bootstrap, strata=strata_of(y, members, len(y)), seed=rng)
+        jacks = jackknife_metrics(y, np.vstack(scores), members, threshold=args.threshold, seed=rng)
+        resamples = list(zip(boots, jacks))
+    return [language_rows(language, y, s, groups, args, rng, r) for s, r in zip(scores, resamples)], resamples
+
+
+def difference_rows(rows: tuple[list[dict], list[dict]], resamples: tuple, names: tuple[str, str], args
+                    ) -> list[dict]:
+    """Two models' rows of one language (:func:`paired_language_rows`) side by side, with the paired
+    difference ``b - a``: replicate ``b`` of the difference is the difference of the models' replicates
+    ``b`` (the same resampled rows), and its interval :func:`bca_interval` of those differences (the
+    estimate ``value_b - value_a``, the jackknife of the differences, the range ``[-1, 1]``, ``[-2, 2]``
+    for the gaps). An interval undefined for the models (too few examples) is undefined for the difference.
+    """
+    out = []
+    n_groups = (len(rows[0]) - len(LANGUAGE_METRICS)) // len(GROUP_METRICS)
+    for row_a, row_b, (key, k) in zip(*rows, _row_keys(n_groups)):
+        difference = row_b["value"] - row_a["value"]
+        low = high = np.nan
+        if args.bootstrap and np.isfinite(row_a["ci_low"]) and np.isfinite(row_b["ci_low"]):
+            (boot_a, jack_a), (boot_b, jack_b) = resamples
+            pick = (lambda table: table[key]) if k is None else (lambda table: table[key][:, k])
+            lowest, highest = metric_range(row_a["metric"])
+            low, high = bca_interval(difference, pick(boot_b) - pick(boot_a), pick(jack_b) - pick(jack_a),
+                                     args.confidence, (lowest - highest, highest - lowest))
+        out.append({**{c: row_a[c] for c in ("language", "scope", "category", "group_id", "group", "metric")},
+                    "model_a": names[0], "value_a": row_a["value"], "ci_low_a": row_a["ci_low"],
+                    "ci_high_a": row_a["ci_high"], "model_b": names[1], "value_b": row_b["value"],
+                    "ci_low_b": row_b["ci_low"], "ci_high_b": row_b["ci_high"], "difference": difference,
+                    "difference_ci_low": low, "difference_ci_high": high,
+                    **{c: row_a[c] for c in ("n", "n_positive", "n_negative", "note")}})
+    return out
 
 
 def gaps_table(fairness: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -675,10 +930,67 @@ def gaps_table(fairness: pd.DataFrame, reference: str) -> pd.DataFrame:
     return table[GAP_COLUMNS].reset_index(drop=True)
 
 
+def fairness_tables(table: pd.DataFrame, args, path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """``(fairness, gaps, memberships, identity record)`` of a checked predictions table."""
+    memberships, identity_record = group_memberships(table, args, path)
+    rows = []
+    for language, y, local_groups, in_language in language_data(table, args, memberships):
+        s = table[args.score_column].to_numpy()[in_language]
+        rows += language_rows(language, y, s, local_groups, args, rng_for(args.seed, "fairness", language))
+    fairness = pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
+    return fairness, gaps_table(fairness, args.reference_language), memberships, identity_record
+
+
+def language_data(table: pd.DataFrame, args, memberships: dict):
+    """Per language: ``(language, labels, groups with row indices local to the language, its rows)``."""
+    for language, groups in memberships.items():
+        in_language = np.flatnonzero((table[args.language_column] == language).to_numpy())
+        local = np.empty(len(table), dtype=int)
+        local[in_language] = np.arange(len(in_language))
+        y = table[args.label_column].to_numpy()[in_language]
+        yield language, y, [(gid, name, cat, local[indices]) for gid, name, cat, indices in groups], in_language
+
+
+DEFINITIONS = {"power": POWER, "weight": WEIGHT, "min_class_size": MIN_CLASS_SIZE,
+               "bias_score": "0.25 * (roc_auc + M_p(subgroup_auc) + M_p(bpsn_auc) + M_p(bnsp_auc)), p = -5",
+               "gaps": "fpr_gap = FPR(group) - FPR(language); fnr_gap likewise",
+               "interval": "BCa bootstrap (stratified resamples; acceleration from a grouped jackknife of at most "
+                           f"{JACKKNIFE_BLOCKS} blocks), widened to contain the estimate"}
+
+
+def _notes(fairness: pd.DataFrame, memberships: dict, args, where: str, path) -> None:
+    undefined = int(fairness["value"].isna().sum()) if "value" in fairness else 0
+    no_interval = int(fairness["note"].str.contains("interval undefined", regex=False).sum())
+    if args.reference_language not in memberships:  # printed once written: nothing is printed before a refusal
+        print(f"note: reference language {args.reference_language!r} is not in {path}; differences from it are "
+              f"empty (pass --reference_language with one of {', '.join(memberships)})", file=sys.stderr)
+    if undefined:
+        print(f"note: {undefined} metric value(s) are undefined (a set with one class only) and reported as NaN "
+              f"with a note in {where}", file=sys.stderr)
+    if no_interval:
+        print(f"note: {no_interval} interval(s) are undefined (fewer than {MIN_CLASS_SIZE} toxic or non-toxic "
+              f"examples in the group or language) and left empty, with a note in {where}", file=sys.stderr)
+
+
+def _summary(fairness: pd.DataFrame, memberships: dict) -> dict:
+    return {"languages": {lang: len(groups) for lang, groups in memberships.items()},
+            "undefined_values": int(fairness["value"].isna().sum()),
+            "undefined_intervals": int(fairness["note"].str.contains("interval undefined", regex=False).sum())}
+
+
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_bootstrap_options(args)
+    if args.models:
+        return models_main(args, argv)
+    if args.predictions is None:
+        raise UserError("pass a predictions file, or --models with the names of fine-tuned models to score the "
+                        "identity sets with")
+    for flag, value in (("--languages", args.languages), ("--categories", args.categories),
+                        ("--identity_set", args.identity_set), ("--compare", args.compare)):
+        if value:
+            raise UserError(f"{flag} goes with --models; a predictions file is used as it is")
     path = Path(args.predictions)
     target = output_folder(args, "analysis.fairness", f"fairness_{path.stem}")
     table = read_predictions(path)
@@ -689,45 +1001,159 @@ def main(argv: list[str] | None = None) -> int:
                     "name them with --language_column, --label_column, --score_column")
     require_columns(table, identity, path, hint)
     check_labels_and_scores(table, args, path)
-    memberships, identity_record = group_memberships(table, args, path)
-
-    rows = []
-    for language, groups in memberships.items():
-        in_language = np.flatnonzero((table[args.language_column] == language).to_numpy())
-        local = np.empty(len(table), dtype=int)
-        local[in_language] = np.arange(len(in_language))
-        y = table[args.label_column].to_numpy()[in_language]
-        s = table[args.score_column].to_numpy()[in_language]
-        local_groups = [(gid, name, cat, local[indices]) for gid, name, cat, indices in groups]
-        rows += language_rows(language, y, s, local_groups, args, rng_for(args.seed, "fairness", language))
-    fairness = pd.DataFrame(rows, columns=FAIRNESS_COLUMNS)
-    gaps = gaps_table(fairness, args.reference_language)
-    undefined = int(fairness["value"].isna().sum())
-    no_interval = int(fairness["note"].str.contains("interval undefined", regex=False).sum())
+    fairness, gaps, memberships, identity_record = fairness_tables(table, args, path)
     manifest = {
         "command": command_line("analysis.fairness", argv),
         "parameters": vars(args),
         "seed": args.seed,
         "bootstrap": args.bootstrap,
         "inputs": [input_record(path, len(table), **identity_record)],
-        "definitions": {"power": POWER, "weight": WEIGHT, "min_class_size": MIN_CLASS_SIZE,
-                        "bias_score": "0.25 * (roc_auc + M_p(subgroup_auc) + M_p(bpsn_auc) + M_p(bnsp_auc)), p = -5",
-                        "gaps": "fpr_gap = FPR(group) - FPR(language); fnr_gap likewise"},
-        "summary": {"languages": {lang: len(groups) for lang, groups in memberships.items()},
-                    "undefined_values": undefined, "undefined_intervals": no_interval},
+        "definitions": DEFINITIONS,
+        "summary": _summary(fairness, memberships),
     }
     save_run(target, {"fairness.csv": fairness, "gaps.csv": gaps}, manifest, overwrite=args.overwrite)
-    if args.reference_language not in memberships:  # printed once written: nothing is printed before a refusal
-        print(f"note: reference language {args.reference_language!r} is not in {path}; differences from it are "
-              f"empty (pass --reference_language with one of {', '.join(memberships)})", file=sys.stderr)
-    if undefined:
-        print(f"note: {undefined} metric value(s) are undefined (a set with one class only) and reported as NaN "
-              f"with a note in fairness.csv", file=sys.stderr)
-    if no_interval:
-        print(f"note: {no_interval} interval(s) are undefined (fewer than {MIN_CLASS_SIZE} toxic or non-toxic "
-              f"examples in the group or language) and left empty, with a note in fairness.csv", file=sys.stderr)
+    _notes(fairness, memberships, args, "fairness.csv", path)
     print(f"wrote fairness metrics for {len(memberships)} language(s) and "
           f"{sum(len(g) for g in memberships.values())} group(s) to {target}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Fairness of fine-tuned models (--models): score the identity sets with each model's toxicity head
+# --------------------------------------------------------------------------------------------
+
+def toxicity_model(name: str, task: str) -> Path:
+    """The folder of model ``name`` (``finetune.predict.model_folder``), refused unless it has a binary
+    task called ``task`` (its P(positive) is the toxicity score)."""
+    from finetune.model import read_task_specs
+    from finetune.predict import model_folder
+
+    folder = model_folder(name)
+    tasks = {t.name: t for t in read_task_specs(folder)["tasks"]}
+    if task not in tasks:
+        raise UserError(f"model {name!r} ({folder}) has no {task!r} task (its tasks: {', '.join(tasks) or 'none'}); "
+                        f"pass --task with its binary toxicity task, or fine-tune one with a toxicity task "
+                        f"(finetune/configs/multitask.yaml)")
+    if tasks[task].type != "binary":
+        raise UserError(f"task {task!r} of model {name!r} is {tasks[task].type}, not binary; fairness needs a "
+                        f"binary toxicity head (P(toxic)): pass --task with a binary task")
+    return folder
+
+
+def identity_table(args) -> tuple[pd.DataFrame, dict, Path | None]:
+    """The identity set to score: ``--identity_set`` (a file or the folder analysis.identity_sets wrote),
+    else built from analysis/frames/ and prompts/ (``--languages``, ``--categories``); and its record."""
+    from analysis import identity_sets
+    from analysis._common import find_table
+
+    if args.identity_set:
+        path = find_table(args.identity_set, "identity_set.csv")
+        table = read_predictions(path)
+        require_columns(table, ["text", args.language_column, args.label_column, args.group_column], path,
+                        "pass the identity_set.csv that python -m analysis.identity_sets wrote")
+        for flag, column, wanted in (("--languages", args.language_column, args.languages),
+                                     ("--categories", "category", args.categories)):
+            if wanted:
+                require_columns(table, [column], path, f"{flag} needs it")
+                table = table[table[column].astype(str).isin(wanted)]
+                if table.empty:
+                    raise UserError(f"{path} has no row of {flag} {' '.join(wanted)}")
+        return table.reset_index(drop=True), input_record(path, len(table)), path
+    table, frames, prompts, _ = identity_sets.build(args.languages, args.categories, prompts_dir=args.prompts_dir)
+    record = {"path": None, "rows": len(table), "built_by": "analysis.identity_sets.build",
+              "languages": list(frames), "categories": args.categories,
+              "frames": {lang: {"file": f.path.name, "version": f.version, "sha256": f.sha256}
+                         for lang, f in frames.items()}}
+    return table, record, None
+
+
+def model_scores(folder: Path, texts: list[str], args, device) -> np.ndarray:
+    """P(toxic) of each text by the model's ``args.task`` head: :func:`finetune.predict.predict`'s
+    ``<task>_p`` column."""
+    import transformers
+
+    from finetune.model import load_multitask
+    from finetune.predict import predict, trained_max_length
+
+    transformers.logging.disable_progress_bar()
+    model, tokenizer = load_multitask(folder)
+    model.to(device)
+    max_length = args.max_length if args.max_length is not None else trained_max_length(folder)
+    rows = predict(model, tokenizer, texts, max_length=max_length, batch_size=args.batch_size, device=device)
+    return np.array([row[f"{args.task}_p"] for row in rows], dtype=float)
+
+
+def models_main(args, argv) -> int:
+    """``--models``: one result folder per model, ``fairness_<model>``, and with ``--compare`` one per
+    later model against the first, ``fairness_<first>_vs_<model>``; every input checked and every
+    folder claimed before a model is loaded."""
+    from finetune.predict import model_record
+
+    if args.run_name is not None:
+        raise UserError("--run_name names one folder; with --models each model gets fairness_<model>: pass "
+                        "--output_dir for the folder that holds them")
+    if args.identity_columns:
+        raise UserError("--identity_columns goes with a predictions file; --models scores the identity sets, "
+                        "whose groups are in group_id")
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
+    if args.compare and len(args.models) < 2:
+        raise UserError("--compare needs two or more --models (each later one is compared with the first)")
+    folders = [toxicity_model(name, args.task) for name in args.models]
+    names = [safe_name(folder.name) for folder in folders]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"two of --models are named {repeated[0]!r}; their folders fairness_{repeated[0]} would "
+                        f"collide: give the models distinct folder names")
+    parent = Path(args.output_dir) if args.output_dir else ANALYSIS_DIR
+    targets = {name: parent / f"fairness_{name}" for name in names}
+    pairs = [(names[0], other) for other in names[1:]] if args.compare else []
+    compared = {pair: parent / f"fairness_{pair[0]}_vs_{pair[1]}" for pair in pairs}
+    for target in [*targets.values(), *compared.values()]:
+        claim_output(target, "analysis.fairness", overwrite=args.overwrite)
+    table, record, path = identity_table(args)
+    args.score_column = f"{args.task}_p"
+    where = path or Path("the identity set")
+    checked = table.assign(**{args.score_column: 0.5})
+    check_labels_and_scores(checked, args, where)  # labels, languages: before any model is loaded
+    memberships, identity_record = group_memberships(checked, args, where)  # unknown group ids too
+    from probing.engine import resolve_device
+
+    device = resolve_device(args.device)
+    texts = table["text"].astype(str).tolist()
+    scores = {name: model_scores(folder, texts, args, device) for name, folder in zip(names, folders)}
+    for name in names:
+        check_labels_and_scores(checked.assign(**{args.score_column: scores[name]}), args, where)
+    model_rows = {name: [] for name in names}
+    pair_rows = {pair: [] for pair in pairs}
+    for language, y, local_groups, in_language in language_data(checked, args, memberships):
+        rows, resamples = paired_language_rows(language, y, [scores[name][in_language] for name in names],
+                                               local_groups, args, rng_for(args.seed, "fairness", language))
+        for name, model_language_rows in zip(names, rows):
+            model_rows[name] += model_language_rows
+        for a, b in pairs:
+            i, j = names.index(a), names.index(b)
+            pair_rows[(a, b)] += difference_rows((rows[i], rows[j]), (resamples[i], resamples[j]), (a, b), args)
+    records = {name: {**model_record(folder), "task": args.task, "score_column": args.score_column}
+               for name, folder in zip(names, folders)}
+    base = {"command": command_line("analysis.fairness", argv), "parameters": vars(args), "seed": args.seed,
+            "bootstrap": args.bootstrap, "inputs": [{**record, **identity_record}], "definitions": DEFINITIONS}
+    for name in names:
+        fairness = pd.DataFrame(model_rows[name], columns=FAIRNESS_COLUMNS)
+        tables = {"fairness.csv": fairness, "gaps.csv": gaps_table(fairness, args.reference_language),
+                  "identity_set_scored.csv": table.assign(**{args.score_column: scores[name]})}
+        save_run(targets[name], tables, {**base, "model": records[name], "summary": _summary(fairness, memberships)},
+                 overwrite=args.overwrite)
+        _notes(fairness, memberships, args, f"{targets[name]}/fairness.csv", where)
+        print(f"wrote fairness metrics of {name} for {len(memberships)} language(s) and "
+              f"{sum(len(g) for g in memberships.values())} group(s) to {targets[name]}")
+    for (a, b), target in compared.items():
+        comparison = pd.DataFrame(pair_rows[(a, b)], columns=COMPARISON_COLUMNS)
+        manifest = {**base, "models": [records[a], records[b]], "reference_model": a,
+                    "comparison": "difference = value_b - value_a (b: the later model, a: the first); paired "
+                                  "bootstrap on the same resampled rows, BCa interval of the differences"}
+        save_run(target, {"fairness_comparison.csv": comparison}, manifest, overwrite=args.overwrite)
+        print(f"wrote the side-by-side fairness of {a} and {b} to {target}")
     return 0
 
 

@@ -54,7 +54,7 @@ from probing.manifest import add_overwrite_option, sha256_file  # noqa: E402
 from probing.lexicon import EMOTIONS  # noqa: E402
 
 TABLES = ("profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "gaps.csv", "excluded.csv", "recall.csv",
-          "comparison.csv", "alignment.csv")
+          "comparison.csv", "alignment.csv", "fairness_comparison.csv")
 PROFILE_KEYS = ("language", "category", "group_id", "group")  # and every emotion (analysis._common.check_profiles)
 REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the explorer adds its own)
     "correlations.csv": ["comparison", "reference", "other", "language", "category", "method", "emotion", "rho",
@@ -68,11 +68,13 @@ REQUIRED_COLUMNS = {  # what the figures and the report read of each table (the 
                        "difference", "diff_ci_low", "diff_ci_high"],
     "alignment.csv": ["model", "compared_with", "language_a", "language_b", "metric", "value", "ci_low", "ci_high",
                       "n_items"],
+    "fairness_comparison.csv": ["language", "scope", "group_id", "metric", "model_a", "model_b", "value_a", "value_b",
+                                "difference", "difference_ci_low", "difference_ci_high"],
 }
 WRITERS = {"profiles.csv": "probing.run", "correlations.csv": "analysis.correlate", "shifts.csv": "analysis.correlate",
            "excluded.csv": "analysis.correlate", "fairness.csv": "analysis.fairness", "gaps.csv": "analysis.fairness",
            "recall.csv": "analysis.recall", "comparison.csv": "analysis.compare_models",
-           "alignment.csv": "analysis.alignment"}
+           "alignment.csv": "analysis.alignment", "fairness_comparison.csv": "analysis.fairness"}
 FORMATS = ("png", "pdf")
 ALL = "all"
 STYLE = {
@@ -710,6 +712,53 @@ def alignment_section(run: Run) -> list[str]:
     return lines
 
 
+def comparison_forest_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``fairness_comparison.csv`` (``analysis.fairness --models A B --compare``) in the columns of
+    :func:`forest_data`: the paired difference ``B - A`` and its interval as ``value, ci_low, ci_high``.
+
+    >>> t = pd.DataFrame({"language": ["en"], "scope": ["language"], "group_id": [""], "metric": ["roc_auc"],
+    ...                   "model_a": ["a"], "model_b": ["b"], "value_a": [0.6], "value_b": [0.7], "difference": [0.1],
+    ...                   "difference_ci_low": [0.02], "difference_ci_high": [0.2]})
+    >>> comparison_forest_table(t)[["language", "value", "ci_low", "ci_high"]].values.tolist()
+    [['en', 0.1, 0.02, 0.2]]
+    """
+    out = table.drop(columns=[c for c in ("value", "ci_low", "ci_high") if c in table.columns])
+    out = out.rename(columns={"difference": "value", "difference_ci_low": "ci_low", "difference_ci_high": "ci_high"})
+    return out if "note" in out.columns else out.assign(note="")
+
+
+def fairness_comparison_figures(run: Run, n_groups: int) -> Iterator[Figure]:
+    """Forest plots of the paired differences ``B - A``: per language, and per language the groups whose
+    bias AUCs differ most (largest ``|B - A|``); dashed line at 0 (no difference)."""
+    table = comparison_forest_table(run.tables["fairness_comparison.csv"])
+    a, b = str(table["model_a"].iloc[0]), str(table["model_b"].iloc[0])
+    languages = sorted(table["language"].unique())
+    overall = table[table["scope"] == "language"]
+    zero = {m: [0.0] for m in (*LANGUAGE_METRICS, *GROUP_METRICS)}
+    references = {m: [(0.0, "0 (no difference)")] for m in (*LANGUAGE_METRICS, *GROUP_METRICS)}
+    yield Figure(f"fairness_comparison_languages_{run.label}",
+                 f"{b} minus {a}, per language: paired differences with paired bootstrap (BCa) intervals "
+                 f"({run.label}); dashed: 0; right of it {b} is higher.",
+                 forest(forest_data(overall, languages, "language", LANGUAGE_METRICS), languages, LANGUAGE_METRICS,
+                        f"{run.label}: {b} − {a}, per language", metric_limits(overall, LANGUAGE_METRICS, zero),
+                        references),
+                 run=run.label, kind="fairness_comparison")
+    groups = table[(table["scope"] == "group") & table["metric"].isin(GROUP_METRICS)]
+    limits = metric_limits(groups, GROUP_METRICS, zero)
+    for language in languages:
+        block = groups[groups["language"] == language]
+        if block.empty:
+            continue
+        largest = (block.assign(size=block["value"].abs()).groupby("group_id", sort=False)["size"].max()
+                   .sort_values(ascending=False, kind="stable", na_position="last").head(n_groups).index.tolist())
+        yield Figure(f"fairness_comparison_groups_{run.label}_{language}",
+                     f"The {len(largest)} groups whose bias AUCs differ most between {b} and {a} in {language} "
+                     f"({run.label}): {b} − {a} with paired intervals; axes shared by every language.",
+                     forest(forest_data(block[block["group_id"].isin(largest)], largest, "group_id", GROUP_METRICS),
+                            largest, GROUP_METRICS, f"{run.label}, {language}: {b} − {a}", limits, references),
+                     run=run.label, kind="fairness_comparison")
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -966,7 +1015,7 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
             threshold = parameters.get("threshold", "not recorded")
             tests.append(f"- `{run.label}` (analysis.fairness): threshold {threshold}, "
                          f"{manifest.get('bootstrap', parameters.get('bootstrap', 'not recorded'))} stratified "
-                         f"bootstrap resamples per language, seed {manifest.get('seed', 'not recorded')}; bias score "
+                         f"bootstrap resamples per language (BCa intervals), seed {manifest.get('seed', 'not recorded')}; bias score "
                          f"{(manifest.get('definitions') or {}).get('bias_score', 'as in analysis/README.md')}.")
     if tests:
         lines += ["### Tests and corrections", "", *tests, ""]
@@ -1046,6 +1095,21 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
             lines += [f"{len(undefined)} value(s) are undefined (one class only); see the `note` column; the "
                       f"forest plots write 'undefined' there.", ""]
         embed("fairness")
+    if "fairness_comparison.csv" in run.tables:
+        table = run.tables["fairness_comparison.csv"]
+        a, b = str(table["model_a"].iloc[0]), str(table["model_b"].iloc[0])
+        overall = table[table["scope"] == "language"].copy()
+        overall["cell_a"] = [_format(v) for v in overall["value_a"]]
+        overall["cell_b"] = [_format(v) for v in overall["value_b"]]
+        overall["cell_d"] = [f"{_format(d)} {ci}" for d, ci in
+                             zip(overall["difference"], _interval(overall, "difference_ci_low", "difference_ci_high"))]
+        side = overall[["language", "metric", "cell_a", "cell_b", "cell_d"]].rename(
+            columns={"cell_a": a, "cell_b": b, "cell_d": f"{b} − {a} (95% CI)"})
+        lines += ["### Toxicity fairness side by side", "",
+                  f"Per language, `{a}` and `{b}` on the same identity-set rows; the difference `{b} − {a}` with its "
+                  f"paired bootstrap interval (the same resampled rows for both models, BCa). Per-group rows are in "
+                  f"`fairness_comparison.csv`.", "", markdown_table(side), ""]
+        embed("fairness_comparison")
     if "recall.csv" in run.tables:
         table = run.tables["recall.csv"].copy()
         notes = {str(i.get("run")): ", ".join([*(["random weights"] if i.get("random_weights") else []),
@@ -1135,7 +1199,7 @@ def load_run(path: Path, label: str, names=TABLES, extra_columns: dict[str, list
             check_table(table, name, path / name, (extra_columns or {}).get(name, ()))
             run.tables[name] = table
     drawable = {"profiles.csv", "correlations.csv", "shifts.csv", "fairness.csv", "recall.csv", "comparison.csv",
-                "alignment.csv"}
+                "alignment.csv", "fairness_comparison.csv"}
     if not drawable & set(run.tables):
         raise UserError(f"{path} has none of {', '.join(sorted(drawable))}; pass a run folder that holds one")
     if (path / "manifest.json").is_file():
@@ -1173,6 +1237,8 @@ def draw(runs: list[Run], *, forest_groups: int, heatmap_groups: int = MAX_GROUP
             yield from comparison_figures(run)
         if "alignment.csv" in run.tables:
             yield from alignment_figures(run)
+        if "fairness_comparison.csv" in run.tables:
+            yield from fairness_comparison_figures(run, forest_groups)
 
 
 def run_labels(paths: list[Path]) -> list[str]:

@@ -167,6 +167,37 @@ def identity_set(prompts: prompt_files.LanguagePrompts, frames: LanguageFrames,
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def build(languages: list[str] | None = None, categories: list[str] | None = None,
+          frames_dir: Path | str = FRAMES_DIR, prompts_dir: Path | str = prompt_files.PROMPTS_DIR
+          ) -> tuple[pd.DataFrame, dict, dict, list[str]]:
+    """The identity set of ``languages`` (default: every language with a prompt file and frames) and
+    ``categories`` (default: all): ``(table, frames, prompts, skipped)``, ``frames`` and ``prompts`` by
+    language, ``skipped`` the languages with a prompt file but no frames (only when ``languages`` is None).
+    Used by this command and by ``analysis.fairness --models``."""
+    if categories:
+        unknown = [c for c in categories if c not in prompt_files.CATEGORIES]
+        if unknown:
+            raise UserError(f"unknown category {unknown[0]!r}; expected some of {', '.join(prompt_files.CATEGORIES)}")
+    with_frames = available_languages(frames_dir)
+    with_prompts = prompt_files.available_languages(prompts_dir)
+    skipped = []
+    if languages:
+        languages = list(languages)
+    else:
+        languages = [lang for lang in with_prompts if lang in with_frames]
+        skipped = [lang for lang in with_prompts if lang not in with_frames]
+    if not languages:
+        raise UserError(f"no language has both a prompt file in {prompts_dir} and frames in {frames_dir}")
+    frames = {lang: load_frames(lang, frames_dir) for lang in languages}
+    check_parallel(frames)
+    prompts = {lang: prompt_files.load_language(lang, prompts_dir) for lang in languages}
+    table = pd.concat([identity_set(prompts[lang], frames[lang], categories) for lang in languages],
+                      ignore_index=True)
+    if table.empty:
+        raise UserError("no group of these languages and categories has a frame")
+    return table, frames, prompts, skipped
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="python -m analysis.identity_sets",
@@ -189,28 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.categories:
-        unknown = [c for c in args.categories if c not in prompt_files.CATEGORIES]
-        if unknown:
-            raise UserError(f"unknown category {unknown[0]!r}; expected some of {', '.join(prompt_files.CATEGORIES)}")
     target = output_folder(args, "analysis.identity_sets", "identity_sets")
-    with_frames = available_languages(args.frames_dir)
-    with_prompts = prompt_files.available_languages(args.prompts_dir)
-    skipped = []  # noted once written: nothing is printed before a refusal
-    if args.languages:
-        languages = args.languages
-    else:
-        languages = [lang for lang in with_prompts if lang in with_frames]
-        skipped = [lang for lang in with_prompts if lang not in with_frames]
-    if not languages:
-        raise UserError(f"no language has both a prompt file in {args.prompts_dir} and frames in {args.frames_dir}")
-    frames = {lang: load_frames(lang, args.frames_dir) for lang in languages}
-    check_parallel(frames)
-    prompts = {lang: prompt_files.load_language(lang, args.prompts_dir) for lang in languages}
-    table = pd.concat([identity_set(prompts[lang], frames[lang], args.categories) for lang in languages],
-                      ignore_index=True)
-    if table.empty:
-        raise UserError("no group of these languages and categories has a frame")
+    table, frames, prompts, skipped = build(args.languages, args.categories, args.frames_dir, args.prompts_dir)
+    languages = list(frames)
     no_frames = sorted({g.category for p in prompts.values() for g in p.groups
                         if g.text is not None and not frames[p.language].for_group(g)
                         and (not args.categories or g.category in args.categories)})

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from finetune.config import FORMATS, POOLINGS
 from finetune.data import EXTENSIONS, is_missing, read_file
+from finetune.predict import DEFAULT_MAX_LENGTH, trained_max_length
 from probing import models
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, add_overwrite_option, claim_output_file, environment,
@@ -44,7 +44,6 @@ EMBEDDINGS_DIR = PROJECT_ROOT / "results" / "embeddings"
 NORMALIZATIONS = ("none", "l1", "l2")
 PROJECTIONS = ("auto", "on", "off")
 DEFAULT_POOLING = "mean"  # for encoders without task heads: the usual choice for sentence embeddings
-DEFAULT_MAX_LENGTH = 128
 
 EXAMPLES = """examples:
   python -m finetune.embed --model tiny-xlmr --input finetune/demo_data/multitask.csv
@@ -117,13 +116,6 @@ def model_source(name: str) -> tuple[str, str]:
     return models.resolve_model(finetuned_model=name)
 
 
-def saved_max_length(source: str) -> int:
-    """The ``max_length`` a ``finetune.train`` folder was trained with, else :data:`DEFAULT_MAX_LENGTH`."""
-    config_file = Path(source) / "train_config.yaml"
-    saved = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    return int((saved or {}).get("max_length", DEFAULT_MAX_LENGTH))
-
-
 def has_projection(source: str) -> bool:
     """Whether ``source`` is a multi-task folder trained with ``embedding_size`` (read from ``tasks.json``)."""
     from finetune.model import read_task_specs
@@ -156,7 +148,7 @@ def load_encoder(name: str, source: str, *, max_length: int | None = None) -> En
         model, tokenizer = load_multitask(Path(source))
         return Encoder(name, source, getattr(model.lm.config, "_commit_hash", None),
                        bool(registry.get("random_weights", False)), model, tokenizer, True, model.pooling,
-                       model.projection, max_length or saved_max_length(source))
+                       model.projection, max_length or trained_max_length(source))
 
     from transformers import AutoModel
 
@@ -173,7 +165,7 @@ def load_encoder(name: str, source: str, *, max_length: int | None = None) -> En
         tokenizer, module = models._load_from_hub(source, load)
     return Encoder(name, source, getattr(module.config, "_commit_hash", None),
                    bool(registry.get("random_weights", False)), module.eval(), tokenizer, False, None, None,
-                   max_length or saved_max_length(source))
+                   max_length or trained_max_length(source))
 
 
 def embed_texts(encoder: Encoder, texts: list[str], *, pooling: str, normalization: str, project: bool,

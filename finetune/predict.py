@@ -13,7 +13,10 @@ writes one row per input row: its columns, then per task
   are the input's tokens column if given, else the text split on white space.
 
 The output is csv, or jsonl when ``--output`` ends in ``.jsonl``; default
-``results/predictions/<model>/<input name>.csv``.
+``results/predictions/<model>/<input name>.csv``, one folder per model. Its manifest,
+``<file>.manifest.json`` beside it, names the model (:func:`model_record`: name, folder, base model,
+revision, random weights, sha256 of its config and weights). A file is replaced only with
+``--overwrite``, only if this command wrote it unchanged, and never when another model wrote it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, add_overwrite_option
                               make_parents, now_utc, remove_created, sha256_file, sidecar_manifest, write_json)
 
 PREDICTIONS_DIR = PROJECT_ROOT / "results" / "predictions"
+DEFAULT_MAX_LENGTH = 128  # tokens per text when the model folder does not say what it was trained with
 
 EXAMPLES = """examples:
   python -m finetune.predict --model tiny-multitask --input finetune/demo_data/multitask.csv
@@ -80,10 +84,46 @@ def model_folder(name: str) -> Path:
 
 
 def trained_max_length(folder: Path) -> int:
-    """The ``max_length`` the model in ``folder`` was trained with (its ``train_config.yaml``), else 128."""
+    """The ``max_length`` the model in ``folder`` was trained with (its ``train_config.yaml``), else
+    :data:`DEFAULT_MAX_LENGTH` (a hub id or a plain masked-LM folder)."""
     config_file = Path(folder) / "train_config.yaml"
     saved = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    return int((saved or {}).get("max_length", 128))
+    return int((saved or {}).get("max_length", DEFAULT_MAX_LENGTH))
+
+
+def model_record(folder: Path) -> dict:
+    """What names a fine-tuned model in a result's manifest: its name (folder name), folder, base
+    model and revision, whether the base weights were random (from the ``manifest.json`` that
+    ``finetune.train`` wrote, ``None`` where it is missing), its tasks, and the sha256 of its config
+    and weight files (``config.json``, ``train_config.yaml``, ``tasks.json``, ``*.safetensors``), so
+    that two models with the same name can be told apart."""
+    folder = Path(folder)
+    try:
+        trained = json.loads((folder / models.REGISTRY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        trained = {}
+    trained = trained if isinstance(trained, dict) else {}
+    base = trained.get("base_model") if isinstance(trained.get("base_model"), dict) else {}
+    names = ["config.json", "train_config.yaml", "tasks.json",
+             *sorted(p.name for p in folder.glob("*.safetensors"))]
+    return {"name": folder.name, "folder": str(folder.resolve()), "base_model": base.get("name"),
+            "base_source": base.get("source"), "revision": base.get("revision"),
+            "random_weights": trained.get("random_weights"),
+            "tasks": [{"name": t.get("name"), "type": t.get("type")} for t in trained.get("tasks") or []
+                      if isinstance(t, dict)],
+            "sha256": {name: sha256_file(folder / name) for name in names if (folder / name).is_file()}}
+
+
+def check_same_model(output: Path, folder: Path) -> None:
+    """Refuse to replace ``output`` if its sidecar manifest says another model folder wrote it: one
+    model's predictions never replace another's, even with ``--overwrite``."""
+    try:
+        earlier = json.loads(sidecar_manifest(output).read_text(encoding="utf-8"))["model"]["folder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable sidecar: claim_output_file decides
+    if Path(str(earlier)) != folder.resolve():
+        raise UserError(f"{output} holds the predictions of model {earlier}, not of {folder.resolve()}; nothing "
+                        f"there is replaced: pass --output with a new file name")
 
 
 def read_input(args) -> tuple[object, list]:
@@ -165,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output) if args.output else PREDICTIONS_DIR / folder.name / f"{Path(args.input).stem}.csv"
     if output.suffix.lower() not in (".csv", ".jsonl"):
         raise UserError(f"--output must end in .csv or .jsonl, got {output.name}")
+    check_same_model(output, folder)
     claim_output_file(output, "finetune.predict", overwrite=args.overwrite)
     max_length = args.max_length if args.max_length is not None else trained_max_length(folder)
 
@@ -202,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(tmp_sidecar, {
             "schema_version": SCHEMA_VERSION, "created": now_utc(),
             "command": ["python", "-m", "finetune.predict", *(argv if argv is not None else sys.argv[1:])],
-            "model": {"folder": str(folder.resolve()), "max_length": max_length},
+            "model": {**model_record(folder), "max_length": max_length},
             "parameters": vars(args),
             "inputs": [{"path": str(Path(args.input).expanduser().resolve()), "sha256": sha256_file(Path(args.input).expanduser()),
                         "rows": len(rows)}],

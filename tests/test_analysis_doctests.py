@@ -30,7 +30,8 @@ REQUIRED = {
     "analysis.correlations": ["spearman_per_group", "cosine_similarity_matrix", "rsa", "per_emotion", "statistic",
                               "permutation_test", "bootstrap_ci", "mean_shift", "benjamini_hochberg"],
     "analysis.fairness": ["subgroup_auc", "bpsn_auc", "bnsp_auc", "generalized_mean", "bias_score", "error_rates",
-                          "weighted_metrics", "bootstrap_metrics"],
+                          "weighted_metrics", "bootstrap_metrics", "paired_bootstrap_metrics", "jackknife_metrics",
+                          "acceleration", "bca_interval", "metric_range"],
     "analysis.compare_models": ["resample_counts", "weighted_auc", "percentile_interval"],
     "analysis.alignment": ["cosine_matrix", "retrieval_credits", "pair_statistics"],
 }
