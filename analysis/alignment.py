@@ -51,7 +51,7 @@ from analysis._common import (check_bootstrap_options, command_line, input_recor
                               require_columns, rng_for, save_run)
 from finetune.config import POOLINGS
 from finetune.embed import (DEFAULT_POOLING, PROJECTIONS, check_embedding_options, check_projection, embed_texts,
-                            load_encoder, model_source, pick_device)
+                            load_encoder, model_source)
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import add_overwrite_option
 
@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     table, languages = parallel_sentences(read_table(path), path, args)
     target = output_folder(args, "analysis.alignment", "alignment_" + "_".join(names))
 
-    device = pick_device(args.device)
+    from probing.engine import resolve_device
+
+    device = resolve_device(args.device)
     texts = list(dict.fromkeys(table["_text"].astype(str)))
     vectors, models_used = {}, []
     for name, source in sources:

@@ -25,7 +25,6 @@ Default output: ``results/embeddings/<model>/<input name>.parquet``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from finetune.predict import DEFAULT_MAX_LENGTH, trained_max_length
 from probing import models
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, add_overwrite_option, claim_output_file, environment,
-                              make_parents, now_utc, remove_created, sha256_file, sidecar_manifest, write_json)
+                              now_utc, sha256_file, write_file_with_sidecar)
 
 EMBEDDINGS_DIR = PROJECT_ROOT / "results" / "embeddings"
 NORMALIZATIONS = ("none", "l1", "l2")
@@ -197,12 +196,6 @@ def embed_texts(encoder: Encoder, texts: list[str], *, pooling: str, normalizati
     return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
-def pick_device(choice: str):
-    import torch
-
-    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
-
-
 # ---- command line ----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,39 +282,26 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow.parquet as pq
 
-    device = pick_device(args.device)
+    from probing.engine import resolve_device
+
+    device = resolve_device(args.device)
     encoder = load_encoder(name, source, max_length=args.max_length)
     pooling = args.pooling or encoder.trained_pooling or DEFAULT_POOLING
     vectors = embed_texts(encoder, texts, pooling=pooling, normalization=args.normalize, project=project,
                           batch_size=args.batch_size, device=device)
     table = embedding_table(frame, vectors, id_column=args.id_column, language_column=args.language_column)
-    created = make_parents(output)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    sidecar = sidecar_manifest(output)
-    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
-    written = False
-    try:
-        pq.write_table(table, tmp)
-        input_path = Path(args.input).expanduser()
-        write_json(tmp_sidecar, {
-            "schema_version": SCHEMA_VERSION, "created": now_utc(),
-            "command": ["python", "-m", "finetune.embed", *(argv if argv is not None else sys.argv[1:])],
-            "model": encoder.record(),
-            "embedding": {"pooling": pooling, "normalize": args.normalize, "projection": project,
-                          "dimension": int(vectors.shape[1]), "dtype": "float32"},
-            "parameters": vars(args),
-            "inputs": [{"path": str(input_path.resolve()), "sha256": sha256_file(input_path), "rows": len(texts)}],
-            "env": environment(),
-            "outputs": {output.name: {"rows": len(texts), "sha256": sha256_file(tmp)}},
-        })
-        tmp.replace(output)
-        tmp_sidecar.replace(sidecar)
-        written = True
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp_sidecar.unlink(missing_ok=True)
-        if not written:
-            remove_created(created)
+    input_path = Path(args.input).expanduser()
+    write_file_with_sidecar(output, lambda tmp: pq.write_table(table, tmp), lambda tmp: {
+        "schema_version": SCHEMA_VERSION, "created": now_utc(),
+        "command": ["python", "-m", "finetune.embed", *(argv if argv is not None else sys.argv[1:])],
+        "model": encoder.record(),
+        "embedding": {"pooling": pooling, "normalize": args.normalize, "projection": project,
+                      "dimension": int(vectors.shape[1]), "dtype": "float32"},
+        "parameters": vars(args),
+        "inputs": [{"path": str(input_path.resolve()), "sha256": sha256_file(input_path), "rows": len(texts)}],
+        "env": environment(),
+        "outputs": {output.name: {"rows": len(texts), "sha256": sha256_file(tmp)}},
+    })
     print(f"wrote {len(texts)} embeddings of dimension {vectors.shape[1]} ({pooling} pooling, normalize "
           f"{args.normalize}{', projected' if project else ''}) to {output}")
     return 0

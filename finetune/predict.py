@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from finetune.data import EXTENSIONS, is_missing, read_file, words_of
 from probing import models
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import (PROJECT_ROOT, SCHEMA_VERSION, add_overwrite_option, claim_output_file, environment,
-                              make_parents, now_utc, remove_created, sha256_file, sidecar_manifest, write_json)
+                              now_utc, sha256_file, sidecar_manifest, write_file_with_sidecar)
 
 PREDICTIONS_DIR = PROJECT_ROOT / "results" / "predictions"
 DEFAULT_MAX_LENGTH = 128  # tokens per text when the model folder does not say what it was trained with
@@ -209,14 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     claim_output_file(output, "finetune.predict", overwrite=args.overwrite)
     max_length = args.max_length if args.max_length is not None else trained_max_length(folder)
 
-    import torch
     import transformers
 
     from finetune.model import load_multitask
+    from probing.engine import resolve_device
 
     transformers.logging.disable_progress_bar()
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = resolve_device(args.device)
     model, tokenizer = load_multitask(folder)
     model.to(device)
     rows = predict(model, tokenizer, inputs, max_length=max_length, batch_size=args.batch_size, device=device)
@@ -224,12 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     table = pd.concat([frame.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
-    created = make_parents(output)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    sidecar = sidecar_manifest(output)
-    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
-    written = False
-    try:
+
+    def write(tmp: Path) -> None:
         if output.suffix.lower() == ".jsonl":
             with open(tmp, "w", encoding="utf-8") as handle:
                 for record in table.to_dict(orient="records"):
@@ -240,24 +234,17 @@ def main(argv: list[str] | None = None) -> int:
                     column = f"{task.name}_prediction"
                     table[column] = table[column].map(" ".join)
             table.to_csv(tmp, index=False)
-        write_json(tmp_sidecar, {
-            "schema_version": SCHEMA_VERSION, "created": now_utc(),
-            "command": ["python", "-m", "finetune.predict", *(argv if argv is not None else sys.argv[1:])],
-            "model": {**model_record(folder), "max_length": max_length},
-            "parameters": vars(args),
-            "inputs": [{"path": str(Path(args.input).expanduser().resolve()), "sha256": sha256_file(Path(args.input).expanduser()),
-                        "rows": len(rows)}],
-            "env": environment(),
-            "outputs": {output.name: {"rows": len(rows), "sha256": sha256_file(tmp)}},
-        })
-        tmp.replace(output)
-        tmp_sidecar.replace(sidecar)
-        written = True
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp_sidecar.unlink(missing_ok=True)
-        if not written:
-            remove_created(created)
+
+    input_path = Path(args.input).expanduser()
+    write_file_with_sidecar(output, write, lambda tmp: {
+        "schema_version": SCHEMA_VERSION, "created": now_utc(),
+        "command": ["python", "-m", "finetune.predict", *(argv if argv is not None else sys.argv[1:])],
+        "model": {**model_record(folder), "max_length": max_length},
+        "parameters": vars(args),
+        "inputs": [{"path": str(input_path.resolve()), "sha256": sha256_file(input_path), "rows": len(rows)}],
+        "env": environment(),
+        "outputs": {output.name: {"rows": len(rows), "sha256": sha256_file(tmp)}},
+    })
     print(f"wrote predictions for {len(rows)} rows and {len(model.tasks)} tasks to {output}")
     return 0
 

@@ -249,6 +249,33 @@ def claim_output_file(path: Path, command: str, *, overwrite: bool, flag: str = 
     check_writable(path)
 
 
+def write_file_with_sidecar(output: Path, write, manifest) -> None:
+    """Write a single-file result and its sidecar manifest (:func:`sidecar_manifest`) all or nothing.
+
+    ``write(tmp)`` fills a temporary file beside ``output``; ``manifest(tmp)`` returns the sidecar's
+    content (it may checksum ``tmp``). Both are moved into place only once both are written; on any
+    failure the temporaries and the parent folders created here are removed, so nothing half-written
+    is left (the claim of ``output`` is :func:`claim_output_file`'s, before this is called).
+    """
+    output = Path(output)
+    created = make_parents(output)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    sidecar = sidecar_manifest(output)
+    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
+    written = False
+    try:
+        write(tmp)
+        write_json(tmp_sidecar, manifest(tmp))
+        tmp.replace(output)
+        tmp_sidecar.replace(sidecar)
+        written = True
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_sidecar.unlink(missing_ok=True)
+        if not written:
+            remove_created(created)
+
+
 def make_parents(target: Path) -> list[Path]:
     """Create ``target``'s missing parent folders; returns those created, outermost first, so that
     :func:`remove_created` can take them back if the run fails."""
