@@ -685,14 +685,16 @@ def alignment_figures(run: Run) -> Iterator[Figure]:
 
 
 def alignment_section(run: Run) -> list[str]:
-    """report.md's tables of an ``alignment.csv``: each model's mean over pairs and its differences."""
+    """report.md's tables of an ``alignment.csv``: one row per language pair (28 for eight languages),
+    one column per model and metric, then the paired differences from the reference likewise."""
     table = run.tables["alignment.csv"].copy()
     table["compared_with"] = table["compared_with"].astype(object).fillna("").astype(str)
     table["cell"] = [f"{_format(v)} {i}" for v, i in zip(table["value"], _interval(table))]
+    table["pair"] = table["language_a"].astype(str) + "-" + table["language_b"].astype(str)
     shown = table[table["metric"].isin(["retrieval", "cosine_gap"])]
-    own = shown[shown["compared_with"] == ""].pivot_table(index=["model", "metric"], columns=["language_a", "language_b"],
-                                                           values="cell", aggfunc="first", sort=False)
-    own.columns = [f"{a}-{b}" for a, b in own.columns]
+    own = shown[shown["compared_with"] == ""].pivot_table(index="pair", columns=["model", "metric"], values="cell",
+                                                           aggfunc="first", sort=False)
+    own.columns = [f"{model} {metric}" for model, metric in own.columns]
     manifest = run.manifest
     models = ", ".join(f"`{m.get('name')}` ({m.get('pooling')} pooling{', projected' if m.get('projection') else ''}"
                        f"{', random weights' if m.get('random_weights') else ''})" for m in manifest.get("models", []))
@@ -704,9 +706,9 @@ def alignment_section(run: Run) -> list[str]:
              markdown_table(own.reset_index()), ""]
     differences = shown[shown["compared_with"] != ""]
     if not differences.empty:
-        wide = differences.pivot_table(index=["model", "compared_with", "metric"],
-                                       columns=["language_a", "language_b"], values="cell", aggfunc="first", sort=False)
-        wide.columns = [f"{a}-{b}" for a, b in wide.columns]
+        wide = differences.pivot_table(index="pair", columns=["model", "compared_with", "metric"], values="cell",
+                                       aggfunc="first", sort=False)
+        wide.columns = [f"{model} − {reference} {metric}" for model, reference, metric in wide.columns]
         lines += ["Paired differences (model − reference, the same resampled sentences):", "",
                   markdown_table(wide.reset_index()), ""]
     return lines

@@ -152,6 +152,13 @@ def test_command_writes_tidy_table_and_manifest(parallel, two_models, tmp_path, 
     assert code == 0, err
     report = (figure_dir / "report.md").read_text(encoding="utf-8")
     assert "### Cross-lingual alignment" in report and "Paired differences" in report
+    # one row per language pair, one column per model and metric
+    header = next(line for line in report.splitlines() if line.startswith("| pair |"))
+    assert header.split("|")[2:-1] == [" tiny-xlmr retrieval ", " tiny-xlmr cosine_gap ", " tiny-copy retrieval ",
+                                       " tiny-copy cosine_gap "]
+    assert {line.split("|")[1].strip() for line in report.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in {"de-en", "de-fr", "en-fr"}} == {
+        "de-en", "de-fr", "en-fr"}
     assert (figure_dir / "figures" / "alignment_pairs_alignment.png").is_file()
     assert (figure_dir / "figures" / "alignment_retrieval_alignment_tiny-xlmr.png").is_file()
 
