@@ -16,8 +16,9 @@ Three statistics:
 
 Significance and uncertainty (:func:`permutation_test`, :func:`bootstrap_ci`,
 :func:`benjamini_hochberg`): a one-sided permutation test of "the two profiles agree more than
-under a random pairing of groups" (optionally pairing groups only within strata, e.g. categories),
-p-values corrected across a run with Benjamini-Hochberg, and percentile bootstrap intervals over
+under a random pairing of groups" (optionally pairing groups only within strata, e.g. categories;
+exact by enumeration when there are few pairings, else sequential Monte Carlo [4]_),
+p-values corrected within a family of tests with Benjamini-Hochberg, and percentile bootstrap intervals over
 groups (for ``rsa`` both similarity matrices are recomputed on every resample).
 :func:`compare` draws its permutations and resamples from two independent streams seeded by the
 seed and the data (:func:`data_streams`).
@@ -33,11 +34,15 @@ References
    and powerful approach to multiple testing. JRSS B 57(1): 289-300.
 .. [3] Belinda Phipson and Gordon K. Smyth. 2010. Permutation p-values should never be zero.
    Statistical Applications in Genetics and Molecular Biology 9(1).
+.. [4] Julian Besag and Peter Clifford. 1991. Sequential Monte Carlo p-values. Biometrika
+   78(2): 301-304.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import warnings
 
 import numpy as np
@@ -48,6 +53,9 @@ METHODS = ("spearman", "rsa", "emotion")
 DIAGONAL_OPTIONS = ("exclude", "include")
 _PERMUTATION_CHUNK = 64  # RSA permutations (or resamples) handled per vectorised step (memory: chunk * n^2)
 NULL_PERCENTILES = (2.5, 97.5)  # the chance band reported with every permutation test
+NULL_BAND_DRAWS = 100  # permutations drawn (N or B allowing) before any test may stop, so its chance band rests on enough
+_BAND_STORE_MAX = 100_000  # permutation statistics kept per dimension for the chance band (memory: 8 bytes each)
+_BATCH_BYTES = 32 * 2**20  # memory of one batch of permutations and their statistics (its size follows from n)
 
 
 def _check_pair(base, other) -> tuple[np.ndarray, np.ndarray]:
@@ -316,28 +324,108 @@ def _permutations(n: int, n_permutations: int, rng: np.random.Generator, strata=
     return permutations
 
 
-def _null_distribution(base, other, *, method, diagonal, permutations) -> np.ndarray:
-    """The statistic of ``method`` with ``other``'s groups relabelled by each permutation."""
+def _strata_members(n: int, strata) -> list[np.ndarray]:
+    """The positions of each stratum, in order of first appearance (one stratum without ``strata``)."""
+    if strata is None:
+        return [np.arange(n)]
+    strata = np.asarray(strata)
+    if strata.shape != (n,):
+        raise ValueError(f"strata must have one label per group ({n}), got shape {strata.shape}")
+    return [np.flatnonzero(strata == label) for label in dict.fromkeys(strata.tolist())]
+
+
+def n_distinct_permutations(n_groups: int, *, strata=None, limit: int | None = None) -> int:
+    """How many distinct permutations a test may draw: ``prod_s n_s!`` over the strata (``n!``
+    without strata).
+
+    With ``limit``, any count above it is returned as ``limit + 1`` (the product of factorials of
+    2,400 groups is not worth computing to decide that it exceeds the permutations one would draw).
+
+    >>> n_distinct_permutations(3), n_distinct_permutations(5, strata=[0, 0, 1, 1, 1])
+    (6, 12)
+    >>> n_distinct_permutations(400, limit=10_000)
+    10001
+    """
+    total = 1
+    for members in _strata_members(n_groups, strata):
+        for k in range(2, len(members) + 1):
+            total *= k
+            if limit is not None and total > limit:
+                return limit + 1
+    return total
+
+
+@functools.lru_cache(maxsize=16)
+def _all_orders(size: int) -> np.ndarray:
+    """Every permutation of ``range(size)``, identity first, as a ``(size!, size)`` array."""
+    return np.array(list(itertools.permutations(range(size))), dtype=np.int64).reshape(-1, size)
+
+
+def _enumerated_permutations(members: list[np.ndarray], n: int, start: int, stop: int) -> np.ndarray:
+    """Permutations ``start`` to ``stop - 1`` of all ``prod_s n_s!`` within-stratum permutations:
+    index ``k`` is read as mixed-radix digits, one per stratum (radix ``n_s!``); index 0 is the
+    identity."""
+    index = np.arange(start, stop, dtype=np.int64)
+    permutations = np.tile(np.arange(n), (len(index), 1))
+    for positions in members:
+        if len(positions) < 2:
+            continue
+        orders = _all_orders(len(positions))
+        permutations[:, positions] = positions[orders[index % len(orders)]]
+        index //= len(orders)
+    return permutations
+
+
+def _null_function(base, other, *, method, diagonal):
+    """``(null, bytes_per_permutation)``: ``null(permutations, columns)`` is the statistic of
+    ``method`` with ``other``'s groups relabelled by each permutation, shape
+    ``(n_permutations, len(columns))`` (``columns``: the ``emotion`` dimensions wanted; one column
+    for the other methods). The ranks and similarity matrices are computed once, here."""
+    n = base.shape[0]
     if method == "spearman":
         pair_rho = _standardized_ranks(base, axis=1) @ _standardized_ranks(other, axis=1).T
-        rows = np.arange(base.shape[0])
-        return _quiet_nanmean(_clean(pair_rho[rows, permutations]), axis=1)
+        rows = np.arange(n)
+
+        def null(permutations, columns=None):
+            return _quiet_nanmean(_clean(pair_rho[rows, permutations]), axis=1)[:, None]
+
+        return null, 8 * n * 4
     if method == "emotion":
         zb = _standardized_ranks(base, axis=0)
         zo = _standardized_ranks(other, axis=0)
-        return _clean(np.einsum("nd,pnd->pd", zb, zo[permutations]))
+        width = base.shape[1]
+
+        def null(permutations, columns=None):
+            columns = np.arange(width) if columns is None else np.asarray(columns)
+            return _clean(np.einsum("nd,pnd->pd", zb[:, columns], zo[:, columns][permutations]))
+
+        return null, 8 * n * (width + 1) * 3
     za = _rsa_standardized(cosine_similarity_matrix(base), diagonal)
     zo = _rsa_standardized(cosine_similarity_matrix(other), diagonal)
-    null = np.empty(len(permutations))
-    for start in range(0, len(permutations), _PERMUTATION_CHUNK):
-        chunk = permutations[start:start + _PERMUTATION_CHUNK]
-        shuffled = zo[chunk[:, :, None], chunk[:, None, :]]  # (chunk, n, n): rows and columns together
-        null[start:start + len(chunk)] = _quiet_nanmean(_clean((za[None] * shuffled).sum(axis=2)), axis=1)
-    return null
+
+    def null(permutations, columns=None):
+        values = np.empty(len(permutations))
+        for start in range(0, len(permutations), _PERMUTATION_CHUNK):
+            chunk = permutations[start:start + _PERMUTATION_CHUNK]
+            # One (n, n) relabelled matrix at a time, rows and columns together: np.ix_ gathers it
+            # about ten times faster than one broadcast (chunk, n, n) index.
+            rows = np.stack([np.einsum("ij,ij->i", za, zo[np.ix_(p, p)]) for p in chunk])
+            values[start:start + len(chunk)] = _quiet_nanmean(_clean(rows), axis=1)
+        return values[:, None]
+
+    return null, 8 * n * 3
 
 
-def permutation_test(base, other, *, method: str, n_permutations: int = 1000, diagonal: str = "exclude",
-                     strata=None, seed: int | np.random.Generator = 0) -> dict:
+def _null_distribution(base, other, *, method, diagonal, permutations) -> np.ndarray:
+    """The statistic of ``method`` with ``other``'s groups relabelled by each permutation:
+    ``(n_permutations,)``, or ``(n_permutations, n_dims)`` for ``emotion``."""
+    null, _ = _null_function(base, other, method=method, diagonal=diagonal)
+    values = null(np.asarray(permutations))
+    return values if method == "emotion" else values[:, 0]
+
+
+def permutation_test(base, other, *, method: str, n_permutations: int = 1000, exceedances: int = 0,
+                     diagonal: str = "exclude", strata=None, seed: int | np.random.Generator = 0) -> dict:
     """One-sided permutation test: do the profiles agree more than under a random group pairing?
 
     Parameters
@@ -346,7 +434,12 @@ def permutation_test(base, other, *, method: str, n_permutations: int = 1000, di
         Row ``i`` of both is the same group.
     method : {"spearman", "rsa", "emotion"}
     n_permutations : int, default 1000
-        Random permutations drawn (Monte Carlo, with replacement among the allowed permutations).
+        The most random permutations drawn (Monte Carlo, with replacement among the allowed
+        permutations), ``B``. When the allowed permutations are no more than ``B``, all of them
+        are enumerated instead and ``p`` is exact.
+    exceedances : int, default 0
+        ``h`` of the sequential rule (Besag and Clifford 1991 [4]_): stop a test at its ``h``-th
+        permutation with ``T(pi) >= T_obs``. 0: always draw ``B`` (a fixed-count test).
     diagonal : {"exclude", "include"}, default "exclude"
         For ``rsa`` only; see :func:`rsa`.
     strata : array-like of shape (n_groups,), optional
@@ -359,15 +452,18 @@ def permutation_test(base, other, *, method: str, n_permutations: int = 1000, di
     dict
         ``statistic``: the observed statistic (see :func:`statistic`); ``p_value``: float, or
         ``(n_dims,)`` array for ``emotion``, in ``(0, 1]``; NaN where the statistic is;
+        ``n_permutations``: the permutations ``p`` rests on (float like ``p_value``; NaN where
+        ``p`` is); ``p_floor``: the smallest ``p`` the test can give, ``1/N`` when exact, else
+        ``1/(B+1)``; ``exact``: whether every permutation was enumerated;
         ``null_mean``, ``null_low``, ``null_high``: the mean and the 2.5 and 97.5 percentiles
-        (:data:`NULL_PERCENTILES`) of the permutation distribution, the statistic's chance band.
+        (:data:`NULL_PERCENTILES`) of the permutation statistics drawn (the statistic's chance
+        band; at least the first ``min(B, N, 100)`` draws, see :data:`NULL_BAND_DRAWS`).
 
     Notes
     -----
     Null hypothesis: the pairing of groups between the two profiles carries no information
     (with ``strata``: none beyond the stratum; ``other``'s groups are exchangeable within each
-    stratum). A permutation ``pi`` of the groups (within strata, if given) is drawn
-    ``n_permutations`` times:
+    stratum). A permutation ``pi`` of the groups (within strata, if given) relabels ``other``:
 
     * ``spearman``: ``T(pi) = mean_g spearman(base_g, other_pi(g))``, i.e. which group's vector
       in ``other`` is paired with which group in ``base``;
@@ -375,7 +471,21 @@ def permutation_test(base, other, *, method: str, n_permutations: int = 1000, di
       ``S'[i, j] = S_other[pi(i), pi(j)]``, and ``T(pi) = RSA(S_base, S')``;
     * ``emotion``: the groups of ``other`` are shuffled: ``T_d(pi) = spearman(base[:, d], other[pi, d])``.
 
-    ``p = (1 + #{T(pi) >= T_obs}) / (1 + n_permutations)`` (one-sided, upper tail; never 0 [3]_).
+    Let ``N = prod_s n_s!`` be the number of allowed permutations (:func:`n_distinct_permutations`).
+
+    * ``N <= B``: all ``N`` are enumerated (the identity among them) and
+      ``p = #{T(pi) >= T_obs} / N``, exact; ``p >= 1/N``.
+    * otherwise, random permutations are drawn one after another (in batches whose size depends on
+      the number of groups, so memory stays bounded). With ``h = exceedances > 0`` the test stops
+      at the ``L``-th draw if that is the ``h``-th with ``T(pi) >= T_obs``: ``p = h / L``;
+      a test reaching ``B`` draws with ``g < h`` exceedances (or any test with ``h = 0``) gets
+      ``p = (1 + g) / (1 + B)`` (never 0 [3]_). Both are valid p-values, ``P(p <= a) <= a``
+      under the null [4]_; the smallest is ``1/(B+1)`` (``h/L >= h/B > 1/(B+1)``). A test far
+      from significance stops after about ``h / p`` draws; one near or beyond the rejection
+      boundary draws on, up to ``B``.
+    * ``emotion`` decides per dimension: draws go on while any dimension is unresolved, and each
+      dimension counts only the draws up to its own stop.
+
     Because all profiles share structure (every group has more ``negative`` than ``surprise``,
     say), mismatched pairs correlate too; the test asks whether the *matched* pairing beats them.
     Pooling categories without strata would also count agreement that only reflects the
@@ -391,7 +501,22 @@ def permutation_test(base, other, *, method: str, n_permutations: int = 1000, di
     >>> result["statistic"], result["p_value"]
     (1.0, 0.01)
 
-    Four strata of one group each allow no other pairing, so every permutation ties:
+    Three groups have 3! = 6 pairings; enumerated, the identity is the only one reaching rho = 1,
+    so p = 1/6, and no data can give less:
+
+    >>> result = permutation_test(x[:3], x[:3], method="spearman", n_permutations=99)
+    >>> round(result["p_value"], 4), round(result["p_floor"], 4), result["n_permutations"], result["exact"]
+    (0.1667, 0.1667, 6.0, True)
+
+    The sequential rule stops a null test at its 10th exceedance, long before B:
+
+    >>> y = rng.random((30, 10))
+    >>> result = permutation_test(x[:6].repeat(5, axis=0), y, method="spearman", n_permutations=9999,
+    ...                           exceedances=10, seed=2)
+    >>> result["n_permutations"] < 100, result["p_value"] == 10 / result["n_permutations"]
+    (True, True)
+
+    Four strata of one group each allow no other pairing (N = 1): p = 1.
 
     >>> permutation_test(x[:4], x[:4], method="spearman", n_permutations=9, strata=[0, 1, 2, 3])["p_value"]
     1.0
@@ -401,20 +526,61 @@ def permutation_test(base, other, *, method: str, n_permutations: int = 1000, di
     base, other = _check_pair(base, other)
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be at least 1, got {n_permutations}")
+    if not 0 <= exceedances <= n_permutations:
+        raise ValueError(f"exceedances must be between 0 and n_permutations ({n_permutations}), got {exceedances}")
+    n = len(base)
+    members = _strata_members(n, strata)
     observed = statistic(base, other, method=method, diagonal=diagonal)
-    permutations = _permutations(len(base), n_permutations, _rng(seed), strata)
-    null = _null_distribution(base, other, method=method, diagonal=diagonal, permutations=permutations)
-    # A tolerance so that a permutation reproducing the observed pairing counts as >= despite
-    # floating-point noise in the sums (rhos lie in [-1, 1]).
-    exceed = (null >= np.asarray(observed) - 1e-9).sum(axis=0)
-    p_value = np.where(np.isnan(observed), np.nan, (1 + exceed) / (1 + n_permutations))
+    target = np.atleast_1d(np.asarray(observed, dtype=float)) - 1e-9  # >= despite floating-point noise in the sums
+    width = len(target)
+    n_distinct = n_distinct_permutations(n, strata=strata, limit=n_permutations)
+    exact = n_distinct <= n_permutations
+    total = n_distinct if exact else n_permutations
+    sequential = exceedances > 0 and not exact
+    null, bytes_each = _null_function(base, other, method=method, diagonal=diagonal)
+    batch_limit = max(1, _BATCH_BYTES // bytes_each)
+    rng = _rng(seed)
+
+    defined = ~np.isnan(target)
+    open_ = defined.copy()  # still counting: not stopped by the sequential rule
+    exceed = np.zeros(width, dtype=np.int64)
+    used = np.full(width, np.nan)
+    p_value = np.full(width, np.nan)
+    band, kept, drawn, size = [], 0, 0, min(NULL_BAND_DRAWS, batch_limit)
+    while drawn < total and (open_.any() or drawn < NULL_BAND_DRAWS):
+        size = min(size, batch_limit, total - drawn)
+        permutations = (_enumerated_permutations(members, n, drawn, drawn + size) if exact
+                        else _permutations(n, size, rng, strata))
+        columns = np.arange(width) if drawn < NULL_BAND_DRAWS else np.flatnonzero(open_)
+        values = np.full((size, width), np.nan)
+        values[:, columns] = null(permutations, columns)
+        if kept < _BAND_STORE_MAX:
+            band.append(values[:_BAND_STORE_MAX - kept])
+            kept += len(band[-1])
+        hits = (values >= target) & open_  # NaN compares False
+        if sequential:
+            reached = exceed + np.cumsum(hits, axis=0) >= exceedances  # (size, width)
+            stop = reached.any(axis=0) & open_
+            used[stop] = drawn + reached.argmax(axis=0)[stop] + 1
+            p_value[stop] = exceedances / used[stop]
+            open_ &= ~stop
+        exceed += hits.sum(axis=0)
+        drawn += size
+        size *= 2  # a test that did not stop is likely to go far: fewer, larger batches
+    unresolved = open_ & defined
+    used[unresolved] = total
+    p_value[unresolved] = exceed[unresolved] / total if exact else (1 + exceed[unresolved]) / (1 + total)
+    band = np.concatenate(band) if band else np.full((1, width), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN null gives NaN, as intended
-        low, high = np.nanpercentile(null, NULL_PERCENTILES, axis=0)
-    summary = {"null_mean": _quiet_nanmean(null, axis=0), "null_low": low, "null_high": high}
+        low, high = np.nanpercentile(band, NULL_PERCENTILES, axis=0)
+    summary = {"null_mean": _quiet_nanmean(band, axis=0), "null_low": low, "null_high": high}
+    floor = 1.0 / total if exact else 1.0 / (1 + total)
     if method != "emotion":
-        return {"statistic": observed, "p_value": float(p_value), **{k: float(v) for k, v in summary.items()}}
-    return {"statistic": observed, "p_value": p_value, **summary}
+        return {"statistic": observed, "p_value": float(p_value[0]), "n_permutations": float(used[0]),
+                "p_floor": floor, "exact": exact, **{k: float(v[0]) for k, v in summary.items()}}
+    return {"statistic": observed, "p_value": p_value, "n_permutations": used, "p_floor": floor, "exact": exact,
+            **summary}
 
 
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple:
@@ -593,20 +759,26 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     return adjusted
 
 
-def compare(base, other, *, method: str, n_permutations: int = 1000, n_bootstrap: int = 1000,
+def compare(base, other, *, method: str, n_permutations: int = 1000, exceedances: int = 0, n_bootstrap: int = 1000,
             confidence: float = 0.95, diagonal: str = "exclude", strata=None,
             seed: int | np.random.Generator = 0) -> dict:
     """Statistic, permutation p-value with its chance band, and bootstrap interval in one call.
 
-    ``n_permutations=0`` or ``n_bootstrap=0`` skip that part (NaN). ``per_group`` holds the
+    ``n_permutations=0`` or ``n_bootstrap=0`` skip that part (NaN). ``n_permutations`` and
+    ``exceedances`` go to :func:`permutation_test` (the most permutations and the stopping rule),
+    whose ``n_permutations`` (used) and ``p_floor`` are returned too. ``per_group`` holds the
     per-group rhos for ``spearman`` and ``rsa`` (None for ``emotion``). ``strata`` go to
     :func:`permutation_test`. Permutations and resamples come from the ``permutation`` and
     ``bootstrap`` streams of :func:`data_streams` (seed and data only): the p-value does not
     depend on ``n_bootstrap``, nor the interval on ``n_permutations``.
 
     >>> x = np.arange(12.0).reshape(4, 3) % 5
-    >>> sorted(compare(x, x, method="rsa", n_permutations=10, n_bootstrap=10))
-    ['ci_high', 'ci_low', 'null_high', 'null_low', 'null_mean', 'p_value', 'per_group', 'statistic']
+    >>> result = compare(x, x, method="rsa", n_permutations=10, n_bootstrap=10)
+    >>> sorted(result)  # doctest: +NORMALIZE_WHITESPACE
+    ['ci_high', 'ci_low', 'n_permutations', 'null_high', 'null_low', 'null_mean', 'p_floor', 'p_value',
+     'per_group', 'statistic']
+    >>> result["n_permutations"], result["p_floor"]  # 4! = 24 pairings > 10: Monte Carlo, floor 1/11
+    (10.0, 0.09090909090909091)
     """
     base, other = _check_pair(base, other)
     codes = None if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
@@ -614,11 +786,13 @@ def compare(base, other, *, method: str, n_permutations: int = 1000, n_bootstrap
     width = base.shape[1] if method == "emotion" else None
     nan = np.full(width, np.nan) if width else float("nan")
     result = {"statistic": statistic(base, other, method=method, diagonal=diagonal), "p_value": nan,
+              "n_permutations": nan, "p_floor": float("nan"),
               "null_mean": nan, "null_low": nan, "null_high": nan, "ci_low": nan, "ci_high": nan}
     if n_permutations > 0:
-        test = permutation_test(base, other, method=method, n_permutations=n_permutations, diagonal=diagonal,
-                                strata=strata, seed=streams["permutation"])
-        result.update({key: test[key] for key in ("p_value", "null_mean", "null_low", "null_high")})
+        test = permutation_test(base, other, method=method, n_permutations=n_permutations, exceedances=exceedances,
+                                diagonal=diagonal, strata=strata, seed=streams["permutation"])
+        result.update({key: test[key] for key in ("p_value", "n_permutations", "p_floor", "null_mean", "null_low",
+                                                  "null_high")})
     if n_bootstrap > 0:
         result.update(bootstrap_ci(base, other, method=method, n_bootstrap=n_bootstrap,
                                    confidence=confidence, diagonal=diagonal, seed=streams["bootstrap"]))
