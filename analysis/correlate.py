@@ -9,8 +9,8 @@ is left out and listed in ``excluded.csv``. The statistics are :mod:`analysis.co
 Writes ``results/analysis/<name>/`` (atomically):
 
 * ``correlations.csv``: one row per test: ``comparison, language, category, method, emotion,
-  rho, p, p_adjusted, null_mean, null_low, null_high, ci_low, ci_high, n_groups, reference, other,
-  note``;
+  rho, p, p_adjusted, bh_family, significant, n_permutations, p_floor, cannot_reject, null_mean,
+  null_low, null_high, ci_low, ci_high, n_groups, reference, other, note``;
 * ``per_group.csv``: the per-group rhos behind ``spearman`` and ``rsa``;
 * ``shifts.csv``: per emotion, the mean over groups of ``other - reference`` with its interval;
 * ``excluded.csv``: every group (or language) left out, and why;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,16 @@ ALL_CATEGORIES = "all"
 MODES = ("models", "languages")
 MIN_GROUPS = 3
 CORRELATION_COLUMNS = ["comparison", "language", "category", "method", "emotion", "rho", "p", "p_adjusted",
-                       "null_mean", "null_low", "null_high", "ci_low", "ci_high", "n_groups", "reference", "other",
-                       "note"]
+                       "bh_family", "significant", "n_permutations", "p_floor", "cannot_reject", "null_mean",
+                       "null_low", "null_high", "ci_low", "ci_high", "n_groups", "reference", "other", "note"]
+# The columns that name a Benjamini-Hochberg family: every test sharing their values is adjusted together.
+BH_FAMILIES = {"run": (), "comparison": ("comparison",), "comparison_method": ("comparison", "method"),
+               "comparison_language_method": ("comparison", "language", "method")}
+DEFAULT_BH_FAMILY = "comparison_method"
+MAX_PERMUTATIONS = 1_000_000  # per test; beyond, a run of 960 tests would take hours
+MIN_AUTO_PERMUTATIONS = 999  # the default maximum never goes below this (p resolved to 0.001)
+DEFAULT_EXCEEDANCES = 20  # h of the sequential rule: p of a test that stops is known to about 1/sqrt(h) = 22%
+MAX_EXCEEDANCES = 1000
 PER_GROUP_COLUMNS = ["comparison", "language", "category", "method", "group_id", "group", "rho"]
 SHIFT_COLUMNS = ["comparison", "language", "category", "emotion", "reference_mean", "other_mean", "shift",
                  "ci_low", "ci_high", "n_groups", "reference", "other"]
@@ -49,8 +58,10 @@ EXCLUDED_COLUMNS = ["comparison", "language", "category", "group_id", "group", "
 EXAMPLES = """examples:
   # base model against a fine-tuned one, every language both runs have
   python -m analysis.correlate results/profiles/xlm-roberta-base results/profiles/french
-  # one method, the published RSA setting (diagonal included), more permutations
+  # one method, the published RSA setting (diagonal included), at most 5000 permutations per test
   python -m analysis.correlate base/profiles.csv ft/profiles.csv --method rsa --rsa_diagonal include --permutations 5000
+  # fixed 1000 permutations per test (no early stop), Benjamini-Hochberg over the whole run at q = 0.1
+  python -m analysis.correlate base ft --permutations 1000 --exceedances 0 --bh_family run --alpha 0.1
   # cross-language: each language of one run against English
   python -m analysis.correlate results/profiles/xlm-roberta-base --mode languages --reference_language en
 """
@@ -94,7 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
              "groups); default: all three")
     add("--rsa_diagonal", choices=stats.DIAGONAL_OPTIONS, default="exclude",
         help="rank a group's similarity to itself in RSA rows (Choenni et al. 2021 did: include); default: exclude")
-    add("--permutations", type=int, default=1000, help="random permutations per test; 0 skips p-values (default: 1000)")
+    add("--permutations", type=int, default=None,
+        help="the most random permutations per test (fewer where --exceedances stops it; all of them, exact, where a "
+             "category allows no more); 0 skips p-values (default: per BH family of m tests, max(999, ceil(2m/alpha) - "
+             "1), so that a test without exceedance is significant on its own)")
+    add("--exceedances", type=int, default=DEFAULT_EXCEEDANCES,
+        help=f"stop a test at its h-th permutation statistic >= the observed one, p = h/draws (Besag and Clifford "
+             f"1991); 0 always draws --permutations (default: {DEFAULT_EXCEEDANCES})")
+    add("--bh_family", choices=list(BH_FAMILIES), default=DEFAULT_BH_FAMILY,
+        help=f"the tests Benjamini-Hochberg adjusts together: the whole run, each comparison, each comparison and "
+             f"method, or each comparison, language and method (default: {DEFAULT_BH_FAMILY})")
+    add("--alpha", type=float, default=0.05,
+        help="level of 'significant' (BH-adjusted p <= alpha) and 'cannot_reject' (p_floor > alpha) (default: 0.05)")
     add("--bootstrap", type=int, default=1000, help="bootstrap resamples of the groups; 0 skips intervals (default: 1000)")
     add("--confidence", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
     add("--seed", type=int, default=0, help="seed of permutations and bootstrap (default: 0)")
@@ -109,8 +131,17 @@ def validate_args(args) -> None:
     if args.mode == "models" and len(args.inputs) < 2:
         raise UserError(f"--mode models needs a reference and at least one other profiles file, got {len(args.inputs)} "
                         f"input; add one, or pass --mode languages to compare the languages of one run")
-    if args.permutations < 0 or args.bootstrap < 0:
-        raise UserError("--permutations and --bootstrap must be 0 or more")
+    if args.bootstrap < 0:
+        raise UserError("--bootstrap must be 0 or more")
+    if args.permutations is not None and not 0 <= args.permutations <= MAX_PERMUTATIONS:
+        raise UserError(f"--permutations must be between 0 and {MAX_PERMUTATIONS:,}, got {args.permutations}")
+    if not 0 <= args.exceedances <= MAX_EXCEEDANCES:
+        raise UserError(f"--exceedances must be between 0 and {MAX_EXCEEDANCES}, got {args.exceedances}")
+    if args.permutations and args.exceedances > args.permutations:
+        raise UserError(f"--exceedances ({args.exceedances}) must not exceed --permutations ({args.permutations}); "
+                        f"lower it, or pass 0 for a fixed count")
+    if not 0 < args.alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if not 0 < args.confidence < 1:
         raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}")
     if args.labels is not None and len(args.labels) != len(args.inputs):
@@ -258,8 +289,44 @@ def _undefined_rows(common: dict, methods, emotions, n: int) -> list[dict]:
             for method in methods for emotion in (emotions if method == "emotion" else [""])]
 
 
-def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    rows, per_group, shifts = [], [], []
+def family_key(row: dict, family: str) -> str:
+    """The readable name of a test's Benjamini-Hochberg family: its values of the family's columns
+    (:data:`BH_FAMILIES`) joined by `` | ``, or ``"run"``.
+
+    >>> family_key({"comparison": "a vs b", "language": "en", "method": "rsa"}, "comparison_method")
+    'a vs b | rsa'
+    """
+    return " | ".join(str(row[column]) for column in BH_FAMILIES[family]) or "run"
+
+
+def default_permutations(family_size: int, alpha: float) -> int:
+    """The default most permutations of a test in a family of ``family_size`` tests:
+    ``B = max(999, ceil(2 m / alpha) - 1)``. A test with at most one exceedance in ``B`` draws then has
+    ``p <= 2/(B+1) <= alpha/m``, significant after Benjamini-Hochberg even as the family's only
+    small p.
+
+    >>> default_permutations(800, 0.05), default_permutations(10, 0.05)
+    (31999, 999)
+    """
+    return max(MIN_AUTO_PERMUTATIONS, math.ceil(2 * family_size / alpha) - 1)
+
+
+def adjust_within_families(correlations: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """``p_adjusted`` (Benjamini-Hochberg within each ``bh_family``), ``significant``
+    (``p_adjusted <= alpha``) and ``cannot_reject`` (``p_floor > alpha``; empty without a test)."""
+    adjusted = np.full(len(correlations), np.nan)
+    for _, positions in correlations.groupby("bh_family", sort=False).indices.items():
+        adjusted[positions] = stats.benjamini_hochberg(correlations["p"].to_numpy(dtype=float)[positions])
+    floor = correlations["p_floor"].to_numpy(dtype=float)
+    return correlations.assign(
+        p_adjusted=adjusted, significant=adjusted <= alpha,
+        cannot_reject=pd.array(np.where(np.isnan(floor), None, floor > alpha), dtype="boolean"),
+        n_permutations=pd.array(correlations["n_permutations"].to_numpy(dtype=float), dtype="Int64"))
+
+
+def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """The tables, and the most permutations of each BH family (empty with ``--permutations 0``)."""
+    slots, per_group, shifts, planned = [], [], [], []  # slots: the rows of each category and method, in order
     ref_columns, oth_columns = [f"ref_{e}" for e in emotions], [f"oth_{e}" for e in emotions]
     for comparison in comparisons:
         table = comparison.table
@@ -268,9 +335,6 @@ def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple
             subset = table if category == ALL_CATEGORIES else by_category.get(category, table.iloc[:0])
             base = subset[ref_columns].to_numpy(dtype=float)
             other = subset[oth_columns].to_numpy(dtype=float)
-            # Pooled rows permute groups within their category: their null is "no agreement beyond
-            # what the categories explain".
-            strata = subset["category"].to_numpy() if category == ALL_CATEGORIES else None
             common = {"comparison": comparison.name, "language": comparison.language, "category": category,
                       "reference": comparison.reference, "other": comparison.other}
             n = len(subset)
@@ -282,35 +346,57 @@ def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple
                                             "other_mean": shift["other_mean"], "shift": shift["shift"], **interval,
                                             "n_groups": n}).assign(**common))
             if n < MIN_GROUPS:
-                rows += _undefined_rows(common, args.methods, emotions, n)
+                slots.append(_undefined_rows(common, args.methods, emotions, n))
                 continue
             for method in args.methods:
-                result = stats.compare(base, other, method=method, n_permutations=args.permutations,
-                                       n_bootstrap=args.bootstrap, confidence=args.confidence,
-                                       diagonal=args.rsa_diagonal, strata=strata, seed=args.seed)
-                values = {key: result[key] for key in ("null_mean", "null_low", "null_high", "ci_low", "ci_high")}
-                if method == "emotion":
-                    for i, emotion in enumerate(emotions):
-                        rho = result["statistic"][i]
-                        rows.append({**common, "method": method, "emotion": emotion, "rho": rho,
-                                     "p": result["p_value"][i], **{k: v[i] for k, v in values.items()},
-                                     "n_groups": n, "note": "constant across groups: rho undefined" if np.isnan(rho) else ""})
-                    continue
-                defined = int(np.sum(~np.isnan(result["per_group"])))
-                rows.append({**common, "method": method, "emotion": "", "rho": result["statistic"],
-                             "p": result["p_value"], **values, "n_groups": defined,
-                             "note": "" if defined == n else f"{n - defined} group(s) with a constant vector: rho undefined"})
-                per_group.append(subset[["group_id", "group"]].assign(
-                    comparison=comparison.name, language=comparison.language, category=category, method=method,
-                    rho=result["per_group"]))
-    correlations = pd.DataFrame(rows, columns=[c for c in CORRELATION_COLUMNS if c != "p_adjusted"])
-    correlations.insert(CORRELATION_COLUMNS.index("p_adjusted"), "p_adjusted",
-                        stats.benjamini_hochberg(correlations["p"].to_numpy(dtype=float)))
+                planned.append((len(slots), common, method, subset, base, other))
+                slots.append([])
+    # The default maximum permutations depend on the size of each family, known before any test runs.
+    sizes: dict[str, int] = {}
+    for _, common, method, *_ in planned:
+        key = family_key({**common, "method": method}, args.bh_family)
+        sizes[key] = sizes.get(key, 0) + (len(emotions) if method == "emotion" else 1)
+    if args.permutations == 0:
+        limits = {}
+    elif args.permutations is None:
+        limits = {key: default_permutations(size, args.alpha) for key, size in sizes.items()}
+    else:
+        limits = dict.fromkeys(sizes, args.permutations)
+    for slot, common, method, subset, base, other in planned:
+        rows = slots[slot]
+        limit = limits.get(family_key({**common, "method": method}, args.bh_family), 0)
+        n = len(subset)
+        # Pooled rows permute groups within their category: their null is "no agreement beyond
+        # what the categories explain".
+        strata = subset["category"].to_numpy() if common["category"] == ALL_CATEGORIES else None
+        result = stats.compare(base, other, method=method, n_permutations=limit,
+                               exceedances=min(args.exceedances, limit), n_bootstrap=args.bootstrap,
+                               confidence=args.confidence, diagonal=args.rsa_diagonal, strata=strata, seed=args.seed)
+        values = {key: result[key] for key in ("n_permutations", "null_mean", "null_low", "null_high", "ci_low",
+                                               "ci_high")}
+        if method == "emotion":
+            for i, emotion in enumerate(emotions):
+                rho = result["statistic"][i]
+                rows.append({**common, "method": method, "emotion": emotion, "rho": rho, "p": result["p_value"][i],
+                             "p_floor": result["p_floor"], **{k: v[i] for k, v in values.items()}, "n_groups": n,
+                             "note": "constant across groups: rho undefined" if np.isnan(rho) else ""})
+            continue
+        defined = int(np.sum(~np.isnan(result["per_group"])))
+        rows.append({**common, "method": method, "emotion": "", "rho": result["statistic"], "p": result["p_value"],
+                     "p_floor": result["p_floor"], **values, "n_groups": defined,
+                     "note": "" if defined == n else f"{n - defined} group(s) with a constant vector: rho undefined"})
+        per_group.append(subset[["group_id", "group"]].assign(
+            comparison=common["comparison"], language=common["language"], category=common["category"],
+            method=method, rho=result["per_group"]))
+    correlations = pd.DataFrame([row for rows in slots for row in rows]).reindex(columns=CORRELATION_COLUMNS)
+    correlations["bh_family"] = [family_key(row, args.bh_family) for row in correlations.to_dict("records")]
+    correlations = adjust_within_families(correlations, args.alpha)
 
     def stacked(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
-    return correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS), stacked(shifts, SHIFT_COLUMNS)
+    return (correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS), stacked(shifts, SHIFT_COLUMNS),
+            limits)
 
 
 def input_manifest_summary(path: Path) -> dict:
@@ -356,10 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [load_profiles(path, label) for path, label in zip(args.inputs, labels)]
     emotions = inputs[0].emotions  # every input has the same ones (check_profiles)
     comparisons, excluded = build_comparisons(inputs, emotions, args)
-    correlations, per_group, shifts = run_tests(comparisons, emotions, args)
+    correlations, per_group, shifts, limits = run_tests(comparisons, emotions, args)
     excluded_table = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
 
-    significant = int((correlations["p_adjusted"] < 0.05).sum())
+    significant = int(correlations["significant"].sum())
     records = [input_record(item.path, len(item.table), label=item.label, **input_manifest_summary(item.path))
                for item in inputs]
     warning = single_token_warning(records) if args.mode == "languages" else ""
@@ -367,14 +453,26 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line("analysis.correlate", argv),
         "parameters": {**vars(args), "labels": labels},
         "seed": args.seed,
-        "permutations": args.permutations,
+        "permutations": "auto" if args.permutations is None else args.permutations,
+        "permutations_by_family": limits,
+        "exceedances": args.exceedances,
         "bootstrap": args.bootstrap,
-        "p_value": "one-sided permutation p = (1 + #{T_perm >= T_obs}) / (1 + permutations); category 'all' "
-                   "permutes groups within their category; Benjamini-Hochberg across every test of this run",
+        "alpha": args.alpha,
+        "bh_family": args.bh_family,
+        "bh_family_columns": list(BH_FAMILIES[args.bh_family]),
+        "stopping_rule": (f"sequential Monte Carlo (Besag and Clifford 1991): stop a test at its h = {args.exceedances}-th "
+                          f"exceedance (T_perm >= T_obs), p = h / draws; else p = (1 + exceedances) / (1 + B) after "
+                          f"B = the family's most permutations" if args.exceedances else
+                          "fixed count: B permutations per test, p = (1 + exceedances) / (1 + B)"),
+        "p_value": "one-sided permutation p: exact #{T_perm >= T_obs} / N over all N = prod n_s! pairings (identity "
+                   "included) where N <= B, else the stopping rule; p_floor = 1/N or 1/(B+1); category 'all' "
+                   "permutes groups within their category; Benjamini-Hochberg within each bh_family; significant: "
+                   "p_adjusted <= alpha; cannot_reject: p_floor > alpha",
         "emotions": emotions,
         "inputs": records,
         "warnings": [warning] if warning else [],
-        "summary": {"tests": len(correlations), "significant_bh_0.05": significant,
+        "summary": {"tests": len(correlations), "significant": significant,
+                    "cannot_reject": int(correlations["cannot_reject"].fillna(False).sum()),
                     "groups_compared": {f"{c.name} [{c.language}]": len(c.table) for c in comparisons},
                     "excluded": excluded_table["reason"].value_counts().to_dict()},
     }
@@ -386,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         reasons = "; ".join(f"{n} {reason}" for reason, n in excluded_table["reason"].value_counts().items())
         print(f"note: {len(excluded_table)} group(s) or language(s) left out (listed in excluded.csv): {reasons}",
               file=sys.stderr)
-    print(f"wrote {len(correlations)} tests ({significant} with BH-adjusted p < 0.05) over "
+    print(f"wrote {len(correlations)} tests ({significant} with BH-adjusted p <= {args.alpha}, BH family "
+          f"{args.bh_family}) over "
           f"{len(comparisons)} comparison(s) to {target}")
     return 0
 

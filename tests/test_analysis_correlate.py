@@ -62,8 +62,12 @@ def test_end_to_end_tables_alignment_and_manifest(runs, tmp_path, cli):
     fr_all = table[(table["language"] == "fr") & (table["category"] == "all") & (table["method"] == "spearman")]
     assert fr_all["n_groups"].item() == len(GROUPS) - 2
     assert fr_all["rho"].item() < 0.9
-    # BH over every test of the run
-    np.testing.assert_allclose(table["p_adjusted"], correlations.benjamini_hochberg(table["p"]), equal_nan=True)
+    # BH within each comparison and method (the default family), named in bh_family
+    assert set(table["bh_family"]) == {"base vs ft | spearman", "base vs ft | rsa", "base vs ft | emotion"}
+    for method, rows in table.groupby("method"):
+        assert (rows["bh_family"] == f"base vs ft | {method}").all()
+        np.testing.assert_allclose(rows["p_adjusted"], correlations.benjamini_hochberg(rows["p"]), equal_nan=True)
+    assert (table["significant"] == (table["p_adjusted"] <= 0.05)).all()
     assert (table["ci_low"].dropna() <= table.loc[table["ci_low"].notna(), "rho"] + 1e-9).all()
 
     excluded = pd.read_csv(out / "excluded.csv", keep_default_na=False)
