@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -336,3 +337,103 @@ def test_rsa_interval_covers_the_population_value(n_groups):
 @pytest.mark.parametrize("n_groups", [20, 60])
 def test_rsa_interval_covers_the_population_value_large(n_groups):
     assert rsa_coverage(n_groups, repeats=300, n_bootstrap=400, seed=26) >= 0.92
+
+
+# ------------------------------------------------------------------ exact, sequential and bounded p-values
+
+
+def brute_force_p(base, other, method, strata=None):
+    """#{T(pi) >= T_obs} / N over every within-stratum permutation (itertools), the identity included."""
+    n = len(base)
+    strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
+    blocks = [np.flatnonzero(strata == s) for s in dict.fromkeys(strata.tolist())]
+    observed = np.atleast_1d(c.statistic(base, other, method=method))
+    values = []
+    for orders in itertools.product(*(itertools.permutations(block) for block in blocks)):
+        perm = np.arange(n)
+        for block, order in zip(blocks, orders):
+            perm[block] = order
+        # relabelling OTHER's groups: its profiles (and so its similarity matrix) follow pi
+        values.append(np.atleast_1d(c.statistic(base, other[perm], method=method)))
+    values = np.array(values)
+    return (values >= observed - 1e-9).mean(axis=0), len(values)
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+def test_three_groups_are_enumerated_and_p_floor_is_one_sixth(method):
+    """A 3-group category has 3! = 6 pairings: p is the exact enumeration p, never below 1/6."""
+    rng = np.random.default_rng(30)
+    for other_is_base in (True, False):
+        base = rng.random((3, 10))
+        other = base.copy() if other_is_base else rng.random((3, 10))
+        result = c.permutation_test(base, other, method=method, n_permutations=999, exceedances=20, seed=1)
+        expected, n_distinct = brute_force_p(base, other, method)
+        assert n_distinct == 6 and result["exact"]
+        assert result["p_floor"] == pytest.approx(1 / 6)
+        np.testing.assert_allclose(result["p_value"], expected if method == "emotion" else expected[0])
+        assert np.all(np.asarray(result["n_permutations"]) == 6)
+        assert np.all(np.asarray(result["p_value"]) >= 1 / 6 - 1e-12)
+    # identical profiles reach the floor, and no data can go below it
+    assert np.all(np.asarray(c.permutation_test(base, base, method=method, n_permutations=999)["p_value"])
+                  == pytest.approx(1 / 6))
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+def test_stratified_enumeration_matches_brute_force_in_any_batch_size(method, monkeypatch):
+    rng = np.random.default_rng(31)
+    base, other = rng.random((7, 6)), rng.random((7, 6))
+    other[:3] = base[:3] + 0.05 * rng.random((3, 6))  # some agreement in the first stratum
+    strata = np.array([0, 0, 0, 1, 1, 2, 2])  # 3! 2! 2! = 24 pairings
+    expected, n_distinct = brute_force_p(base, other, method, strata)
+    assert n_distinct == c.n_distinct_permutations(7, strata=strata) == 24
+    monkeypatch.setattr(c, "_BATCH_BYTES", 1)  # one permutation per batch: the same exact p
+    for limit in (24, 500):
+        result = c.permutation_test(base, other, method=method, n_permutations=limit, exceedances=3, strata=strata)
+        assert result["exact"] and result["p_floor"] == pytest.approx(1 / 24)
+        np.testing.assert_allclose(result["p_value"], expected if method == "emotion" else expected[0])
+    # one permutation fewer than the pairings: Monte Carlo with floor 1/(B+1)
+    result = c.permutation_test(base, other, method=method, n_permutations=23, strata=strata)
+    assert not result["exact"] and result["p_floor"] == pytest.approx(1 / 24)
+
+
+def test_sequential_p_is_besag_clifford_by_hand():
+    """p = h / L where the L-th draw (in the order of the random stream) is the h-th exceedance."""
+    rng = np.random.default_rng(32)
+    base, other = rng.random((12, 10)), rng.random((12, 10))
+    result = c.permutation_test(base, other, method="spearman", n_permutations=5000, exceedances=7, seed=5)
+    stream = np.random.default_rng(5)
+    null = c._null_distribution(base, other, method="spearman", diagonal="exclude",
+                                permutations=c._permutations(12, c.NULL_BAND_DRAWS, stream))
+    hits = np.cumsum(null >= c.statistic(base, other, method="spearman") - 1e-9)
+    assert hits[-1] >= 7  # this data stops in the first batch
+    draws = int(np.argmax(hits >= 7)) + 1
+    assert result["n_permutations"] == draws and result["p_value"] == 7 / draws
+    # the chance band rests on the whole first batch
+    assert result["null_mean"] == pytest.approx(null.mean())
+
+
+def test_emotion_stops_per_dimension():
+    """A dimension the models share runs to the maximum and sits at the floor; unrelated ones stop early."""
+    rng = np.random.default_rng(33)
+    base, other = rng.random((40, 5)), rng.random((40, 5))
+    other[:, 0] = base[:, 0]
+    result = c.permutation_test(base, other, method="emotion", n_permutations=3000, exceedances=10, seed=0)
+    used = result["n_permutations"]
+    assert used[0] == 3000 and result["p_value"][0] == pytest.approx(1 / 3001) == result["p_floor"]
+    assert (used[1:] < 3000).all() and np.allclose(result["p_value"][1:], 10 / used[1:])
+
+
+@pytest.mark.parametrize("method", c.METHODS)
+def test_sequential_p_values_are_valid_under_the_null(method):
+    """Global null: P(p <= a) <= a (with Monte Carlo slack); tests stop after a few dozen draws."""
+    rng = np.random.default_rng(34)
+    p_values, used = [], []
+    for _ in range(150):
+        base, other = rng.random((10, 6)), rng.random((10, 6))
+        result = c.permutation_test(base, other, method=method, n_permutations=999, exceedances=10, seed=rng)
+        p_values.append(np.atleast_1d(result["p_value"]))
+        used.append(np.atleast_1d(result["n_permutations"]))
+    p_values, used = np.concatenate(p_values), np.concatenate(used)
+    for level in (0.05, 0.1, 0.25):
+        assert np.mean(p_values <= level) <= level + 3 * math.sqrt(level * (1 - level) / 150)
+    assert np.median(used) < 60
