@@ -303,3 +303,102 @@ def test_cross_language_excluded_rows_name_the_language_of_the_profile(tmp_path,
         ("muslims", "undefined profile in run/en (no covered word)"): ("en", "muslims-en"),
     }
     assert set(excluded["comparison"]) == {"run: en vs fr"}
+
+
+# ------------------------------------------------------------------ adaptive p-values, BH families, p_floor
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--permutations", "-1"], "--permutations must be between 0 and 1,000,000"),
+    (["--permutations", "1000001"], "--permutations must be between 0 and 1,000,000"),
+    (["--exceedances", "-2"], "--exceedances must be between 0 and 1000"),
+    (["--permutations", "20", "--exceedances", "30"], "--exceedances (30) must not exceed --permutations (20)"),
+    (["--alpha", "0"], "--alpha must be between 0 and 1"),
+    (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
+    (["--bh_family", "language"], "invalid choice: 'language'"),
+])
+def test_bad_permutation_options_are_one_line_exit_2(extra, expected, runs, tmp_path, cli):
+    base, ft = runs
+    out = tmp_path / "out"
+    line = one_line_error(*cli(correlate.main, [str(base), str(ft), *extra, "--output_dir", str(out)])[::2])
+    assert expected in line
+    assert not out.exists()
+
+
+def test_three_group_category_has_floor_one_sixth_and_cannot_reject(tmp_path, cli):
+    """gender keeps 3 groups: 3! = 6 pairings, enumerated; p_floor = 1/6 > alpha whatever the data."""
+    groups = GROUPS[:3] + GROUPS[5:9]
+    base = write_run(tmp_path / "b", profiles(seed=0, groups=groups))
+    other = write_run(tmp_path / "o", profiles(seed=0, groups=groups))  # identical: the best the data can do
+    out = tmp_path / "out"
+    run_ok(cli, [str(base), str(other), "--bootstrap", "0", "--output_dir", str(out)])
+    table = read_correlations(out)
+    gender = table[table["category"] == "gender"]
+    assert np.allclose(gender["p_floor"], 1 / 6) and np.allclose(gender["p"], 1 / 6)
+    assert (gender["n_permutations"] == 6).all() and gender["cannot_reject"].all()
+    assert not gender["significant"].any()
+    religion = table[table["category"] == "religion"]  # 4! = 24 pairings: floor 1/24 <= 0.05
+    assert np.allclose(religion["p_floor"], 1 / 24) and not religion["cannot_reject"].any()
+    pooled = table[table["category"] == "all"]  # 3! 4! = 144 pairings, fewer than the default maximum: exact
+    assert np.allclose(pooled["p_floor"], 1 / 144) and np.allclose(pooled["p"], 1 / 144)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["summary"]["cannot_reject"] == int(gender["cannot_reject"].sum()) == len(gender)
+    # with --alpha 0.2 the same rows can reject
+    run_ok(cli, [str(base), str(other), "--bootstrap", "0", "--alpha", "0.2", "--output_dir", str(tmp_path / "a")])
+    assert not read_correlations(tmp_path / "a").query("category == 'gender'")["cannot_reject"].any()
+
+
+def test_bh_family_option_and_manifest(runs, tmp_path, cli):
+    base, ft = runs
+    tables = {}
+    for family in correlate.BH_FAMILIES:
+        out = tmp_path / family
+        run_ok(cli, [str(base), str(ft), *FAST, "--bh_family", family, "--output_dir", str(out)])
+        tables[family] = table = read_correlations(out)
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["bh_family"] == family and manifest["alpha"] == 0.05 and manifest["exceedances"] == 20
+        keys = [family_key for family_key in table["bh_family"].unique()]
+        assert set(manifest["permutations_by_family"]) == set(keys)
+        for _, rows in table.groupby("bh_family"):
+            np.testing.assert_allclose(rows["p_adjusted"], correlations.benjamini_hochberg(rows["p"]), equal_nan=True)
+    assert set(tables["run"]["bh_family"]) == {"run"}
+    assert set(tables["comparison"]["bh_family"]) == {"base vs ft"}
+    assert "base vs ft | fr | emotion" in set(tables["comparison_language_method"]["bh_family"])
+    # the family changes the adjustment only, never p
+    for table in tables.values():
+        pd.testing.assert_series_equal(table["p"], tables["run"]["p"])
+
+
+def test_default_maximum_grows_with_the_family_and_finds_planted_effects(tmp_path, cli):
+    """Small version of benchmarks/pvalue_calibration.py (a): two emotion cells agree perfectly among
+    null tests. At the defaults (B per family, h = 20, BH per comparison and method) both are
+    significant; with 1000 fixed permutations and BH over the run neither is (p = 0.001 is the floor,
+    adjusted 0.001 m / 2 > 0.05); null tests stop after a few dozen permutations."""
+    rng = np.random.default_rng(5)
+    keys = pd.DataFrame([(language, f"c{k}", f"c{k}-g{g}") for language in ("en", "fr") for k in range(10)
+                         for g in range(10)], columns=["language", "category", "group_id"])
+    base, other = rng.random((len(keys), len(EMOTIONS))), rng.random((len(keys), len(EMOTIONS)))
+    planted = [("en", "c1", 2), ("fr", "c7", 5)]
+    for language, category, d in planted:
+        rows = ((keys["language"] == language) & (keys["category"] == category)).to_numpy()
+        other[rows, d] = base[rows, d]
+    for name, values in (("b", base), ("o", other)):
+        write_run(tmp_path / name, keys.assign(**dict(zip(EMOTIONS, values.T))))
+    inputs = [str(tmp_path / "b"), str(tmp_path / "o"), "--bootstrap", "0"]
+    run_ok(cli, [*inputs, "--output_dir", str(tmp_path / "default")])
+    run_ok(cli, [*inputs, "--permutations", "1000", "--exceedances", "0", "--bh_family", "run",
+                 "--output_dir", str(tmp_path / "fixed")])
+    default, fixed = read_correlations(tmp_path / "default"), read_correlations(tmp_path / "fixed")
+    assert len(default) == 2 * 11 * 12  # 2 languages x (10 categories + all) x (spearman, rsa, 10 emotions)
+    m = (default["method"] == "emotion").sum()
+    assert m == 220
+    manifest = json.loads((tmp_path / "default" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["permutations"] == "auto"
+    assert manifest["permutations_by_family"]["b vs o | emotion"] == correlate.default_permutations(m, 0.05) == 8799
+    for table, significant in ((default, True), (fixed, False)):
+        for language, category, d in planted:
+            row = table[(table["language"] == language) & (table["category"] == category)
+                        & (table["emotion"] == EMOTIONS[d])].iloc[0]
+            assert row["p"] == pytest.approx(row["p_floor"]) and bool(row["significant"]) is significant
+    null = default[(default["method"] == "spearman") & (default["category"] != "all")]
+    assert null["n_permutations"].median() < 100
