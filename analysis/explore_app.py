@@ -284,7 +284,7 @@ def page_correlations(runs) -> None:
             st.plotly_chart(correlation_chart(part, method), key=f"correlation_chart_{method}")
     st.caption("rho: Spearman's rho (mean over groups for spearman and rsa); ci_low/ci_high: percentile bootstrap "
                "over groups; null_low/null_high: the 2.5–97.5 percentiles of the permutation null; p: one-sided "
-               "permutation p; p_adjusted: Benjamini-Hochberg over the run.")
+               "permutation p; p_adjusted: Benjamini-Hochberg within the row's family (bh_family, when recorded).")
     show_table(rows[[*explore.CORRELATION_COLUMNS, "reference", "other"]], "correlations_table",
                f"correlations_{run.label}.csv")
     if "shifts.csv" in run.tables:

@@ -437,3 +437,18 @@ def test_sequential_p_values_are_valid_under_the_null(method):
     for level in (0.05, 0.1, 0.25):
         assert np.mean(p_values <= level) <= level + 3 * math.sqrt(level * (1 - level) / 150)
     assert np.median(used) < 60
+
+
+def test_bh_within_a_family_of_sequential_p_values_keeps_the_fdr_under_the_global_null():
+    """Small version of benchmarks/pvalue_calibration.py (b): families of 10 null tests, sequential
+    p (h = 20, B = 999) adjusted by BH at 0.05: the false-discovery proportion (1 if anything is
+    rejected) averages at most 0.05, up to Monte Carlo error."""
+    rng = np.random.default_rng(35)
+    fdp, p_all = [], []
+    for _ in range(150):
+        p = [c.permutation_test(rng.random((8, 6)), rng.random((8, 6)), method="spearman", n_permutations=999,
+                                exceedances=20, seed=rng)["p_value"] for _ in range(10)]
+        fdp.append(float((c.benjamini_hochberg(p) <= 0.05).any()))
+        p_all += p
+    assert np.mean(fdp) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 150)
+    assert np.mean(np.array(p_all) <= 0.05) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 1500)
