@@ -324,7 +324,8 @@ def adjust_within_families(correlations: pd.DataFrame, alpha: float) -> pd.DataF
         n_permutations=pd.array(correlations["n_permutations"].to_numpy(dtype=float), dtype="Int64"))
 
 
-def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+def run_tests(comparisons: list[Comparison], emotions: list[str],
+              args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """The tables, and the most permutations of each BH family (empty with ``--permutations 0``)."""
     slots, per_group, shifts, planned = [], [], [], []  # slots: the rows of each category and method, in order
     ref_columns, oth_columns = [f"ref_{e}" for e in emotions], [f"oth_{e}" for e in emotions]
@@ -460,9 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         "alpha": args.alpha,
         "bh_family": args.bh_family,
         "bh_family_columns": list(BH_FAMILIES[args.bh_family]),
-        "stopping_rule": (f"sequential Monte Carlo (Besag and Clifford 1991): stop a test at its h = {args.exceedances}-th "
-                          f"exceedance (T_perm >= T_obs), p = h / draws; else p = (1 + exceedances) / (1 + B) after "
-                          f"B = the family's most permutations" if args.exceedances else
+        "stopping_rule": (f"sequential Monte Carlo (Besag and Clifford 1991): stop a test at its "
+                          f"h = {args.exceedances}-th exceedance (T_perm >= T_obs), p = h / draws; else "
+                          f"p = (1 + exceedances) / (1 + B) after B = the family's most permutations (see "
+                          f"permutations_by_family)" if args.exceedances else
                           "fixed count: B permutations per test, p = (1 + exceedances) / (1 + B)"),
         "p_value": "one-sided permutation p: exact #{T_perm >= T_obs} / N over all N = prod n_s! pairings (identity "
                    "included) where N <= B, else the stopping rule; p_floor = 1/N or 1/(B+1); category 'all' "

@@ -53,7 +53,7 @@ METHODS = ("spearman", "rsa", "emotion")
 DIAGONAL_OPTIONS = ("exclude", "include")
 _PERMUTATION_CHUNK = 64  # RSA permutations (or resamples) handled per vectorised step (memory: chunk * n^2)
 NULL_PERCENTILES = (2.5, 97.5)  # the chance band reported with every permutation test
-NULL_BAND_DRAWS = 100  # permutations drawn (N or B allowing) before any test may stop, so its chance band rests on enough
+NULL_BAND_DRAWS = 100  # drawn (N or B allowing) before any test may stop: its chance band rests on enough
 _BAND_STORE_MAX = 100_000  # permutation statistics kept per dimension for the chance band (memory: 8 bytes each)
 _BATCH_BYTES = 32 * 2**20  # memory of one batch of permutations and their statistics (its size follows from n)
 

@@ -103,7 +103,8 @@ def four_effects(seed: int) -> None:
         false = table["significant"].to_numpy(dtype=bool) & ~affected(table)
         print(f"  {label}: {len(table)} tests, {seconds:.0f} s CPU")
         for row in rows.itertuples():
-            print(f"    {row.language} {row.category} {row.emotion}: rho {row.rho:.2f} (null mean {row.null_mean:.3f}), "
+            print(f"    {row.language} {row.category} {row.emotion}: rho {row.rho:.2f} "
+                  f"(null mean {row.null_mean:.3f}), "
                   f"p {row.p:.2g}, p_adjusted {row.p_adjusted:.2g} [{row.bh_family}], significant {row.significant}, "
                   f"{row.n_permutations} permutations")
         print(f"    planted significant: {int(rows['significant'].sum())}/4; other significant rows: "
