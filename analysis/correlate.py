@@ -109,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the most random permutations per test (fewer where --exceedances stops it; all of them, exact, where a "
              "category allows no more); 0 skips p-values (default: per BH family of m tests, max(999, ceil(2m/alpha) - "
              "1), so that a test without exceedance is significant on its own)")
-    add("--exceedances", type=int, default=DEFAULT_EXCEEDANCES,
+    add("--exceedances", type=int, default=None,
         help=f"stop a test at its h-th permutation statistic >= the observed one, p = h/draws (Besag and Clifford "
-             f"1991); 0 always draws --permutations (default: {DEFAULT_EXCEEDANCES})")
+             f"1991); 0 always draws --permutations (default: {DEFAULT_EXCEEDANCES}, or --permutations if fewer)")
     add("--bh_family", choices=list(BH_FAMILIES), default=DEFAULT_BH_FAMILY,
         help=f"the tests Benjamini-Hochberg adjusts together: the whole run, each comparison, each comparison and "
              f"method, or each comparison, language and method (default: {DEFAULT_BH_FAMILY})")
@@ -135,9 +135,11 @@ def validate_args(args) -> None:
         raise UserError("--bootstrap must be 0 or more")
     if args.permutations is not None and not 0 <= args.permutations <= MAX_PERMUTATIONS:
         raise UserError(f"--permutations must be between 0 and {MAX_PERMUTATIONS:,}, got {args.permutations}")
-    if not 0 <= args.exceedances <= MAX_EXCEEDANCES:
+    if args.exceedances is None:  # the default, lowered to a small --permutations
+        args.exceedances = min(DEFAULT_EXCEEDANCES, args.permutations or DEFAULT_EXCEEDANCES)
+    elif not 0 <= args.exceedances <= MAX_EXCEEDANCES:
         raise UserError(f"--exceedances must be between 0 and {MAX_EXCEEDANCES}, got {args.exceedances}")
-    if args.permutations and args.exceedances > args.permutations:
+    elif args.permutations and args.exceedances > args.permutations:
         raise UserError(f"--exceedances ({args.exceedances}) must not exceed --permutations ({args.permutations}); "
                         f"lower it, or pass 0 for a fixed count")
     if not 0 < args.alpha < 1:
