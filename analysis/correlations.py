@@ -17,9 +17,9 @@ Three statistics:
 Significance and uncertainty (:func:`permutation_test`, :func:`bootstrap_ci`,
 :func:`benjamini_hochberg`): a one-sided permutation test of "the two profiles agree more than
 under a random pairing of groups" (optionally pairing groups only within strata, e.g. categories;
-exact by enumeration when there are few pairings, else sequential Monte Carlo [4]_),
-p-values corrected within a family of tests with Benjamini-Hochberg, and percentile bootstrap intervals over
-groups (for ``rsa`` both similarity matrices are recomputed on every resample).
+exact by enumeration when there are few pairings, else sequential Monte Carlo [4]_), p-values
+corrected within a family of tests with Benjamini-Hochberg, and percentile bootstrap intervals
+over groups (for ``rsa`` both similarity matrices are recomputed on every resample).
 :func:`compare` draws its permutations and resamples from two independent streams seeded by the
 seed and the data (:func:`data_streams`).
 
