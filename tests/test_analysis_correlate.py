@@ -402,3 +402,20 @@ def test_default_maximum_grows_with_the_family_and_finds_planted_effects(tmp_pat
             assert row["p"] == pytest.approx(row["p_floor"]) and bool(row["significant"]) is significant
     null = default[(default["method"] == "spearman") & (default["category"] != "all")]
     assert null["n_permutations"].median() < 100
+
+
+def test_default_exceedances_follow_a_small_maximum_and_zero_is_a_fixed_count(runs, tmp_path, cli):
+    base, ft = runs
+    run_ok(cli, [str(base), str(ft), "--permutations", "9", "--bootstrap", "0", "--output_dir", str(tmp_path / "a")])
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["exceedances"] == 9 and manifest["permutations"] == 9
+    run_ok(cli, [str(base), str(ft), "--permutations", "300", "--exceedances", "0", "--bootstrap", "0",
+                 "--output_dir", str(tmp_path / "b")])
+    table = read_correlations(tmp_path / "b")
+    tested = table[table["p"].notna()]
+    # en: gender (5 groups, 120 pairings) and religion (4, 24) are enumerated, the pooled row (2880) draws all 300;
+    # fr (boys and hindus out): gender 4! = 24, religion 3! = 6, pooled 4! 3! = 144, all enumerated
+    en, fr = tested[tested["language"] == "en"], tested[tested["language"] == "fr"]
+    assert set(en["n_permutations"]) == {120, 24, 300} and set(fr["n_permutations"]) == {24, 6, 144}
+    assert np.allclose(tested.loc[tested["n_permutations"] == 300, "p_floor"], 1 / 301)
+    assert "fixed count" in json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["stopping_rule"]
