@@ -12,7 +12,10 @@ Writes ``results/analysis/<name>/`` (atomically):
   rho, p, p_adjusted, null_mean, null_low, null_high, ci_low, ci_high, n_groups, reference, other,
   note``;
 * ``per_group.csv``: the per-group rhos behind ``spearman`` and ``rsa``;
-* ``shifts.csv``: per emotion, the mean over groups of ``other - reference`` with its interval;
+* ``shifts.csv``: per emotion, the mean over groups of ``other - reference`` with its interval, its
+  sign-flip p-value (:func:`analysis.correlations.sign_flip_test`), the p-value adjusted by
+  Benjamini-Hochberg within each comparison and language (over its categories and emotions) and
+  ``significant`` (adjusted p <= :data:`ALPHA`);
 * ``excluded.csv``: every group (or language) left out, and why;
 * ``manifest.json``: inputs with sha256, parameters, seed, permutations, environment.
 """
@@ -38,12 +41,13 @@ KEY_COLUMNS = ["language", "category", "group_id"]
 ALL_CATEGORIES = "all"
 MODES = ("models", "languages")
 MIN_GROUPS = 3
+ALPHA = 0.05  # level of the shifts' "significant" column (Benjamini-Hochberg adjusted p <= ALPHA)
 CORRELATION_COLUMNS = ["comparison", "language", "category", "method", "emotion", "rho", "p", "p_adjusted",
                        "null_mean", "null_low", "null_high", "ci_low", "ci_high", "n_groups", "reference", "other",
                        "note"]
 PER_GROUP_COLUMNS = ["comparison", "language", "category", "method", "group_id", "group", "rho"]
 SHIFT_COLUMNS = ["comparison", "language", "category", "emotion", "reference_mean", "other_mean", "shift",
-                 "ci_low", "ci_high", "n_groups", "reference", "other"]
+                 "ci_low", "ci_high", "p", "p_adjusted", "significant", "n_groups", "reference", "other"]
 EXCLUDED_COLUMNS = ["comparison", "language", "category", "group_id", "group", "reason"]
 
 EXAMPLES = """examples:
@@ -268,18 +272,22 @@ def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple
             subset = table if category == ALL_CATEGORIES else by_category.get(category, table.iloc[:0])
             base = subset[ref_columns].to_numpy(dtype=float)
             other = subset[oth_columns].to_numpy(dtype=float)
-            # Pooled rows permute groups within their category: their null is "no agreement beyond
-            # what the categories explain".
+            # Pooled rows permute groups within their category (their null is "no agreement beyond
+            # what the categories explain") and resample them within it (the categories are fixed).
             strata = subset["category"].to_numpy() if category == ALL_CATEGORIES else None
             common = {"comparison": comparison.name, "language": comparison.language, "category": category,
                       "reference": comparison.reference, "other": comparison.other}
             n = len(subset)
             if n >= 2:
+                streams = stats.data_streams(args.seed, base, other)
                 shift = stats.mean_shift(base, other, n_bootstrap=max(args.bootstrap, 1), confidence=args.confidence,
-                                         seed=stats.data_streams(args.seed, base, other)["shift"])
-                interval = {"ci_low": shift["ci_low"], "ci_high": shift["ci_high"]} if args.bootstrap else {}
+                                         strata=strata, seed=streams["shift"])
+                columns = {"ci_low": shift["ci_low"], "ci_high": shift["ci_high"]} if args.bootstrap else {}
+                if args.permutations:
+                    columns["p"] = stats.sign_flip_test(base, other, n_permutations=args.permutations,
+                                                         seed=streams["sign_flip"])["p_value"]
                 shifts.append(pd.DataFrame({"emotion": emotions, "reference_mean": shift["base_mean"],
-                                            "other_mean": shift["other_mean"], "shift": shift["shift"], **interval,
+                                            "other_mean": shift["other_mean"], "shift": shift["shift"], **columns,
                                             "n_groups": n}).assign(**common))
             if n < MIN_GROUPS:
                 rows += _undefined_rows(common, args.methods, emotions, n)
@@ -310,7 +318,19 @@ def run_tests(comparisons: list[Comparison], emotions: list[str], args) -> tuple
     def stacked(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
-    return correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS), stacked(shifts, SHIFT_COLUMNS)
+    return correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS), adjust_shifts(stacked(shifts, SHIFT_COLUMNS))
+
+
+def adjust_shifts(shifts: pd.DataFrame) -> pd.DataFrame:
+    """``p_adjusted``: Benjamini-Hochberg within each comparison and language, over its categories
+    (``all`` included) and emotions; ``significant``: ``p_adjusted <= ALPHA`` (False where p is
+    undefined)."""
+    shifts = shifts.copy()
+    shifts["p_adjusted"] = np.nan
+    for _, rows in shifts.groupby(["comparison", "language"], sort=False):
+        shifts.loc[rows.index, "p_adjusted"] = stats.benjamini_hochberg(rows["p"].to_numpy(dtype=float))
+    shifts["significant"] = shifts["p_adjusted"].to_numpy(dtype=float) <= ALPHA
+    return shifts
 
 
 def input_manifest_summary(path: Path) -> dict:
@@ -371,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         "bootstrap": args.bootstrap,
         "p_value": "one-sided permutation p = (1 + #{T_perm >= T_obs}) / (1 + permutations); category 'all' "
                    "permutes groups within their category; Benjamini-Hochberg across every test of this run",
+        "shift_p_value": "two-sided paired sign-flip p of mean(other - reference) = 0 per emotion (all 2^n sign "
+                         "vectors when there are at most max(permutations, 4096), else permutations random ones); "
+                         f"Benjamini-Hochberg within each comparison and language; significant: p_adjusted <= {ALPHA}",
         "emotions": emotions,
         "inputs": records,
         "warnings": [warning] if warning else [],
