@@ -80,7 +80,7 @@ explore: $(STAMP)
 # probe_memory run the CLI in token mode and in word mode (word mode within 5x token mode on tiny-xlmr).
 bench: $(STAMP)
 	@status=0; \
-	for bench in "probe_speed.py --end_to_end" probe_memory.py probe_speed.py model_size.py word_search.py; do \
+	for bench in "probe_speed.py --end_to_end" probe_memory.py probe_speed.py model_size.py word_search.py correlate_scale.py; do \
 		echo "== benchmarks/$$bench"; \
 		HF_HUB_OFFLINE=1 $(PY) benchmarks/$$bench || { status=1; echo "== benchmarks/$$bench: FAILED"; }; \
 		echo; \

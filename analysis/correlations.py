@@ -41,7 +41,8 @@ import hashlib
 import warnings
 
 import numpy as np
-from scipy.stats import false_discovery_control, rankdata
+from scipy.stats import false_discovery_control, norm, rankdata
+from scipy.stats import t as student_t
 from sklearn.metrics.pairwise import cosine_similarity
 
 METHODS = ("spearman", "rsa", "emotion")
@@ -593,13 +594,18 @@ def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidenc
 
     With ``strata`` the resample of stratum ``k`` (``n_k`` groups) is ``n_k`` draws with
     replacement from its own groups (the stratified bootstrap of Davison and Hinkley 1997 [6]_,
-    chapter 3: the categories are fixed by the design, the groups within them are sampled). Memory: resamples are processed in chunks whose
+    chapter 3: the categories are fixed by the design, the groups within them are sampled), and
+    the resampled statistics are widened about the observed one by
+    ``sqrt(n / (n - K)) * t_{n-K}(q) / z(q)`` for ``K`` strata and ``q = (1 + confidence) / 2``
+    (:func:`_widened`; without it small strata give too narrow intervals). Memory: resamples are processed in chunks whose
     temporaries stay within :data:`CHUNK_BYTES`.
 
     References
     ----------
     .. [6] Anthony C. Davison and David V. Hinkley. 1997. Bootstrap Methods and their
        Application. Cambridge University Press.
+    .. [7] Tim C. Hesterberg. 2015. What teachers should know about the bootstrap: resampling in
+       the undergraduate statistics curriculum. The American Statistician 69(4): 371-386.
 
     Examples
     --------
@@ -636,14 +642,39 @@ def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidenc
             chunk = indices[start:start + step]
             products = _standardized_ranks(base[chunk], axis=1) * _standardized_ranks(other[chunk], axis=1)
             resampled[start:start + len(chunk)] = _clean(products.sum(axis=1))
-        low, high = _percentile_interval(resampled, confidence)
+        observed = per_emotion(base, other)
+    elif method == "rsa":  # the sample itself as a last "resample": its RSA from the same rank tables
+        resampled = _rsa_resampled(base, other, np.vstack([indices, np.arange(len(base))]), diagonal)
+        resampled, observed = resampled[:-1], resampled[-1]
+    else:
+        per_group = spearman_per_group(base, other)
+        resampled, observed = _quiet_nanmean(per_group[indices], axis=1), _quiet_nanmean(per_group)
+    if strata is not None:
+        resampled = _widened(resampled, observed, len(base), len(_strata_members(strata, len(base))), confidence)
+    low, high = _percentile_interval(resampled, confidence)
+    if method == "emotion":
         return {"ci_low": low, "ci_high": high}
-    if method == "rsa":
-        low, high = _percentile_interval(_rsa_resampled(base, other, indices, diagonal), confidence)
-        return {"ci_low": float(low), "ci_high": float(high)}
-    per_group = spearman_per_group(base, other)
-    low, high = _percentile_interval(_quiet_nanmean(per_group[indices], axis=1), confidence)
     return {"ci_low": float(low), "ci_high": float(high)}
+
+
+def _widened(resampled: np.ndarray, observed, n: int, n_strata: int, confidence: float) -> np.ndarray:
+    """Resampled statistics moved away from the observed one by
+    ``sqrt(n / (n - K)) * t_{n - K}(q) / z(q)``, ``K = n_strata``, ``q = (1 + confidence) / 2``.
+
+    Resampling ``n_k`` of ``n_k`` groups estimates a stratum's variance with divisor ``n_k``
+    instead of ``n_k - 1``; for a pooled mean the bootstrap variance is then ``(n - K) / n`` of the
+    unbiased one (``K`` strata of about equal spread), which makes percentile intervals too narrow
+    when strata are small (simulated coverage 0.90 at nominal 0.95 with 5 groups per category).
+    Widening by the inverse factor, and by the ratio of Student's to the normal quantile for the
+    ``n - K`` degrees of freedom, is the expanded percentile interval of Hesterberg (2015) [7]_
+    with the stratified degrees of freedom. Where the observed statistic is undefined, the
+    resamples are left as they are. One stratum of one group per group (``n == K``): unchanged.
+    """
+    if n <= n_strata:
+        return resampled
+    q = (1 + confidence) / 2
+    factor = np.sqrt(n / (n - n_strata)) * student_t.ppf(q, n - n_strata) / norm.ppf(q)
+    return np.where(np.isnan(observed), resampled, observed + factor * (resampled - observed))
 
 
 def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95, strata=None,
@@ -656,7 +687,7 @@ def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95
     n_bootstrap : int, default 1000
     confidence : float, default 0.95
     strata : array-like of shape (n_groups,), optional
-        Resample within strata (see :func:`bootstrap_ci`).
+        Resample within strata, widened for their size (see :func:`bootstrap_ci`).
     seed : int or numpy Generator, default 0
 
     Returns
@@ -679,6 +710,9 @@ def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95
     step = _chunk_size(8 * base.size)  # the gathered differences of one resample
     for start in range(0, n_bootstrap, step):
         means[start:start + step] = difference[indices[start:start + step]].mean(axis=1)
+    if strata is not None:
+        means = _widened(means, difference.mean(axis=0), len(base), len(_strata_members(strata, len(base))),
+                         confidence)
     low, high = _percentile_interval(means, confidence)
     return {"base_mean": base.mean(axis=0), "other_mean": other.mean(axis=0),
             "shift": difference.mean(axis=0), "ci_low": low, "ci_high": high}
