@@ -18,7 +18,10 @@ Significance and uncertainty (:func:`permutation_test`, :func:`bootstrap_ci`,
 :func:`benjamini_hochberg`): a one-sided permutation test of "the two profiles agree more than
 under a random pairing of groups" (optionally pairing groups only within strata, e.g. categories),
 p-values corrected across a run with Benjamini-Hochberg, and percentile bootstrap intervals over
-groups (for ``rsa`` both similarity matrices are recomputed on every resample).
+groups (for ``rsa`` both similarity matrices are recomputed on every resample; with strata,
+groups are resampled within them). Mean shifts per dimension (:func:`mean_shift`) come with a
+paired sign-flip test (:func:`sign_flip_test`). Permutations and resamples are processed in
+chunks whose temporaries stay within :data:`CHUNK_BYTES`, whatever the number of groups.
 :func:`compare` draws its permutations and resamples from two independent streams seeded by the
 seed and the data (:func:`data_streams`).
 
