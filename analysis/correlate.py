@@ -12,7 +12,10 @@ Writes ``results/analysis/<name>/`` (atomically):
   rho, p, p_adjusted, bh_family, significant, n_permutations, p_floor, cannot_reject, null_mean,
   null_low, null_high, ci_low, ci_high, n_groups, reference, other, note``;
 * ``per_group.csv``: the per-group rhos behind ``spearman`` and ``rsa``;
-* ``shifts.csv``: per emotion, the mean over groups of ``other - reference`` with its interval;
+* ``shifts.csv``: per emotion, the mean over groups of ``other - reference`` with its interval, its
+  sign-flip p-value (:func:`analysis.correlations.sign_flip_test`), the p-value adjusted by
+  Benjamini-Hochberg within each comparison and language (over its categories and emotions) and
+  ``significant`` (adjusted p <= ``--alpha``);
 * ``excluded.csv``: every group (or language) left out, and why;
 * ``manifest.json``: inputs with sha256, parameters, seed, permutations, environment.
 """
@@ -52,7 +55,7 @@ DEFAULT_EXCEEDANCES = 20  # h of the sequential rule: p of a test that stops is 
 MAX_EXCEEDANCES = 1000
 PER_GROUP_COLUMNS = ["comparison", "language", "category", "method", "group_id", "group", "rho"]
 SHIFT_COLUMNS = ["comparison", "language", "category", "emotion", "reference_mean", "other_mean", "shift",
-                 "ci_low", "ci_high", "n_groups", "reference", "other"]
+                 "ci_low", "ci_high", "p", "p_adjusted", "significant", "n_groups", "reference", "other"]
 EXCLUDED_COLUMNS = ["comparison", "language", "category", "group_id", "group", "reason"]
 
 EXAMPLES = """examples:
@@ -333,20 +336,30 @@ def run_tests(comparisons: list[Comparison], emotions: list[str],
     ref_columns, oth_columns = [f"ref_{e}" for e in emotions], [f"oth_{e}" for e in emotions]
     for comparison in comparisons:
         table = comparison.table
+        # Sign flips of the shifts: --permutations, or by default enough for the comparison-language
+        # family of shift tests (its categories, 'all' included, times the emotions).
+        shift_limit = (args.permutations if args.permutations is not None else
+                       default_permutations((len(comparison.categories) + 1) * len(emotions), args.alpha))
         by_category = dict(tuple(table.groupby("category", sort=False)))
         for category in [*comparison.categories, ALL_CATEGORIES]:
             subset = table if category == ALL_CATEGORIES else by_category.get(category, table.iloc[:0])
             base = subset[ref_columns].to_numpy(dtype=float)
             other = subset[oth_columns].to_numpy(dtype=float)
+            # Pooled rows resample groups within their category, as their test permutes them there.
+            strata = subset["category"].to_numpy() if category == ALL_CATEGORIES else None
             common = {"comparison": comparison.name, "language": comparison.language, "category": category,
                       "reference": comparison.reference, "other": comparison.other}
             n = len(subset)
             if n >= 2:
+                streams = stats.data_streams(args.seed, base, other)
                 shift = stats.mean_shift(base, other, n_bootstrap=max(args.bootstrap, 1), confidence=args.confidence,
-                                         seed=stats.data_streams(args.seed, base, other)["shift"])
-                interval = {"ci_low": shift["ci_low"], "ci_high": shift["ci_high"]} if args.bootstrap else {}
+                                         strata=strata, seed=streams["shift"])
+                columns = {"ci_low": shift["ci_low"], "ci_high": shift["ci_high"]} if args.bootstrap else {}
+                if shift_limit:
+                    columns["p"] = stats.sign_flip_test(base, other, n_permutations=shift_limit,
+                                                         seed=streams["sign_flip"])["p_value"]
                 shifts.append(pd.DataFrame({"emotion": emotions, "reference_mean": shift["base_mean"],
-                                            "other_mean": shift["other_mean"], "shift": shift["shift"], **interval,
+                                            "other_mean": shift["other_mean"], "shift": shift["shift"], **columns,
                                             "n_groups": n}).assign(**common))
             if n < MIN_GROUPS:
                 slots.append(_undefined_rows(common, args.methods, emotions, n))
@@ -398,8 +411,20 @@ def run_tests(comparisons: list[Comparison], emotions: list[str],
     def stacked(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
-    return (correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS), stacked(shifts, SHIFT_COLUMNS),
-            limits)
+    return (correlations[CORRELATION_COLUMNS], stacked(per_group, PER_GROUP_COLUMNS),
+            adjust_shifts(stacked(shifts, SHIFT_COLUMNS), args.alpha), limits)
+
+
+def adjust_shifts(shifts: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """``p_adjusted``: Benjamini-Hochberg within each comparison and language, over its categories
+    (``all`` included) and emotions; ``significant``: ``p_adjusted <= alpha`` (False where p is
+    undefined)."""
+    shifts = shifts.copy()
+    shifts["p_adjusted"] = np.nan
+    for _, rows in shifts.groupby(["comparison", "language"], sort=False):
+        shifts.loc[rows.index, "p_adjusted"] = stats.benjamini_hochberg(rows["p"].to_numpy(dtype=float))
+    shifts["significant"] = shifts["p_adjusted"].to_numpy(dtype=float) <= alpha
+    return shifts
 
 
 def input_manifest_summary(path: Path) -> dict:
@@ -472,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
                    "included) where N <= B, else the stopping rule; p_floor = 1/N or 1/(B+1); category 'all' "
                    "permutes groups within their category; Benjamini-Hochberg within each bh_family; significant: "
                    "p_adjusted <= alpha; cannot_reject: p_floor > alpha",
+        "shift_p_value": "two-sided paired sign-flip p of mean(other - reference) = 0 per emotion (all 2^n sign "
+                         "vectors when there are at most max(B, 4096), else B random ones, B = --permutations or by "
+                         "default max(999, ceil(2 m / alpha) - 1) for the m shift tests of a comparison and language); "
+                         "Benjamini-Hochberg within each comparison and language; significant: p_adjusted <= alpha",
         "emotions": emotions,
         "inputs": records,
         "warnings": [warning] if warning else [],

@@ -19,7 +19,10 @@ Significance and uncertainty (:func:`permutation_test`, :func:`bootstrap_ci`,
 under a random pairing of groups" (optionally pairing groups only within strata, e.g. categories;
 exact by enumeration when there are few pairings, else sequential Monte Carlo [4]_), p-values
 corrected within a family of tests with Benjamini-Hochberg, and percentile bootstrap intervals
-over groups (for ``rsa`` both similarity matrices are recomputed on every resample).
+over groups (for ``rsa`` both similarity matrices are recomputed on every resample; with strata,
+groups are resampled within them). Mean shifts per dimension (:func:`mean_shift`) come with a
+paired sign-flip test (:func:`sign_flip_test`). Permutations and resamples are processed in
+chunks whose temporaries stay within :data:`CHUNK_BYTES`, whatever the number of groups.
 :func:`compare` draws its permutations and resamples from two independent streams seeded by the
 seed and the data (:func:`data_streams`).
 
@@ -46,12 +49,17 @@ import itertools
 import warnings
 
 import numpy as np
-from scipy.stats import false_discovery_control, rankdata
+from scipy.stats import false_discovery_control, norm, rankdata
+from scipy.stats import t as student_t
 from sklearn.metrics.pairwise import cosine_similarity
 
 METHODS = ("spearman", "rsa", "emotion")
 DIAGONAL_OPTIONS = ("exclude", "include")
-_PERMUTATION_CHUNK = 64  # RSA permutations (or resamples) handled per vectorised step (memory: chunk * n^2)
+CHUNK_BYTES = 256 * 10**6  # temporaries of one vectorised step of permutations or resamples (see _chunk_size)
+_RSA_PERMUTATION_BYTES = 24  # per permutation and cell of the n x n matrix: the relabelled matrix, a product
+_RSA_RESAMPLE_BYTES = 64  # per resample and cell: weights, orders, cumulative counts, tie bounds, ranks (int32)
+                          # and the three float64 factors of the weighted products
+EXACT_SIGN_FLIPS = 4096  # sign_flip_test enumerates all 2^n sign vectors up to this many
 NULL_PERCENTILES = (2.5, 97.5)  # the chance band reported with every permutation test
 NULL_BAND_DRAWS = 100  # drawn (N or B allowing) before any test may stop: its chance band rests on enough
 _BAND_STORE_MAX = 100_000  # permutation statistics kept per dimension for the chance band (memory: 8 bytes each)
@@ -75,11 +83,17 @@ def _check_choice(value, allowed, name):
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+def _chunk_size(bytes_per_item: int) -> int:
+    """Permutations or resamples per vectorised step, so that one step's temporaries stay within
+    :data:`CHUNK_BYTES` (at least one: a single step of a huge input may exceed it)."""
+    return max(1, CHUNK_BYTES // max(1, int(bytes_per_item)))
+
+
 def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-STREAMS = ("permutation", "bootstrap", "shift")
+STREAMS = ("permutation", "bootstrap", "shift", "sign_flip")  # new names go last: the earlier streams keep their draws
 
 
 def data_streams(seed, *arrays) -> dict:
@@ -98,7 +112,7 @@ def data_streams(seed, *arrays) -> dict:
     Returns
     -------
     dict of numpy Generators
-        ``{"permutation": ..., "bootstrap": ..., "shift": ...}``; children of one
+        ``{"permutation": ..., "bootstrap": ..., "shift": ..., "sign_flip": ...}``; children of one
         :class:`numpy.random.SeedSequence`, so drawing more from one leaves the others unchanged.
 
     Examples
@@ -314,12 +328,8 @@ def _permutations(n: int, n_permutations: int, rng: np.random.Generator, strata=
     item) each permutation maps every item to an item of the same stratum."""
     if strata is None:
         return rng.permuted(np.tile(np.arange(n), (n_permutations, 1)), axis=1)
-    strata = np.asarray(strata)
-    if strata.shape != (n,):
-        raise ValueError(f"strata must have one label per group ({n}), got shape {strata.shape}")
     permutations = np.tile(np.arange(n), (n_permutations, 1))
-    for label in dict.fromkeys(strata.tolist()):
-        members = np.flatnonzero(strata == label)
+    for members in _strata_members(n, strata):
         permutations[:, members] = members[rng.permuted(np.tile(np.arange(len(members)), (n_permutations, 1)), axis=1)]
     return permutations
 
@@ -405,8 +415,9 @@ def _null_function(base, other, *, method, diagonal):
 
     def null(permutations, columns=None):
         values = np.empty(len(permutations))
-        for start in range(0, len(permutations), _PERMUTATION_CHUNK):
-            chunk = permutations[start:start + _PERMUTATION_CHUNK]
+        step = _chunk_size(_RSA_PERMUTATION_BYTES * n * n)
+        for start in range(0, len(permutations), step):
+            chunk = permutations[start:start + step]
             if n < 32:  # small matrices: one broadcast (chunk, n, n) gather, rows and columns together
                 rows = (za[None] * zo[chunk[:, :, None], chunk[:, None, :]]).sum(axis=2)
             else:  # one (n, n) matrix at a time: np.ix_ gathers it several times faster than the broadcast index
@@ -592,20 +603,59 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple:
     return low, high
 
 
-def _bootstrap_indices(n: int, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, n, size=(n_bootstrap, n))
+def _bootstrap_indices(n: int, n_bootstrap: int, rng: np.random.Generator, strata=None) -> np.ndarray:
+    """``(n_bootstrap, n)`` resamples of ``range(n)`` with replacement; with ``strata`` (one label
+    per item) position ``a`` draws from the items of its own stratum, so every resample keeps each
+    stratum's count."""
+    if strata is None:
+        return rng.integers(0, n, size=(n_bootstrap, n))
+    indices = np.empty((n_bootstrap, n), dtype=np.int64)
+    for members in _strata_members(n, strata):
+        indices[:, members] = members[rng.integers(0, len(members), size=(n_bootstrap, len(members)))]
+    return indices
 
 
-def _masked_standardized_ranks(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Like :func:`_standardized_ranks` along the last axis, over the ``valid`` entries only
-    (the others are 0); NaN where fewer than two valid entries differ."""
-    ranks = rankdata(np.where(valid, values, -np.inf), axis=-1)  # invalid entries: the lowest ranks
-    count = valid.sum(axis=-1, keepdims=True)
-    mean = (ranks * valid).sum(axis=-1, keepdims=True) / np.maximum(count, 1)
-    centred = np.where(valid, ranks - mean, 0.0)  # ranks among the valid entries, shifted: centring removes the shift
-    norm = np.sqrt((centred ** 2).sum(axis=-1, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 1e-12, centred / np.where(norm > 1e-12, norm, 1.0), np.nan)
+def _rank_tables(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``similarity``: the column order that sorts it, and for every column ``j`` the
+    first and one-past-last sorted positions of the values equal to ``S[i, j]`` (its tie group).
+    int32, built in blocks of rows so that the temporaries stay within :data:`CHUNK_BYTES`."""
+    n = len(similarity)
+    order, first, last = (np.empty((n, n), dtype=np.int32) for _ in range(3))
+    position = np.arange(n)
+    step = _chunk_size(48 * n)
+    for start in range(0, n, step):
+        rows = slice(start, start + step)
+        block_order = np.argsort(similarity[rows], axis=1, kind="stable")
+        values = np.take_along_axis(similarity[rows], block_order, axis=1)
+        new = np.ones(values.shape, dtype=bool)
+        new[:, 1:] = values[:, 1:] != values[:, :-1]  # a tie group starts here
+        begins = np.maximum.accumulate(np.where(new, position, 0), axis=1)
+        ends_here = np.ones(values.shape, dtype=bool)
+        ends_here[:, :-1] = new[:, 1:]
+        ends = np.minimum.accumulate(np.where(ends_here, position + 1, n)[:, ::-1], axis=1)[:, ::-1]
+        order[rows] = block_order
+        np.put_along_axis(first[rows], block_order, begins, axis=1)
+        np.put_along_axis(last[rows], block_order, ends, axis=1)
+    return order, first, last
+
+
+def _weighted_centred_ranks(weights: np.ndarray, groups: np.ndarray, tables) -> np.ndarray:
+    """Twice the centred average ranks of row ``groups[p]`` of a similarity matrix, each column
+    ``j`` counted ``weights[p, j]`` times (int32, exact; column order).
+
+    With ``cum`` the cumulative weights in the row's sorted order (``cum[0] = 0``), the values
+    tied with column ``j`` occupy weighted positions ``cum[first_j] + 1 .. cum[last_j]``; their
+    average rank is ``(cum[first_j] + cum[last_j] + 1) / 2`` and the weighted mean rank
+    ``(T + 1) / 2`` (``T`` the total weight), so twice the centred rank is
+    ``cum[first_j] + cum[last_j] - T``.
+    """
+    order, first, last = tables
+    cumulative = np.zeros((len(groups), weights.shape[1] + 1), dtype=np.int32)
+    np.cumsum(np.take_along_axis(weights, order[groups], axis=1), axis=1, out=cumulative[:, 1:])
+    doubled = np.take_along_axis(cumulative, first[groups], axis=1)
+    doubled += np.take_along_axis(cumulative, last[groups], axis=1)
+    doubled -= cumulative[:, -1:]
+    return doubled
 
 
 def _rsa_resampled(base, other, indices: np.ndarray, diagonal: str) -> np.ndarray:
@@ -614,25 +664,51 @@ def _rsa_resampled(base, other, indices: np.ndarray, diagonal: str) -> np.ndarra
     In resample ``b`` row ``a`` is group ``indices[b, a]``; its rho runs over the columns that
     are a different group (a copy of the row's own group is left out; with
     ``diagonal="include"`` the row's own cell stays in).
+
+    Computed without re-ranking: a resample's matrix holds group ``j``'s column ``c_j`` times
+    (``c`` its counts), so row ``i``'s Spearman rho is a weighted one over the original ``n``
+    columns with weights ``c_j`` (and ``c_i`` set to 0, or 1 with the diagonal), whose average
+    ranks follow from each row's sort order, computed once (:func:`_weighted_centred_ranks`).
+    Copies of a group have the same row, so each distinct group's rho is computed once and
+    counted ``c_i`` times in the mean. Ranks are exact integers; the result equals ranking the
+    resampled matrices (``scipy.stats.rankdata``) up to floating-point rounding (1e-15).
     """
     sa, so = cosine_similarity_matrix(base), cosine_similarity_matrix(other)
-    n = indices.shape[1]
-    eye = np.eye(n, dtype=bool)
-    result = np.empty(len(indices))
-    for start in range(0, len(indices), _PERMUTATION_CHUNK):
-        chunk = indices[start:start + _PERMUTATION_CHUNK]
-        rows, columns = chunk[:, :, None], chunk[:, None, :]
-        valid = rows != columns
-        if diagonal == "include":
-            valid |= eye
-        za = _masked_standardized_ranks(sa[rows, columns], valid)
-        zo = _masked_standardized_ranks(so[rows, columns], valid)
-        result[start:start + len(chunk)] = _quiet_nanmean(_clean((za * zo).sum(axis=2)), axis=1)
+    n = len(sa)
+    tables = (_rank_tables(sa), _rank_tables(so))
+    del sa, so
+    own = 1 if diagonal == "include" else 0
+    result = np.full(len(indices), np.nan)
+    step = _chunk_size(_RSA_RESAMPLE_BYTES * n * n)
+    for start in range(0, len(indices), step):
+        chunk = indices[start:start + step]
+        offsets = (np.arange(len(chunk))[:, None] * n + chunk).ravel()
+        counts = np.bincount(offsets, minlength=len(chunk) * n).astype(np.int32).reshape(len(chunk), n)
+        resample, groups = np.nonzero(counts)  # one row per distinct group of each resample
+        weights = counts[resample]
+        weights[np.arange(len(groups)), groups] = own
+        za = _weighted_centred_ranks(weights, groups, tables[0])
+        zo = _weighted_centred_ranks(weights, groups, tables[1])
+        weights, za, zo = (array.astype(float) for array in (weights, za, zo))
+        weighted_a = weights * za
+        numerator = np.einsum("pj,pj->p", weighted_a, zo)
+        norm_a = np.einsum("pj,pj->p", weighted_a, za)
+        del weighted_a
+        norm_o = np.einsum("pj,pj->p", weights * zo, zo)
+        del weights, za, zo
+        defined = (norm_a > 0) & (norm_o > 0)  # integer sums: 0 exactly when a row's ranks are all tied
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = _clean(numerator / np.sqrt(np.where(defined, norm_a * norm_o, 1.0)))
+        multiplicity = counts[resample, groups] * defined
+        total = np.bincount(resample, weights=multiplicity * np.where(defined, rho, 0.0), minlength=len(chunk))
+        rows = np.bincount(resample, weights=multiplicity, minlength=len(chunk))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result[start:start + len(chunk)] = np.where(rows > 0, total / np.where(rows > 0, rows, 1), np.nan)
     return result
 
 
 def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidence: float = 0.95,
-                 diagonal: str = "exclude", seed: int | np.random.Generator = 0) -> dict:
+                 diagonal: str = "exclude", strata=None, seed: int | np.random.Generator = 0) -> dict:
     """Percentile bootstrap interval over groups for the statistic of ``method``.
 
     Parameters
@@ -644,6 +720,10 @@ def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidenc
     confidence : float, default 0.95
     diagonal : {"exclude", "include"}, default "exclude"
         For ``rsa`` only.
+    strata : array-like of shape (n_groups,), optional
+        A label per group (its category, for a pooled row): each resample then draws every
+        stratum's groups from that stratum only, keeping its count (a stratified bootstrap, as
+        :func:`permutation_test` with ``strata`` permutes within strata). Default: one stratum.
     seed : int or numpy Generator, default 0
 
     Returns
@@ -668,6 +748,21 @@ def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidenc
       a nominal 95% interval 0.77 at 20 groups, 0.68 at 60);
     * ``emotion``: each column's rho across the resampled groups.
 
+    With ``strata`` the resample of stratum ``k`` (``n_k`` groups) is ``n_k`` draws with
+    replacement from its own groups (the stratified bootstrap of Davison and Hinkley 1997 [6]_,
+    chapter 3: the categories are fixed by the design, the groups within them are sampled), and
+    the resampled statistics are widened about the observed one by
+    ``sqrt(n / (n - K)) * t_{n-K}(q) / z(q)`` for ``K`` strata and ``q = (1 + confidence) / 2``
+    (:func:`_widened`; without it small strata give too narrow intervals). Memory: resamples are processed in chunks whose
+    temporaries stay within :data:`CHUNK_BYTES`.
+
+    References
+    ----------
+    .. [6] Anthony C. Davison and David V. Hinkley. 1997. Bootstrap Methods and their
+       Application. Cambridge University Press.
+    .. [7] Tim C. Hesterberg. 2015. What teachers should know about the bootstrap: resampling in
+       the undergraduate statistics curriculum. The American Statistician 69(4): 371-386.
+
     Examples
     --------
     Every group has rho = 1, so every resample averages to 1:
@@ -681,6 +776,12 @@ def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidenc
     >>> y = [[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]]
     >>> bootstrap_ci(y, y, method="rsa", n_bootstrap=50)
     {'ci_low': 1.0, 'ci_high': 1.0}
+
+    Two strata of one group each: every resample is the sample itself.
+
+    >>> bootstrap_ci([[0, 1, 2], [2, 1, 0]], [[0, 1, 2], [0, 1, 2]], method="spearman", n_bootstrap=20,
+    ...              strata=["a", "b"])
+    {'ci_low': 0.0, 'ci_high': 0.0}
     """
     _check_choice(method, METHODS, "method")
     _check_choice(diagonal, DIAGONAL_OPTIONS, "diagonal")
@@ -689,20 +790,50 @@ def bootstrap_ci(base, other, *, method: str, n_bootstrap: int = 1000, confidenc
         raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    indices = _bootstrap_indices(len(base), n_bootstrap, _rng(seed))
+    indices = _bootstrap_indices(len(base), n_bootstrap, _rng(seed), strata)
     if method == "emotion":
-        resampled = _standardized_ranks(base[indices], axis=1) * _standardized_ranks(other[indices], axis=1)
-        low, high = _percentile_interval(_clean(resampled.sum(axis=1)), confidence)
+        resampled = np.empty((n_bootstrap, base.shape[1]))
+        step = _chunk_size(96 * base.size)  # gathered profiles, rankdata's sort and ranks, products (measured ~70)
+        for start in range(0, n_bootstrap, step):
+            chunk = indices[start:start + step]
+            products = _standardized_ranks(base[chunk], axis=1) * _standardized_ranks(other[chunk], axis=1)
+            resampled[start:start + len(chunk)] = _clean(products.sum(axis=1))
+        observed = per_emotion(base, other)
+    elif method == "rsa":  # the sample itself as a last "resample": its RSA from the same rank tables
+        resampled = _rsa_resampled(base, other, np.vstack([indices, np.arange(len(base))]), diagonal)
+        resampled, observed = resampled[:-1], resampled[-1]
+    else:
+        per_group = spearman_per_group(base, other)
+        resampled, observed = _quiet_nanmean(per_group[indices], axis=1), _quiet_nanmean(per_group)
+    if strata is not None:
+        resampled = _widened(resampled, observed, len(base), len(_strata_members(len(base), strata)), confidence)
+    low, high = _percentile_interval(resampled, confidence)
+    if method == "emotion":
         return {"ci_low": low, "ci_high": high}
-    if method == "rsa":
-        low, high = _percentile_interval(_rsa_resampled(base, other, indices, diagonal), confidence)
-        return {"ci_low": float(low), "ci_high": float(high)}
-    per_group = spearman_per_group(base, other)
-    low, high = _percentile_interval(_quiet_nanmean(per_group[indices], axis=1), confidence)
     return {"ci_low": float(low), "ci_high": float(high)}
 
 
-def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+def _widened(resampled: np.ndarray, observed, n: int, n_strata: int, confidence: float) -> np.ndarray:
+    """Resampled statistics moved away from the observed one by
+    ``sqrt(n / (n - K)) * t_{n - K}(q) / z(q)``, ``K = n_strata``, ``q = (1 + confidence) / 2``.
+
+    Resampling ``n_k`` of ``n_k`` groups estimates a stratum's variance with divisor ``n_k``
+    instead of ``n_k - 1``; for a pooled mean the bootstrap variance is then ``(n - K) / n`` of the
+    unbiased one (``K`` strata of about equal spread), which makes percentile intervals too narrow
+    when strata are small (simulated coverage 0.90 at nominal 0.95 with 5 groups per category).
+    Widening by the inverse factor, and by the ratio of Student's to the normal quantile for the
+    ``n - K`` degrees of freedom, is the expanded percentile interval of Hesterberg (2015) [7]_
+    with the stratified degrees of freedom. Where the observed statistic is undefined, the
+    resamples are left as they are. One stratum of one group per group (``n == K``): unchanged.
+    """
+    if n <= n_strata:
+        return resampled
+    q = (1 + confidence) / 2
+    factor = np.sqrt(n / (n - n_strata)) * student_t.ppf(q, n - n_strata) / norm.ppf(q)
+    return np.where(np.isnan(observed), resampled, observed + factor * (resampled - observed))
+
+
+def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95, strata=None,
                seed: int | np.random.Generator = 0) -> dict:
     """Per dimension, the mean over groups of ``other - base``, with a bootstrap interval.
 
@@ -711,6 +842,8 @@ def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95
     base, other : array-like of shape (n_groups, n_dims)
     n_bootstrap : int, default 1000
     confidence : float, default 0.95
+    strata : array-like of shape (n_groups,), optional
+        Resample within strata, widened for their size (see :func:`bootstrap_ci`).
     seed : int or numpy Generator, default 0
 
     Returns
@@ -718,7 +851,7 @@ def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95
     dict of ndarrays of shape (n_dims,)
         ``base_mean``, ``other_mean``, ``shift = other_mean - base_mean`` (in [-1, 1] for
         profiles in [0, 1]; positive: ``other`` gives the dimension a larger share), ``ci_low``,
-        ``ci_high`` (percentile bootstrap over groups).
+        ``ci_high`` (percentile bootstrap over groups). Its p-value: :func:`sign_flip_test`.
 
     Examples
     --------
@@ -728,10 +861,88 @@ def mean_shift(base, other, *, n_bootstrap: int = 1000, confidence: float = 0.95
     """
     base, other = _check_pair(base, other)
     difference = other - base
-    indices = _bootstrap_indices(len(base), n_bootstrap, _rng(seed))
-    low, high = _percentile_interval(difference[indices].mean(axis=1), confidence)
+    indices = _bootstrap_indices(len(base), n_bootstrap, _rng(seed), strata)
+    means = np.empty((n_bootstrap, base.shape[1]))
+    step = _chunk_size(8 * base.size)  # the gathered differences of one resample
+    for start in range(0, n_bootstrap, step):
+        means[start:start + step] = difference[indices[start:start + step]].mean(axis=1)
+    if strata is not None:
+        means = _widened(means, difference.mean(axis=0), len(base), len(_strata_members(len(base), strata)),
+                         confidence)
+    low, high = _percentile_interval(means, confidence)
     return {"base_mean": base.mean(axis=0), "other_mean": other.mean(axis=0),
             "shift": difference.mean(axis=0), "ci_low": low, "ci_high": high}
+
+
+def sign_flip_test(base, other, *, n_permutations: int = 1000, seed: int | np.random.Generator = 0) -> dict:
+    """Paired sign-flip permutation test of "the mean over groups of ``other - base`` is 0", per
+    dimension (two-sided).
+
+    Parameters
+    ----------
+    base, other : array-like of shape (n_groups, n_dims)
+        Row ``i`` of both is the same group.
+    n_permutations : int, default 1000
+        Random sign vectors drawn when there are more than ``max(n_permutations,``
+        :data:`EXACT_SIGN_FLIPS` ``)`` of them (``2^n_groups``); otherwise all are enumerated.
+    seed : int or numpy Generator, default 0
+
+    Returns
+    -------
+    dict
+        ``statistic``: ``(n_dims,)`` mean differences ``T = mean_g d_g`` with ``d_g = other_g - base_g``;
+        ``p_value``: ``(n_dims,)`` in ``(0, 1]``; ``n_sign_flips``: sign vectors used (including
+        the identity); ``exact``: whether they were all ``2^n`` of them.
+
+    Notes
+    -----
+    Null hypothesis: within each group the two profiles are exchangeable (``base`` and ``other``
+    could be swapped), so each ``d_g`` is as likely as ``-d_g``: under it every sign vector
+    ``s`` in ``{-1, 1}^n`` gives an equally likely ``T(s) = mean_g s_g d_g`` (Fisher 1935 [4]_;
+    Good 2005 [5]_). Enumerated: ``p = #{s : |T(s)| >= |T_obs|} / 2^n``, exact for differences
+    symmetric about 0 whatever their distribution; the smallest attainable p is ``2 / 2^n`` (``s``
+    and ``-s`` give the same ``|T|``), e.g. 0.25 for 3 groups. Monte Carlo (``B`` random
+    ``s``, each sign +1 or -1 with probability 1/2): ``p = (1 + #{|T(s)| >= |T_obs|}) / (1 + B)``
+    [3]_. A dimension with all ``d_g = 0`` has p = 1. The test is about the mean only: a shift
+    of some groups up and others down by the same amount is not detected.
+
+    References
+    ----------
+    .. [4] Ronald A. Fisher. 1935. The Design of Experiments. Oliver and Boyd.
+    .. [5] Phillip I. Good. 2005. Permutation, Parametric and Bootstrap Tests of Hypotheses,
+       3rd ed. Springer (the one-sample and matched-pairs permutation tests).
+
+    Examples
+    --------
+    Three groups, differences 0.1, 0.2, 0.3 in one dimension: of the 8 sign vectors only
+    ``(+, +, +)`` and ``(-, -, -)`` reach ``|T| = 0.2``, so ``p = 2 / 8``:
+
+    >>> result = sign_flip_test([[0.0], [0.0], [0.0]], [[0.1], [0.2], [0.3]])
+    >>> result["p_value"], result["n_sign_flips"], result["exact"]
+    (array([0.25]), 8, True)
+    """
+    base, other = _check_pair(base, other)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be at least 1, got {n_permutations}")
+    difference = other - base
+    n = len(difference)
+    observed = difference.mean(axis=0)
+    threshold = np.abs(observed) - 1e-12  # so that T(s) equal to |T_obs| counts despite rounding
+    exact = n < 63 and 2 ** n <= max(n_permutations, EXACT_SIGN_FLIPS)
+    total = 2 ** n if exact else n_permutations
+    exceed = np.zeros(difference.shape[1], dtype=np.int64)
+    step = _chunk_size(16 * n)  # a chunk of sign vectors as float64, and the booleans drawn
+    rng = _rng(seed)
+    for start in range(0, total, step):
+        size = min(step, total - start)
+        if exact:  # bit g of the vector's number is group g's sign
+            codes = np.arange(start, start + size)[:, None]
+            signs = 1.0 - 2.0 * ((codes >> np.arange(n)) & 1)
+        else:
+            signs = np.where(rng.random((size, n)) < 0.5, -1.0, 1.0)
+        exceed += (np.abs(signs @ difference) / n >= threshold).sum(axis=0)
+    p_value = exceed / total if exact else (1 + exceed) / (1 + total)
+    return {"statistic": observed, "p_value": p_value, "n_sign_flips": total, "exact": bool(exact)}
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:
@@ -769,7 +980,7 @@ def compare(base, other, *, method: str, n_permutations: int = 1000, exceedances
     ``exceedances`` go to :func:`permutation_test` (the most permutations and the stopping rule),
     whose ``n_permutations`` (used) and ``p_floor`` are returned too. ``per_group`` holds the
     per-group rhos for ``spearman`` and ``rsa`` (None for ``emotion``). ``strata`` go to
-    :func:`permutation_test`. Permutations and resamples come from the ``permutation`` and
+    :func:`permutation_test` and :func:`bootstrap_ci` (permutations and resamples within strata). Permutations and resamples come from the ``permutation`` and
     ``bootstrap`` streams of :func:`data_streams` (seed and data only): the p-value does not
     depend on ``n_bootstrap``, nor the interval on ``n_permutations``.
 
@@ -795,8 +1006,8 @@ def compare(base, other, *, method: str, n_permutations: int = 1000, exceedances
         result.update({key: test[key] for key in ("p_value", "n_permutations", "p_floor", "null_mean", "null_low",
                                                   "null_high")})
     if n_bootstrap > 0:
-        result.update(bootstrap_ci(base, other, method=method, n_bootstrap=n_bootstrap,
-                                   confidence=confidence, diagonal=diagonal, seed=streams["bootstrap"]))
+        result.update(bootstrap_ci(base, other, method=method, n_bootstrap=n_bootstrap, confidence=confidence,
+                                   diagonal=diagonal, strata=strata, seed=streams["bootstrap"]))
     result["per_group"] = (spearman_per_group(base, other) if method == "spearman"
                            else rsa(base, other, diagonal=diagonal)["per_group"] if method == "rsa" else None)
     return result

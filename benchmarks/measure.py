@@ -29,6 +29,7 @@ class ChildRun:
     stdout: str
     stderr: str
     timings: dict = field(default_factory=dict)  # the run's manifest "timings", when read
+    cpu_s: float = 0.0  # the child's user + system CPU seconds (same rusage)
 
     def tail(self, lines: int = 15) -> str:
         text = (self.stderr.strip() or self.stdout.strip()).splitlines()
@@ -63,7 +64,8 @@ def run_measured(command: list[str], *, log_dir: Path, name: str, env: dict[str,
     peak = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
     return ChildRun(command=command, returncode=process.returncode, wall_s=wall, peak_rss=peak,
                     stdout=out_path.read_text(encoding="utf-8", errors="replace"),
-                    stderr=err_path.read_text(encoding="utf-8", errors="replace"))
+                    stderr=err_path.read_text(encoding="utf-8", errors="replace"),
+                    cpu_s=usage.ru_utime + usage.ru_stime)
 
 
 def warm_lemma_tries(languages: list[str] | None) -> float:

@@ -419,3 +419,54 @@ def test_default_exceedances_follow_a_small_maximum_and_zero_is_a_fixed_count(ru
     assert set(en["n_permutations"]) == {120, 24, 300} and set(fr["n_permutations"]) == {24, 6, 144}
     assert np.allclose(tested.loc[tested["n_permutations"] == 300, "p_floor"], 1 / 301)
     assert "fixed count" in json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["stopping_rule"]
+
+
+def test_shifts_have_sign_flip_p_values_adjusted_per_comparison_and_language(tmp_path, cli):
+    """ft = base with anger raised in every English group (0.7 anger + 0.3 > anger), other emotions
+    jittered: every English anger difference is positive, so the pooled row (9 groups) has the
+    smallest exact p, 2/512; French is identical (shift 0, p = 1). p_adjusted is BH within each
+    language's rows (categories x emotions), and the pooled rows match the functions called
+    with the categories as strata."""
+    base = profiles(seed=0)
+    ft = base.copy()
+    rng = np.random.default_rng(5)
+    en = (ft["language"] == "en").to_numpy()
+    others = [e for e in EMOTIONS if e != "anger"]
+    ft.loc[en, "anger"] = (ft.loc[en, "anger"] * 0.7 + 0.3).round(4)
+    ft.loc[en, others] = (ft.loc[en, others] + rng.normal(0, 0.01, (en.sum(), len(others)))).clip(0, 1).round(4)
+    out = tmp_path / "out"
+    run_ok(cli, [str(write_run(tmp_path / "base", base)), str(write_run(tmp_path / "ft", ft)), *FAST,
+                 "--method", "spearman", "--output_dir", str(out)])
+    shifts = pd.read_csv(out / "shifts.csv")
+    assert list(shifts.columns) == correlate.SHIFT_COLUMNS
+    fr = shifts[shifts["language"] == "fr"]
+    assert np.allclose(fr["shift"], 0.0) and (fr["p"] == 1.0).all() and not fr["significant"].any()
+    en_rows = shifts[shifts["language"] == "en"]
+    for _, rows in shifts.groupby("language"):
+        np.testing.assert_allclose(rows["p_adjusted"], correlations.benjamini_hochberg(rows["p"]))
+    assert (shifts["significant"] == (shifts["p_adjusted"] <= 0.05)).all()
+    anger = en_rows[en_rows["emotion"] == "anger"].set_index("category")
+    # each category's and the pooled p by enumeration
+    table = base[en].set_index("group_id")
+    changed = ft[en].set_index("group_id").loc[table.index]
+    for category, members in [("gender", table["category"] == "gender"), ("all", table["category"].notna())]:
+        expected = correlations.sign_flip_test(table.loc[members, list(EMOTIONS)].to_numpy(),
+                                               changed.loc[members, list(EMOTIONS)].to_numpy(), n_permutations=200)
+        assert expected["exact"]
+        np.testing.assert_allclose(en_rows[en_rows["category"] == category]["p"], expected["p_value"])
+    assert anger.loc["all", "p"] == pytest.approx(2 / 2 ** 9) == en_rows["p"].min()
+    # the pooled rows' intervals: resampled within categories
+    data = [table[list(EMOTIONS)].to_numpy(dtype=float), changed[list(EMOTIONS)].to_numpy(dtype=float)]
+    pooled = correlations.mean_shift(*data, n_bootstrap=200, strata=table["category"].to_numpy(),
+                                     seed=correlations.data_streams(0, *data)["shift"])
+    np.testing.assert_allclose(en_rows[en_rows["category"] == "all"]["ci_low"], pooled["ci_low"])
+    correlation = pd.read_csv(out / "correlations.csv")
+    row = correlation[(correlation["language"] == "en") & (correlation["category"] == "all")].iloc[0]
+    expected = correlations.compare(*data, method="spearman", n_permutations=200, n_bootstrap=200,
+                                    strata=table["category"].to_numpy(), seed=0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected["ci_low"], expected["ci_high"]))
+
+    run_ok(cli, [str(tmp_path / "base"), str(tmp_path / "ft"), "--permutations", "0", "--bootstrap", "50",
+                 "--method", "spearman", "--output_dir", str(tmp_path / "none")])
+    none = pd.read_csv(tmp_path / "none" / "shifts.csv")
+    assert none["p"].isna().all() and none["p_adjusted"].isna().all() and not none["significant"].any()

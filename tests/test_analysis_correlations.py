@@ -452,3 +452,170 @@ def test_bh_within_a_family_of_sequential_p_values_keeps_the_fdr_under_the_globa
         p_all += p
     assert np.mean(fdp) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 150)
     assert np.mean(np.array(p_all) <= 0.05) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 1500)
+
+
+# ------------------------------------------------------------------ stratified bootstrap (pooled rows)
+
+
+def test_stratified_resamples_keep_every_category_count_by_hand():
+    """Strata a a b b b c: every resample draws positions 0-1 from {0, 1}, 2-4 from {2, 3, 4},
+    5 from {5}, so each keeps the counts 2, 3, 1; without strata one position may take any group."""
+    strata = np.array(["a", "a", "b", "b", "b", "c"])
+    indices = c._bootstrap_indices(6, 500, np.random.default_rng(0), strata)
+    assert set(indices[:, :2].ravel()) == {0, 1}
+    assert set(indices[:, 2:5].ravel()) == {2, 3, 4}
+    assert (indices[:, 5] == 5).all()
+    for resample in indices:
+        assert [int(np.sum(strata[resample] == label)) for label in "abc"] == [2, 3, 1]
+    plain = c._bootstrap_indices(6, 500, np.random.default_rng(0))
+    assert set(plain[:, 0]) == set(range(6))
+    with pytest.raises(ValueError, match="one label per group"):
+        c._bootstrap_indices(6, 5, np.random.default_rng(0), strata[:5])
+
+
+def test_stratified_rsa_resample_matches_brute_force():
+    """Within-stratum resamples keep the rule "a row leaves out the copies of its own group"."""
+    rng = np.random.default_rng(31)
+    base, other = rng.random((9, 6)), rng.random((9, 6))
+    strata = np.repeat([0, 1, 2], 3)
+    indices = c._bootstrap_indices(9, 4, rng, strata)
+    for diagonal in c.DIAGONAL_OPTIONS:
+        for idx in indices:
+            sa, so = c.cosine_similarity_matrix(base[idx]), c.cosine_similarity_matrix(other[idx])
+            rhos = []
+            for a in range(9):
+                keep = [b for b in range(9) if idx[b] != idx[a] or (diagonal == "include" and b == a)]
+                rhos.append(scipy_stats.spearmanr(sa[a, keep], so[a, keep]).statistic)
+            assert c._rsa_resampled(base, other, idx[None], diagonal)[0] == pytest.approx(np.mean(rhos), abs=1e-12)
+
+
+def stratified_profiles(rng, means, per_category, noise=0.7):
+    """Groups of fixed categories: a group's latent vector is its category's mean plus its own
+    deviation; each model sees it through its own noise (as latent_profiles)."""
+    z = np.repeat(means, per_category, axis=0) + rng.normal(size=(len(means) * per_category, means.shape[1]))
+    return (np.exp(0.5 * (z + noise * rng.normal(size=z.shape))),
+            np.exp(0.5 * (z + noise * rng.normal(size=z.shape))))
+
+
+def stratified_coverage(method, n_categories, per_category, repeats, n_bootstrap, seed):
+    """Share of nominal 95% stratified intervals of a pooled statistic covering its population
+    value: the categories (their means) are fixed, the groups within them sampled. The
+    population value is the statistic of one very large sample with the same categories in the
+    same proportions (1200 groups for rsa, 20000 for spearman)."""
+    rng = np.random.default_rng(seed)
+    means = 1.5 * rng.normal(size=(n_categories, 10))
+    big = (1200 if method == "rsa" else 20000) // n_categories
+    truth = c.statistic(*stratified_profiles(rng, means, big), method=method)
+    strata = np.repeat(np.arange(n_categories), per_category)
+    hits = []
+    for _ in range(repeats):
+        ci = c.bootstrap_ci(*stratified_profiles(rng, means, per_category), method=method, n_bootstrap=n_bootstrap,
+                            strata=strata, seed=rng)
+        hits.append(ci["ci_low"] <= truth <= ci["ci_high"])
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize("method", ["spearman", "rsa"])
+def test_stratified_interval_covers_the_population_value(method):
+    assert stratified_coverage(method, 4, 8, repeats=100, n_bootstrap=100, seed=32) >= 0.90
+
+
+# ------------------------------------------------------------------ chunks bounded in memory
+
+
+def test_results_do_not_depend_on_the_chunk_size(monkeypatch):
+    """Tiny chunks (one permutation or resample at a time) give the same numbers as one chunk."""
+    rng = np.random.default_rng(33)
+    base, other = rng.random((12, 5)), rng.random((12, 5))
+    strata = np.repeat([0, 1, 2], 4)
+
+    def everything():
+        results = [c.compare(base, other, method=m, n_permutations=30, n_bootstrap=30, strata=strata, seed=3)
+                   for m in c.METHODS]
+        results.append(c.mean_shift(base, other, n_bootstrap=30, strata=strata, seed=3))
+        results.append(c.sign_flip_test(base, other, n_permutations=5000, seed=3))  # 2^12 < 5000: enumerated
+        results.append(c.sign_flip_test(np.vstack([base, base]), np.vstack([other, base]), n_permutations=50, seed=3))
+        return results
+
+    large = everything()
+    monkeypatch.setattr(c, "CHUNK_BYTES", 1)
+    assert c._chunk_size(10**6) == 1
+    small = everything()
+    for one, other_result in zip(large, small):
+        for key, value in one.items():
+            if key != "per_group":
+                np.testing.assert_array_equal(value, other_result[key], err_msg=key)
+
+
+def test_chunk_size_follows_the_groups():
+    n_small, n_large = 20, 2400
+    assert c._chunk_size(c._RSA_RESAMPLE_BYTES * n_small ** 2) > 1000  # one step for 1000 resamples
+    assert c._chunk_size(c._RSA_RESAMPLE_BYTES * n_large ** 2) == 1
+    assert c._chunk_size(c._RSA_PERMUTATION_BYTES * n_large ** 2) * c._RSA_PERMUTATION_BYTES * n_large ** 2 \
+        <= c.CHUNK_BYTES
+
+
+# ------------------------------------------------------------------ sign-flip test of shifts
+
+
+def test_sign_flip_test_by_hand_with_three_groups():
+    """Differences per group (rows) and dimension (columns); all 8 sign vectors by hand.
+    Column 0: d = (0.1, 0.2, 0.3), |T| = 0.2 only for (+++) and (---): p = 2/8.
+    Column 1: d = (0.3, -0.1, 0.1), T_obs = 0.1: p = 6/8 (below). Column 2: all zero, p = 1.
+    Then against brute-force enumeration."""
+    base = np.zeros((3, 3))
+    other = np.array([[0.1, 0.3, 0.0], [0.2, -0.1, 0.0], [0.3, 0.1, 0.0]]) + 0.5
+    base += 0.5
+    result = c.sign_flip_test(base, other, n_permutations=100)
+    assert result["exact"] and result["n_sign_flips"] == 8
+    # column 1 by hand: s = (s1, s2, s3), T = (0.3 s1 - 0.1 s2 + 0.1 s3) / 3; |3T| over the 8 vectors:
+    # (+++) .3, (++-) .1, (+-+) .5, (+--) .3, and their negatives the same: |3T| >= .3 for 6 of 8.
+    np.testing.assert_allclose(result["p_value"], [2 / 8, 6 / 8, 1.0])
+    np.testing.assert_allclose(result["statistic"], [0.2, 0.1, 0.0])
+    brute = []
+    d = other - base
+    for signs in np.array(np.meshgrid(*[[-1, 1]] * 3)).reshape(3, -1).T:
+        brute.append(np.abs(signs @ d / 3) >= np.abs(d.mean(axis=0)) - 1e-12)
+    np.testing.assert_allclose(result["p_value"], np.mean(brute, axis=0))
+
+
+def test_sign_flip_test_monte_carlo_is_seeded_and_never_zero():
+    """30 groups, every difference 0.5: only the all-equal sign vectors (probability 2 / 2^30)
+    reach |T_obs|, so p = 1 / (1 + 99). A weaker shift: the same seed gives the same p."""
+    rng = np.random.default_rng(34)
+    base = rng.random((30, 4))
+    result = c.sign_flip_test(base, base + 0.5, n_permutations=99, seed=1)
+    assert not result["exact"] and result["n_sign_flips"] == 99
+    np.testing.assert_allclose(result["p_value"], 0.01)
+    other = base + rng.normal(0, 0.1, size=base.shape) + 0.02
+    first = c.sign_flip_test(base, other, n_permutations=200, seed=1)["p_value"]
+    assert np.array_equal(first, c.sign_flip_test(base, other, n_permutations=200, seed=1)["p_value"])
+    assert not np.array_equal(first, c.sign_flip_test(base, other, n_permutations=200, seed=2)["p_value"])
+    with pytest.raises(ValueError, match="n_permutations"):
+        c.sign_flip_test(base, other, n_permutations=0)
+
+
+def sign_flip_rejections(n_groups, repeats, seed, n_permutations=200):
+    """Share of p <= 0.05 under the null: both models' profiles of a group are exchangeable
+    (two noisy views of the same group, positive and skewed, as profiles are)."""
+    rng = np.random.default_rng(seed)
+    rejections = []
+    for _ in range(repeats):
+        z = rng.normal(size=(n_groups, 3))
+        base, other = (np.exp(0.5 * (z + 0.7 * rng.normal(size=z.shape))) for _ in range(2))
+        rejections.append(c.sign_flip_test(base, other, n_permutations=n_permutations, seed=rng)["p_value"] <= 0.05)
+    return float(np.mean(rejections))
+
+
+@pytest.mark.parametrize("n_groups", [6, 40])
+def test_sign_flip_test_is_calibrated_under_the_null(n_groups):
+    """600 p-values (200 data sets x 3 dimensions): P(p <= 0.05) within 0.02-0.08."""
+    assert 0.02 <= sign_flip_rejections(n_groups, repeats=200, seed=35) <= 0.08
+
+
+def test_sign_flip_test_finds_a_planted_shift():
+    rng = np.random.default_rng(36)
+    base = rng.random((20, 3)) * 0.5
+    other = base + rng.normal(0, 0.05, size=base.shape) + np.array([0.1, 0.0, 0.0])
+    p = c.sign_flip_test(base, other, n_permutations=999, seed=0)["p_value"]
+    assert p[0] <= 0.002 and p[1] > 0.05 and p[2] > 0.05
