@@ -303,7 +303,7 @@ def clustered_proportion_interval(hits, n, *, confidence: float = 0.95) -> tuple
     Korn, E. L. and Graubard, B. I. (1998). Confidence intervals for proportions with small expected
     number of positive counts estimated from survey data. Survey Methodology 24(2), 193-201.
     Dean, N. and Pagano, M. (2015). Evaluating confidence interval methods for binomial proportions
-    in clustered surveys. Journal of Survey Statistics and Methodology 3(4), 484-503.
+    in clustered surveys. Journal of Survey Statistics and Methodology 3(4).
 
     Examples
     --------
