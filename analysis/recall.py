@@ -365,7 +365,8 @@ def _group_counts(values, name: str) -> np.ndarray:
     return array
 
 
-def recall_rows(run: str, rows: pd.DataFrame, ks: list[int], *, confidence: float, intervals: bool = True) -> list[dict]:
+def recall_rows(run: str, rows: pd.DataFrame, ks: list[int], *, confidence: float,
+                intervals: bool = True) -> list[dict]:
     """``RECALL_COLUMNS`` rows of one run: row and group level, per language x category (and all) x k,
     with :func:`clustered_proportion_interval` over the groups (NaN without ``intervals``)."""
     out = []
