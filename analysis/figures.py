@@ -440,7 +440,7 @@ def shift_figures(run: Run) -> Iterator[Figure]:
 
 def recall_curves(block: pd.DataFrame, title: str) -> plt.Figure:
     """recall@k against k (log scale), one panel per category (``all`` first), one line per run,
-    with the bootstrap interval as a band (as in Choenni et al. 2021's figures)."""
+    with the interval (ci_low, ci_high) as a band (as in Choenni et al. 2021's figures)."""
     categories = [ALL, *sorted(set(block["category"]) - {ALL})]
     columns = min(len(categories), 5)
     rows = -(-len(categories) // columns)
@@ -478,7 +478,7 @@ def recall_figures(run: Run) -> Iterator[Figure]:
     for (level, language), block in table.groupby(["level", "language"], sort=False):
         yield Figure(f"recall_{run.label}_{level}_{language}",
                      f"Recall@k of human-collected stereotypes ({level} level, {language}) per category, one line "
-                     f"per probing run, with bootstrap 95% intervals over groups (analysis.recall).",
+                     f"per probing run, with Korn-Graubard 95% intervals over groups (analysis.recall).",
                      recall_curves(block, f"recall of human stereotypes, {level} level, {language}"),
                      run=run.label, kind="recall")
 
@@ -1126,7 +1126,7 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         wide.columns = [f"recall@{c}" if isinstance(c, (int, np.integer)) else c for c in wide.columns]
         lines += ["### Recall of human-collected stereotypes", "",
                   "Recall@k of the Choenni et al. (2021) autocomplete stereotypes (or the stereotype file given to "
-                  "analysis.recall) in each run's top-k, all categories, with bootstrap 95% intervals over groups "
+                  "analysis.recall) in each run's top-k, all categories, with Korn-Graubard 95% intervals over groups "
                   "(runs with random weights recall nothing by design; a token-mode run cannot recall a word of "
                   "several tokens):", "", markdown_table(wide), ""]
         largest = table["k"].max()

@@ -15,7 +15,9 @@ therefore cannot recall an attribute of several tokens)::
 The group-level variant pools a group's templates: ``A_g`` is the set of the group's attributes,
 ``P_g(k)`` the union of its sentences' top-``k`` words, and
 ``recall@k = sum_g |A_g & P_g(k)| / sum_g |A_g|``. Both come per category and for ``all``, with
-percentile bootstrap intervals over groups (groups drawn with replacement, seeded).
+Korn and Graubard's (1998) interval for a proportion of rows clustered in groups
+(:func:`clustered_proportion_interval`: Clopper-Pearson on the effective number of rows, with a
+degrees-of-freedom adjustment for few groups), which covers small categories and zero hits.
 
 Command line: ``python -m analysis.recall RUN_DIR... [--k ...] [--stereotypes FILE]``; see
 ``--help`` and ``analysis/README.md``.
@@ -32,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis._common import (check_bootstrap_options, command_line, completion_mode, input_record, output_folder,
-                              read_table, require_columns, rng_for, save_run)
+                              read_table, require_columns, save_run)
 from probing import prompts as prompt_files
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error
 from probing.manifest import PROJECT_ROOT, add_overwrite_option
@@ -48,6 +51,8 @@ DEFAULT_K = [1, 5, 10, 50, 100, 200]
 STEREOTYPE_COLUMNS = ["language", "group_id", "template_id", "input", "attribute", "source_group", "source_row"]
 RECALL_COLUMNS = ["run", "language", "level", "category", "k", "recall", "n", "recalled", "n_groups",
                   "ci_low", "ci_high"]
+INTERVAL_METHOD = ("Korn-Graubard (1998): Clopper-Pearson on the effective rows N / deff (deff >= 1, from the "
+                   "variance of the ratio over groups) with the t_{N-1} / t_{G-1} degrees-of-freedom adjustment")
 UNMATCHED_COLUMNS = ["run", "source_row", "language", "group_id", "template_id", "input", "attribute", "reason"]
 
 # reasons a stereotype row is not used
@@ -255,20 +260,115 @@ def first_ranks(predictions: pd.DataFrame, stereotypes: pd.DataFrame, lemmatizer
     return rows
 
 
-def _bootstrap(recalled: np.ndarray, n: np.ndarray, resamples: int, confidence: float,
-               rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile interval of ``sum(recalled) / sum(n)`` with groups drawn with replacement."""
-    if resamples == 0 or len(n) < 2:
+def clustered_proportion_interval(hits, n, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Korn-Graubard confidence interval for a proportion of rows clustered in groups.
+
+    The proportion is the ratio ``p = sum_g hits_g / sum_g n_g`` over ``G`` groups (``n_g`` rows of
+    group ``g``, ``hits_g`` of them recalled). Rows of one group share a sentence or a group's
+    predictions and are not independent, so the interval is the exact binomial (Clopper-Pearson)
+    interval on an *effective* sample size (Korn and Graubard 1998):
+
+    1. ``v = G / (G - 1) * sum_g (hits_g - p * n_g)**2 / N**2`` with ``N = sum_g n_g``: the
+       with-replacement (Taylor linearisation) variance of the ratio over groups;
+    2. design effect ``deff = v / (p (1 - p) / N)``, truncated at ``deff >= 1`` (and ``deff = 1`` when
+       ``p`` is 0 or 1, where ``v`` is 0): ``n_eff = N / deff``, never above ``N``;
+    3. degrees of freedom: ``n_star = n_eff * (t_{N-1} / t_{G-1})**2``, ``t_d`` the
+       ``(1 + confidence) / 2`` quantile of Student's t with ``d`` degrees of freedom
+       (``scipy.stats.t``), since the variance rests on ``G - 1`` degrees of freedom, not ``N - 1``;
+    4. with ``x_star = p * n_star`` and ``a = (1 - confidence) / 2``: ``low = Beta_a(x_star,
+       n_star - x_star + 1)`` (0 if no hit), ``high = Beta_{1-a}(x_star + 1, n_star - x_star)`` (1 if
+       every row is a hit), ``Beta_q`` the ``q`` quantile of the beta distribution
+       (``scipy.stats.beta``).
+
+    Zero hits give ``[0, 1 - a**(1 / n_star)]``, never ``[0, 0]``. With one row per group and
+    zero (or all) hits, ``n_star = N`` and this is Clopper-Pearson's interval on ``N`` rows.
+
+    Parameters
+    ----------
+    hits : array-like of int, shape (G,)
+        Recalled rows per group, ``0 <= hits_g <= n_g``.
+    n : array-like of int, shape (G,)
+        Rows per group, each at least 1.
+    confidence : float, default 0.95
+        Level in (0, 1).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        Bounds on the proportion, in [0, 1]; ``(nan, nan)`` for a single group, whose rows give no
+        between-group variance.
+
+    References
+    ----------
+    Korn, E. L. and Graubard, B. I. (1998). Confidence intervals for proportions with small expected
+    number of positive counts estimated from survey data. Survey Methodology 24(2), 193-201.
+    Dean, N. and Pagano, M. (2015). Evaluating confidence interval methods for binomial proportions
+    in clustered surveys. Journal of Survey Statistics and Methodology 3(4).
+
+    Examples
+    --------
+    No hit in 4 groups of 5 rows: ``N = 20``, ``deff = 1``, ``n_star = 20 * (2.0930 / 3.1824)**2 =
+    8.651``, high ``= 1 - 0.025**(1 / 8.651) = 0.347``:
+
+    >>> low, high = clustered_proportion_interval([0, 0, 0, 0], [5, 5, 5, 5])
+    >>> low, round(high, 3)
+    (0.0, 0.347)
+
+    Four hits in 4 groups of 5 rows, 3 of them in one group: ``p = 0.2``, residuals ``hits_g - p n_g``
+    = (2, -1, -1, 0), ``v = 4 / 3 * 6 / 400 = 0.02`` against ``p (1 - p) / N = 0.008`` (``deff =
+    2.5``, ``n_eff = 8``), ``n_star = 8 * 0.43255 = 3.460``, ``x_star = 0.692``: the bounds are
+    ``Beta_0.025(0.692, 3.768)`` and ``Beta_0.975(1.692, 2.768)``:
+
+    >>> [round(b, 3) for b in clustered_proportion_interval([3, 0, 0, 1], [5, 5, 5, 5])]
+    [0.001, 0.808]
+    """
+    hits_array, n_array = _group_counts(hits, "hits"), _group_counts(n, "n")
+    if hits_array.shape != n_array.shape:
+        raise ValueError(f"hits and n must have the same length, got {hits_array.size} and {n_array.size}")
+    if hits_array.size == 0:
+        raise ValueError("hits and n must hold at least one group")
+    if (n_array < 1).any():
+        raise ValueError(f"every group needs at least one row (n >= 1), got {n_array.min():g}")
+    if (hits_array > n_array).any():
+        raise ValueError("hits must not exceed n in any group")
+    if isinstance(confidence, (bool, np.bool_)) or not isinstance(confidence, (int, float, np.number)) \
+            or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number between 0 and 1, got {confidence!r}")
+    groups = hits_array.size
+    if groups < 2:
         return np.nan, np.nan
-    draws = rng.integers(0, len(n), size=(resamples, len(n)))
-    stats = recalled[draws].sum(axis=1) / n[draws].sum(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(stats, [alpha, 1 - alpha])
-    return float(low), float(high)
+    total, recalled = float(n_array.sum()), float(hits_array.sum())
+    p = recalled / total
+    n_eff = total
+    if 0 < p < 1:
+        variance = groups / (groups - 1) * float(((hits_array - p * n_array) ** 2).sum()) / total ** 2
+        if variance > 0:  # deff = variance / (p (1 - p) / N), truncated at 1
+            n_eff = min(total, p * (1 - p) / variance)
+    upper_tail = (1 + confidence) / 2
+    n_star = n_eff * (stats.t.ppf(upper_tail, total - 1) / stats.t.ppf(upper_tail, groups - 1)) ** 2
+    x_star = p * n_star
+    alpha = 1 - upper_tail
+    low = 0.0 if recalled == 0 else float(stats.beta.ppf(alpha, x_star, n_star - x_star + 1))
+    high = 1.0 if recalled == total else float(stats.beta.ppf(upper_tail, x_star + 1, n_star - x_star))
+    return low, high
 
 
-def recall_rows(run: str, rows: pd.DataFrame, ks: list[int], resamples: int, confidence: float, seed: int) -> list[dict]:
-    """``RECALL_COLUMNS`` rows of one run: row and group level, per language x category (and all) x k."""
+def _group_counts(values, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional (one count per group), got shape {array.shape}")
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{name} must hold numbers (counts of rows), got dtype {array.dtype}")
+    array = array.astype(float)
+    if not np.isfinite(array).all() or (array < 0).any() or (array != np.round(array)).any():
+        raise ValueError(f"{name} must hold non-negative whole numbers (counts of rows)")
+    return array
+
+
+def recall_rows(run: str, rows: pd.DataFrame, ks: list[int], *, confidence: float,
+                intervals: bool = True) -> list[dict]:
+    """``RECALL_COLUMNS`` rows of one run: row and group level, per language x category (and all) x k,
+    with :func:`clustered_proportion_interval` over the groups (NaN without ``intervals``)."""
     out = []
     for language, in_language in rows.groupby("language", sort=True):
         groups_in_language = in_language.drop_duplicates(["group_id", "attribute"])
@@ -278,12 +378,11 @@ def recall_rows(run: str, rows: pd.DataFrame, ks: list[int], resamples: int, con
                 part = table if chosen is None else table[table["category"] == chosen]
                 group_codes, _ = pd.factorize(part["group_id"])
                 n_group = np.bincount(group_codes, minlength=group_codes.max() + 1 if len(group_codes) else 0)
-                rng_seed = (seed, run, language, level, category)
                 for k in ks:
                     hit = (part[rank_column].to_numpy(float) <= k)
                     hits_group = np.bincount(group_codes, weights=hit.astype(float), minlength=len(n_group))
-                    low, high = _bootstrap(hits_group, n_group.astype(float), resamples, confidence,
-                                           rng_for(*rng_seed))
+                    low, high = (clustered_proportion_interval(hits_group, n_group, confidence=confidence)
+                                 if intervals else (np.nan, np.nan))
                     n = len(part)
                     out.append({"run": run, "language": language, "level": level, "category": category, "k": k,
                                 "recall": hit.sum() / n if n else np.nan, "n": n, "recalled": int(hit.sum()),
@@ -304,9 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stereotypes", metavar="FILE",
                         help="CSV/TSV with language, group_id, template_id (or input), attribute "
                              f"(default: {CHOENNI_FILE.relative_to(PROJECT_ROOT)}, English)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over groups (0: none)")
-    parser.add_argument("--confidence", type=float, default=0.95)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="0: no intervals; any other count: Korn-Graubard intervals over groups (closed form, "
+                             "no resampling; the count is accepted so that older command lines still run)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="recorded only: the intervals draw nothing at random")
     parser.add_argument("--output_dir", help="default: results/analysis/recall")
     add_overwrite_option(parser)
     return parser
@@ -379,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         ranked = first_ranks(predictions, used, lemmatizers)
         pieces = ranked["n_pieces"].dropna()  # the recalled rows (at the run's top_k), by the tokens of the match
         record["recalled_rows"] = {"single_token": int((pieces == 1).sum()), "multi_token": int((pieces > 1).sum())}
-        results += recall_rows(name, ranked, ks, args.bootstrap, args.confidence, args.seed)
+        results += recall_rows(name, ranked, ks, confidence=args.confidence, intervals=args.bootstrap > 0)
     if not used_any:
         raise UserError(f"no stereotype row of {source} matches a sentence of the run(s) "
                         f"(languages, groups or templates differ); probe the groups of the stereotype file")
@@ -393,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line("analysis.recall", argv),
         "parameters": {**vars(args), "k": ks},
         "seed": args.seed,
+        "interval_method": INTERVAL_METHOD if args.bootstrap > 0 else "none",
         "inputs": [input_record(source, n_source, table="stereotypes"), *inputs],
         "stereotypes": {"rows": n_source, "usable": len(stereotypes),
                         "unmatched": {f"{run or 'data set'}: {reason}": int(n) for (run, reason), n in reasons.items()}},

@@ -13,8 +13,9 @@ import pytest
 
 MODULES = ["analysis.correlations", "analysis.fairness", "analysis._common", "analysis.figures",
            "analysis.correlate", "analysis.identity_sets", "analysis.explore", "analysis.compare_models",
-           "analysis.alignment"]
-STATISTICS = {"analysis.correlations", "analysis.fairness", "analysis.compare_models", "analysis.alignment"}
+           "analysis.alignment", "analysis.recall"]
+STATISTICS = {"analysis.correlations", "analysis.fairness", "analysis.compare_models", "analysis.alignment",
+              "analysis.recall"}
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -34,6 +35,7 @@ REQUIRED = {
                           "acceleration", "bca_interval", "metric_range"],
     "analysis.compare_models": ["resample_counts", "weighted_auc", "percentile_interval"],
     "analysis.alignment": ["cosine_matrix", "retrieval_credits", "pair_statistics"],
+    "analysis.recall": ["clustered_proportion_interval"],
 }
 
 

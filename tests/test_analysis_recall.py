@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from scipy import stats
 
 from analysis import recall
 from probing.predictions import SCHEMA, write_predictions
@@ -101,6 +103,13 @@ def test_recall_by_hand(cli, tmp_path, run_dir):
     assert set(table["category"]) == {"all", "religion"}
     assert (table["n_groups"] == 2).all()
     assert (table["ci_low"] <= table["recall"] + 1e-12).all() and (table["recall"] <= table["ci_high"] + 1e-12).all()
+    # the interval of each row is that of its per-group counts: row level, k=1, muslims 0 of 3, atheists 1 of 2
+    first = table[(table["level"] == "row") & (table["category"] == "all") & (table["k"] == 1)].iloc[0]
+    expected = recall.clustered_proportion_interval([0, 1], [3, 2])
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx(expected)
+    # group level, k=3: muslims 3 of 3, atheists 1 of 2
+    last = groups.loc[3]
+    assert (last["ci_low"], last["ci_high"]) == pytest.approx(recall.clustered_proportion_interval([3, 1], [3, 2]))
 
     unmatched = pd.read_csv(out / "unmatched.csv", keep_default_na=False)
     reasons = dict(zip(unmatched["attribute"], unmatched["reason"]))
@@ -111,9 +120,18 @@ def test_recall_by_hand(cli, tmp_path, run_dir):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stereotypes"]["usable"] == 6 and manifest["stereotypes"]["rows"] == 8
     assert set(manifest["outputs"]) == {"recall.csv", "unmatched.csv"}
+    assert manifest["interval_method"] == recall.INTERVAL_METHOD and "Korn-Graubard" in recall.INTERVAL_METHOD
 
 
-def test_input_column_maps_to_template_and_bootstrap_is_seeded(cli, tmp_path, run_dir):
+def test_bootstrap_zero_turns_the_intervals_off(cli, tmp_path, run_dir):
+    code, stderr, out = run_recall(cli, tmp_path, run_dir, stereotype_file(tmp_path, STEREOTYPES), "--bootstrap", "0")
+    assert code == 0, stderr
+    table = pd.read_csv(out / "recall.csv")
+    assert table["ci_low"].isna().all() and table["ci_high"].isna().all() and table["recall"].notna().all()
+    assert json.loads((out / "manifest.json").read_text())["interval_method"] == "none"
+
+
+def test_input_column_maps_to_template_and_output_repeats(cli, tmp_path, run_dir):
     rows = [("en", "muslims", "Why are Muslims so", "angry"), ("en", "atheists", "why are atheists so ", "smart"),
             ("en", "atheists", "why are atheists so good at", "math")]
     path = stereotype_file(tmp_path, rows, ("language", "group_id", "input", "attribute"))
@@ -153,9 +171,11 @@ def test_shipped_data_set_loads_and_every_group_is_accounted_for():
     ("absent_from_run", "matches a sentence of the run"),
     ("k_zero", "--k must be 1 or more"),
     ("k_above_top_k", "above the top_k"),
+    ("negative_bootstrap", "--bootstrap must be 0 or more"),
+    ("confidence_one", "--confidence must be between 0 and 1"),
 ])
 def test_bad_input_is_one_line_exit_2(case, message, cli, tmp_path, run_dir):
-    rows, columns, extra = STEREOTYPES, ("language", "group_id", "template_id", "attribute"), []
+    rows, columns = STEREOTYPES, ("language", "group_id", "template_id", "attribute")
     if case == "missing_column":
         rows, columns = [r[:3] for r in STEREOTYPES], ("language", "group_id", "template_id")
     elif case == "no_template_column":
@@ -164,6 +184,7 @@ def test_bad_input_is_one_line_exit_2(case, message, cli, tmp_path, run_dir):
         rows = [("en", "no_such_group", "why_so", "x")]
     elif case == "absent_from_run":
         rows = [("en", "hindus", "why_so", "spiritual")]
+    extra = {"negative_bootstrap": ["--bootstrap", "-1"], "confidence_one": ["--confidence", "1"]}.get(case, [])
     path = stereotype_file(tmp_path, rows, columns)
     out = tmp_path / "out"
     k = {"k_zero": ["0", "2"], "k_above_top_k": ["1", "4"]}.get(case, ["1"])
@@ -213,3 +234,119 @@ def test_a_whole_word_of_several_tokens_is_recalled_at_its_rank_in_word_mode(cli
     assert inputs["token_run"]["recalled_rows"] == {"single_token": 1, "multi_token": 0}
     notes = [line for line in stderr.splitlines() if "token mode" in line]
     assert len(notes) == 1 and "token_run" in notes[0] and "--completions word" in notes[0]
+
+
+# --- the interval: Korn-Graubard Clopper-Pearson on an effective sample size (recall.clustered_proportion_interval)
+
+SMALL_CATEGORY = np.array([3, 3, 4, 4, 5, 5, 5])  # 29 rows in 7 groups, as a small category of the data set
+
+
+def large_category(seed=0):
+    """380 groups, 2,000 rows: each group one row plus a uniform share of the other 1,620."""
+    return 1 + np.random.default_rng(seed).multinomial(2000 - 380, np.full(380, 1 / 380))
+
+
+def recall_coverage(sizes, recall_rate, icc, repeats, seed, confidence=0.95):
+    """Share of the intervals that cover the true recall, and their mean width, over ``repeats``
+    simulated categories. Rows are recalled independently with their group's rate; the group rates
+    are ``recall_rate`` (``icc=0``) or drawn from a beta of mean ``recall_rate`` and intra-cluster
+    correlation ``icc`` (``a = r (1 - icc) / icc``, ``b = (1 - r) (1 - icc) / icc``)."""
+    rng = np.random.default_rng(seed)
+    covered, widths = [], []
+    for _ in range(repeats):
+        if icc == 0:
+            rates = np.full(len(sizes), recall_rate)
+        else:
+            scale = (1 - icc) / icc
+            rates = rng.beta(recall_rate * scale, (1 - recall_rate) * scale, size=len(sizes))
+        hits = rng.binomial(sizes, rates)
+        low, high = recall.clustered_proportion_interval(hits, sizes, confidence=confidence)
+        covered.append(low <= recall_rate <= high)
+        widths.append(high - low)
+    return float(np.mean(covered)), float(np.mean(widths))
+
+
+@pytest.mark.parametrize("icc", [0.0, 0.1])
+def test_interval_covers_a_small_category(icc):
+    """Nominal 95% intervals for 29 rows in 7 groups at true recall 0.05 (the old percentile bootstrap
+    covered 0.77 there without heterogeneity)."""
+    coverage, width = recall_coverage(SMALL_CATEGORY, 0.05, icc, repeats=400, seed=11)
+    assert coverage >= 0.90
+    assert width < 0.4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recall_rate", [0.02, 0.05, 0.10])
+@pytest.mark.parametrize("icc", [0.0, 0.05, 0.2])
+def test_interval_covers_small_and_large_categories_large(recall_rate, icc):
+    coverage, _ = recall_coverage(SMALL_CATEGORY, recall_rate, icc, repeats=2000, seed=12)
+    assert coverage >= 0.90
+    coverage, width = recall_coverage(large_category(), recall_rate, icc, repeats=1000, seed=13)
+    assert 0.92 <= coverage <= 0.99
+    assert width < 6 * recall_rate  # reasonable: well under the recall's scale at 2,000 rows
+
+
+def test_zero_hits_give_clopper_pearson_on_the_effective_rows():
+    """No hit in 29 rows of 7 groups: deff = 1, n_star = 29 (t_28 / t_6)**2, upper bound
+    1 - 0.025**(1 / n_star) (Clopper-Pearson with no success), never [0, 0]."""
+    n_star = 29 * (stats.t.ppf(0.975, 28) / stats.t.ppf(0.975, 6)) ** 2
+    assert n_star == pytest.approx(29 * (2.0484 / 2.4469) ** 2, rel=1e-4)
+    low, high = recall.clustered_proportion_interval(np.zeros(7, int), SMALL_CATEGORY)
+    assert low == 0.0
+    assert high == pytest.approx(1 - 0.025 ** (1 / n_star), rel=1e-12)
+    assert high == pytest.approx(0.1664, abs=1e-3)
+
+
+def test_one_row_per_group_is_clopper_pearson():
+    """With one row per group the df adjustment vanishes (t_{N-1} / t_{G-1} = 1). Zero or all hits
+    give deff = 1 and exactly Clopper-Pearson on N rows (scipy.stats.binomtest, an independent
+    implementation); otherwise deff = N / (N - 1) (the G / (G - 1) of the variance), so at 2,000 rows
+    the bounds agree to within 1e-4."""
+    for n_rows, hits in ((40, 0), (40, 40), (2000, 300), (2000, 7)):
+        outcomes = np.zeros(n_rows, int)
+        outcomes[:hits] = 1
+        oracle = stats.binomtest(hits, n_rows).proportion_ci(0.95, method="exact")
+        low, high = recall.clustered_proportion_interval(outcomes, np.ones(n_rows, int))
+        tolerance = 1e-12 if hits in (0, n_rows) else 1e-4
+        assert low == pytest.approx(oracle.low, abs=tolerance)
+        assert high == pytest.approx(oracle.high, abs=tolerance)
+
+
+def test_heterogeneous_groups_widen_the_interval_and_equal_ones_do_not():
+    """The same 6 hits in 60 rows: spread evenly (deff truncated to 1) or all in one group (deff > 1)."""
+    sizes = np.full(6, 10)
+    even = recall.clustered_proportion_interval(np.ones(6, int), sizes)
+    clustered = recall.clustered_proportion_interval(np.array([6, 0, 0, 0, 0, 0]), sizes)
+    n_star = 60 * (stats.t.ppf(0.975, 59) / stats.t.ppf(0.975, 5)) ** 2
+    assert even == pytest.approx((stats.beta.ppf(0.025, 0.1 * n_star, 0.9 * n_star + 1),
+                                  stats.beta.ppf(0.975, 0.1 * n_star + 1, 0.9 * n_star)))
+    assert clustered[0] < even[0] and clustered[1] > even[1]
+
+
+def test_a_single_group_has_no_interval_and_confidence_is_monotone():
+    assert np.isnan(recall.clustered_proportion_interval([2], [5])).all()
+    narrow = recall.clustered_proportion_interval([1, 2, 0], [4, 5, 6], confidence=0.8)
+    wide = recall.clustered_proportion_interval([1, 2, 0], [4, 5, 6], confidence=0.99)
+    assert wide[0] < narrow[0] < 3 / 15 < narrow[1] < wide[1]
+
+
+@pytest.mark.parametrize("hits, n, confidence, message", [
+    ([1, 2], [3], 0.95, "same length"),
+    ([], [], 0.95, "at least one group"),
+    ([[1]], [[2]], 0.95, "one-dimensional"),
+    ([1, 0], [0, 2], 0.95, "at least one row"),
+    ([3, 0], [2, 2], 0.95, "must not exceed"),
+    ([-1, 0], [2, 2], 0.95, "non-negative whole"),
+    ([0.5, 0], [2, 2], 0.95, "non-negative whole"),
+    ([np.nan, 0], [2, 2], 0.95, "non-negative whole"),
+    ([1, 0], [2, np.inf], 0.95, "non-negative whole"),
+    (["1", "0"], [2, 2], 0.95, "must hold numbers"),
+    ([True, False], [2, 2], 0.95, "must hold numbers"),
+    ([1, 0], [2, 2], 1.0, "confidence"),
+    ([1, 0], [2, 2], 0.0, "confidence"),
+    ([1, 0], [2, 2], True, "confidence"),
+    ([1, 0], [2, 2], "0.9", "confidence"),
+])
+def test_interval_rejects_bad_input(hits, n, confidence, message):
+    with pytest.raises(ValueError, match=message):
+        recall.clustered_proportion_interval(hits, n, confidence=confidence)
