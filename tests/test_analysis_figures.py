@@ -221,12 +221,12 @@ def test_null_band_is_shown_when_the_table_has_it(run_dirs, tmp_path, cli):
     table = table.drop(columns=[c for c in ("null_mean", "null_low", "null_high") if c in table.columns])
     table.to_csv(corr / "correlations.csv", index=False)
     before = draw(cli, [corr], tmp_path / "a", "--formats", "png")["report.md"].decode("utf-8")
-    assert "null 95% band" not in before and "| comparison | language | category | rho |" in before
+    assert "null 95% band" not in before and "| comparison | language | method | rho | 95% CI | p |" in before
     table["null_mean"], table["null_low"], table["null_high"] = 0.111, -0.222, 0.333
     table.to_csv(corr / "correlations.csv", index=False)
     after = draw(cli, [corr], tmp_path / "b", "--formats", "png")["report.md"].decode("utf-8")
-    assert "| null mean | null 95% band |" in after and "[-0.222, 0.333]" in after
-    assert "| comparison | language | category | rho |" in after  # the per-category tables
+    assert "| comparison | language | method | rho | 95% CI | null mean | null 95% band |" in after
+    assert "[-0.222, 0.333]" in after
 
 
 def test_correlation_figures_name_the_compared_models(run_dirs):
