@@ -242,17 +242,19 @@ def comparison_phrase(block: pd.DataFrame) -> str:
     return f"{', '.join(others)} vs {', '.join(references)}"
 
 
-def correlation_heatmap(block: pd.DataFrame, rows: list[str], row_column: str, title: str) -> plt.Figure:
-    """rho by ``row_column`` (categories or emotions) and comparison column; ``*`` when BH p < 0.05."""
+def correlation_heatmap(block: pd.DataFrame, rows: list[str], row_column: str, title: str,
+                        alpha: float = 0.05) -> plt.Figure:
+    """rho by ``row_column`` (categories or emotions) and comparison column; ``*`` where the row is
+    significant after adjustment (:func:`significant`)."""
     columns, labels = _column_labels(block)
     grid = np.full((len(rows), len(columns)), np.nan)
     significant = np.zeros_like(grid, dtype=bool)
     index = {key: j for j, key in enumerate(columns)}
-    for _, row in block.iterrows():
+    for (_, row), marked in zip(block.iterrows(), significant_rows(block, alpha)):
         if row[row_column] in rows:
             i, j = rows.index(row[row_column]), index[(row["other"], row["language"])]
             grid[i, j] = row["rho"]
-            significant[i, j] = bool(row["p_adjusted"] < 0.05)
+            significant[i, j] = bool(marked)
     fig, ax = plt.subplots(figsize=(1.6 + 0.55 * len(columns) + 0.8, 1.0 + 0.26 * len(rows)), layout="constrained")
     image = ax.imshow(grid, vmin=-1, vmax=1, cmap=_colormap("RdBu_r"), aspect="auto")
     for i in range(len(rows)):
@@ -403,6 +405,7 @@ def profile_figures(run: Run, max_groups: int = MAX_GROUPS) -> Iterator[Figure]:
 
 def correlation_figures(run: Run) -> Iterator[Figure]:
     table = run.tables["correlations.csv"]
+    alpha = alpha_of(run)
     for reference in dict.fromkeys(table["reference"]):
         for method in dict.fromkeys(table["method"]):
             block = table[(table["reference"] == reference) & (table["method"] == method)]
@@ -419,9 +422,9 @@ def correlation_figures(run: Run) -> Iterator[Figure]:
             yield Figure(
                 f"correlations_{run.label}_{method}_{reference}",
                 f"{method}: Spearman's rho of {compared}, by {row_column} and language ({run.label}); "
-                f"an asterisk marks a Benjamini-Hochberg adjusted p < 0.05; grey: undefined (fewer than "
-                f"3 groups, or constant values).",
-                correlation_heatmap(block, rows, row_column, title), run=run.label, kind="correlations")
+                f"an asterisk marks a row significant after adjustment ({significance_rule(block, alpha)}); "
+                f"grey: undefined (fewer than 3 groups, or constant values).",
+                correlation_heatmap(block, rows, row_column, title, alpha), run=run.label, kind="correlations")
 
 
 def shift_figures(run: Run) -> Iterator[Figure]:
@@ -897,7 +900,7 @@ def correlation_table(rows: pd.DataFrame, keys: list[str], floors: np.ndarray, a
     out["p"] = [format_p(p, f) for p, f in zip(rows["p"], floors)]
     out["p_adjusted"] = [format_p(p, f) for p, f in zip(rows["p_adjusted"], floors)]
     out["significant"] = np.where(cannot_reject(rows), "cannot reject",
-                                  np.where(significant(rows, alpha), "yes", "no"))
+                                  np.where(significant_rows(rows, alpha), "yes", "no"))
     out.loc[pd.to_numeric(rows["rho"], errors="coerce").isna().to_numpy(), "significant"] = "n/a"
     out["n_groups"] = rows["n_groups"].to_numpy()
     return out
@@ -1172,14 +1175,14 @@ def alpha_of(run: Run) -> float:
     return alpha if 0 < alpha < 1 else 0.05
 
 
-def significant(table: pd.DataFrame, alpha: float) -> np.ndarray:
+def significant_rows(table: pd.DataFrame, alpha: float) -> np.ndarray:
     """The rows of a correlations.csv or shifts.csv that count as significant: the table's own
     ``significant`` column when it has one; else adjusted p <= ``alpha`` when it has ``p_adjusted``; else (a
     shifts.csv made before its test was added) a 95% interval that excludes 0.
 
-    >>> significant(pd.DataFrame({"p_adjusted": [0.01, 0.05, 0.2, float("nan")]}), 0.05).tolist()
+    >>> significant_rows(pd.DataFrame({"p_adjusted": [0.01, 0.05, 0.2, float("nan")]}), 0.05).tolist()
     [True, True, False, False]
-    >>> significant(pd.DataFrame({"ci_low": [0.1, -0.1], "ci_high": [0.2, 0.1]}), 0.05).tolist()
+    >>> significant_rows(pd.DataFrame({"ci_low": [0.1, -0.1], "ci_high": [0.2, 0.1]}), 0.05).tolist()
     [True, False]
     """
     if "significant" in table.columns:
@@ -1198,7 +1201,7 @@ def excludes_zero(low, high) -> np.ndarray:
 def significance_rule(table: pd.DataFrame, alpha: float) -> str:
     """What :func:`significant` went by, in words."""
     if "significant" in table.columns:
-        return f"the table's `significant` column (adjusted p ≤ {alpha:g})"
+        return f"adjusted p ≤ {alpha:g} (column `significant`)"
     if "p_adjusted" in table.columns:
         return f"adjusted p ≤ {alpha:g}"
     return "a 95% interval that excludes 0 (no test recorded)"
@@ -1226,7 +1229,7 @@ def _cell(value, low, high) -> str:
 
 def shift_phrase(rows: pd.DataFrame, alpha: float, most: int = 3) -> str:
     """The shifts of one comparison and language (all groups) that moved, largest first, with intervals."""
-    moved = rows[significant(rows, alpha)]
+    moved = rows[significant_rows(rows, alpha)]
     moved = moved.iloc[np.argsort(-moved["shift"].abs().to_numpy(dtype=float), kind="stable")]
     if moved.empty:
         return f"no emotion moved (of {len(rows)})"
@@ -1360,12 +1363,13 @@ def correlate_summary(run: Run) -> list[str]:
         lines += [f"### {comparison} (`{run.label}`)", ""]
         rules = []
         if moved is not None:
-            rules.append(f"moved: the mean shift (other − reference, all groups) by {significance_rule(moved, alpha)}")
+            rules.append(f"Moved: an emotion whose mean shift (other − reference, all groups) has "
+                         f"{significance_rule(moved, alpha)}")
         if rows is not None:
             rules.append(f"adjusted p: {family_phrase(rows)}; significant: {significance_rule(rows, alpha)}")
         lines += ["; ".join(rules) + ".", ""]
-        languages = list(dict.fromkeys([*(moved["language"] if moved is not None else []),
-                                        *(rows["language"] if rows is not None else [])]))
+        languages = list(dict.fromkeys([*(rows["language"] if rows is not None else []),
+                                        *(moved["language"] if moved is not None else [])]))
         for language in languages:
             text = f"- **{language}**"
             if moved is not None and (moved["language"] == language).any():
@@ -1375,7 +1379,7 @@ def correlate_summary(run: Run) -> list[str]:
                 text += ":"
             if rows is not None:
                 own = rows[rows["language"] == language]
-                mask, stuck = significant(own, alpha), cannot_reject(own)
+                mask, stuck = significant_rows(own, alpha), cannot_reject(own)
                 floors = monte_carlo_floors(own, _permutations(run))
                 pooled = [f"{r['method']} {_row_verdict(r, mask[k], stuck[k], floors[k])}"
                           for k, (_, r) in enumerate(own.iterrows()) if r["category"] == ALL and r["method"] != "emotion"]
@@ -1514,7 +1518,7 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
             lines += ["All groups of each language (the pooled rows):", "",
                       markdown_table(correlation_table(table[pooled], ["comparison", "language", "method"],
                                                        floors[pooled], alpha)), ""]
-        chosen = ~pooled & significant(table, alpha)
+        chosen = ~pooled & significant_rows(table, alpha)
         if chosen.any():
             lines += [f"The {int(chosen.sum())} other rows significant after adjustment (of {int((~pooled).sum())}), "
                       f"rho [95% CI]:", ""]
@@ -1533,7 +1537,7 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         table = run.tables["shifts.csv"]
         alpha = alpha_of(run)
         pooled = table[table["category"] == ALL]
-        cells = [f"{v:+.3f}{'*' if m else ''}" for v, m in zip(pooled["shift"].astype(float), significant(pooled, alpha))]
+        cells = [f"{v:+.3f}{'*' if m else ''}" for v, m in zip(pooled["shift"].astype(float), significant_rows(pooled, alpha))]
         wide = pooled.assign(cell=cells).pivot_table(index=["comparison", "language"], columns="emotion", values="cell",
                                                      aggfunc="first", sort=False)
         lines += ["### Shifts", "",
