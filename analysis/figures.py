@@ -1246,21 +1246,32 @@ def _row_verdict(row: pd.Series, is_significant: bool, is_stuck: bool, floor: fl
     verdict = "significant" if is_significant else "not significant"
     if is_stuck:
         verdict = f"cannot reject (p_floor {format_p(row.get('p_floor'), None)})"
-    return f"{_cell(row['rho'], row['ci_low'], row['ci_high'])}, adjusted p {format_p(row['p_adjusted'], floor)}, {verdict}"
+    interval = _cell(row["rho"], row["ci_low"], row["ci_high"])
+    return f"{interval}, adjusted p {format_p(row['p_adjusted'], floor)}, {verdict}"
 
 
 def significant_labels(rows: pd.DataFrame, mask: np.ndarray, most: int = 6) -> list[str]:
-    """Per method, the rows of ``rows`` that ``mask`` marks: ``"rsa: all, age, country"``."""
+    """Per method, the rows of ``rows`` that ``mask`` marks, and how many of the method's rows cannot
+    reject (:func:`cannot_reject`).
+
+    >>> t = pd.DataFrame({"method": ["rsa"] * 3, "category": ["age", "race", "all"], "emotion": [""] * 3,
+    ...                   "cannot_reject": [True, False, False]})
+    >>> significant_labels(t, np.array([False, True, True]))
+    ['rsa 2 of 3 (race, all); 1 of 3 cannot reject']
+    """
     out = []
+    stuck = cannot_reject(rows)
     for method in dict.fromkeys(rows["method"]):
         here = (rows["method"] == method).to_numpy()
         hits = rows[here & mask]
-        if hits.empty:
-            continue
         labels = [(f"{c}/{e}" if c != ALL else e) if method == "emotion" else c
                   for c, e in zip(hits["category"], hits["emotion"])]
         shown = ", ".join(labels[:most]) + (f" and {len(labels) - most} more" if len(labels) > most else "")
-        out.append(f"{method} {len(hits)} of {int(here.sum())} ({shown})")
+        text = f"{method} {len(hits)} of {int(here.sum())}" + (f" ({shown})" if labels else "")
+        if (here & stuck).any():
+            text += f"; {int((here & stuck).sum())} of {int(here.sum())} cannot reject"
+        if labels or (here & stuck).any():
+            out.append(text)
     return out
 
 
@@ -1305,7 +1316,8 @@ def undefined_note_sentences(table: pd.DataFrame, explained=()) -> list[str]:
     groups written N (analysis.correlate writes the cause there); where, as rows of each language (and
     method), leaving out the languages in ``explained`` (every row undefined, said already).
 
-    >>> t = pd.DataFrame({"language": ["en", "en", "fr"], "method": ["rsa"] * 3, "rho": [float("nan"), 0.5, float("nan")],
+    >>> t = pd.DataFrame({"language": ["en", "en", "fr"], "method": ["rsa"] * 3,
+    ...                   "rho": [float("nan"), 0.5, float("nan")],
     ...                   "note": ["3 group(s) with a constant vector", "", "9 group(s) with a constant vector"]})
     >>> undefined_note_sentences(t)
     ['`rsa`, N group(s) with a constant vector: en 1 of 2 rows, fr 1 of 1.']
@@ -1320,8 +1332,8 @@ def undefined_note_sentences(table: pd.DataFrame, explained=()) -> list[str]:
         parts = []
         for k, (language, n) in enumerate(hits["language"].value_counts(sort=True).items()):
             total = int((scope["language"] == language).sum())
-            split = (f" ({', '.join(f'{m} {c}' for m, c in hits[hits['language'] == language]['method'].value_counts().items())})"
-                     if len(methods) > 1 else "")
+            per_method = hits[hits["language"] == language]["method"].value_counts()
+            split = f" ({', '.join(f'{m} {c}' for m, c in per_method.items())})" if len(methods) > 1 else ""
             parts.append(f"{language} {n} of {total}{' rows' if k == 0 else ''}{split}")
         label = f"`{methods[0]}`, " if len(methods) == 1 else ""
         sentences.append(f"{label}{cause}: {', '.join(parts)}.")
@@ -1382,7 +1394,8 @@ def correlate_summary(run: Run) -> list[str]:
                 mask, stuck = significant_rows(own, alpha), cannot_reject(own)
                 floors = monte_carlo_floors(own, _permutations(run))
                 pooled = [f"{r['method']} {_row_verdict(r, mask[k], stuck[k], floors[k])}"
-                          for k, (_, r) in enumerate(own.iterrows()) if r["category"] == ALL and r["method"] != "emotion"]
+                          for k, (_, r) in enumerate(own.iterrows())
+                          if r["category"] == ALL and r["method"] != "emotion"]
                 if pooled:
                     text += " Pooled rho: " + "; ".join(pooled) + "."
                 labels = significant_labels(own, mask)
@@ -1393,7 +1406,8 @@ def correlate_summary(run: Run) -> list[str]:
         if rows is not None:
             here = excluded[excluded["comparison"].astype(str) == comparison]
             explained = [lang for lang in dict.fromkeys(here["language"].astype(str))
-                         if (rows["language"].astype(str) == lang).any() and _undefined(rows[rows["language"] == lang]).all()]
+                         if (rows["language"].astype(str) == lang).any()
+                         and _undefined(rows[rows["language"].astype(str) == lang]).all()]
             causes = [*left_out_sentences(rows, here), *undefined_note_sentences(rows, explained)]
             if causes:
                 lines += ["Undefined rows (rho n/a) and groups left out, one line per cause:", "",
@@ -1424,7 +1438,8 @@ def other_summary(run: Run) -> list[str]:
     if "recall.csv" in run.tables:
         table = _pick(run.tables["recall.csv"], "level", "row")
         table = table[(table["category"] == ALL) & (table["k"] == table["k"].max())]
-        cells = [f"{r['run']} ({r['language']}) {_cell(r['recall'], r['ci_low'], r['ci_high'])}" for _, r in table.iterrows()]
+        cells = [f"{r['run']} ({r['language']}) {_cell(r['recall'], r['ci_low'], r['ci_high'])}"
+                 for _, r in table.iterrows()]
         lines.append(f"- Recall of human stereotypes (`{run.label}`), recall@{table['k'].max()}, "
                      f"{table['level'].iloc[0]} level, all categories: " + "; ".join(cells) + ".")
     if "fairness.csv" in run.tables:
@@ -1456,8 +1471,9 @@ def other_summary(run: Run) -> list[str]:
         cells = []
         for model, rows in own.groupby("model", sort=False):
             best = rows.loc[rows["value"].astype(float).idxmax()]
+            pair = f"{best['language_a']}-{best['language_b']}"
             cells.append(f"{model} median {rows['value'].astype(float).median():.3f} over {len(rows)} pairs, best "
-                         f"{best['language_a']}-{best['language_b']} {_cell(best['value'], best['ci_low'], best['ci_high'])}")
+                         f"{pair} {_cell(best['value'], best['ci_low'], best['ci_high'])}")
         chance = f" (chance about 1/{int(own['n_items'].median())})" if len(own) else ""
         lines.append(f"- Cross-lingual alignment (`{run.label}`), translation retrieval{chance}: "
                      + "; ".join(cells) + ".")
@@ -1537,14 +1553,15 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
         table = run.tables["shifts.csv"]
         alpha = alpha_of(run)
         pooled = table[table["category"] == ALL]
-        cells = [f"{v:+.3f}{'*' if m else ''}" for v, m in zip(pooled["shift"].astype(float), significant_rows(pooled, alpha))]
+        cells = [f"{v:+.3f}{'*' if m else ''}"
+                 for v, m in zip(pooled["shift"].astype(float), significant_rows(pooled, alpha))]
         wide = pooled.assign(cell=cells).pivot_table(index=["comparison", "language"], columns="emotion", values="cell",
                                                      aggfunc="first", sort=False)
         lines += ["### Shifts", "",
-                  f"Mean shift per emotion (other − reference), all groups; *: moved ({significance_rule(pooled, alpha)}); "
-                  f"intervals and the per-category shifts are in `shifts.csv`.", "",
-                  markdown_table(wide[[e for e in dict.fromkeys(pooled["emotion"]) if e in wide.columns]].reset_index()),
-                  ""]
+                  f"Mean shift per emotion (other − reference), all groups; *: moved, its shift has "
+                  f"{significance_rule(pooled, alpha)}; the intervals and the per-category shifts are in `shifts.csv`.",
+                  "", markdown_table(wide[[e for e in dict.fromkeys(pooled["emotion"]) if e in wide.columns]]
+                                     .reset_index()), ""]
         embed("shifts")
     if "fairness.csv" in run.tables:
         table = run.tables["fairness.csv"]
