@@ -703,6 +703,7 @@ def alignment_figures(run: Run) -> Iterator[Figure]:
                  alignment_dots(table), run=run.label, kind="alignment")
 
 
+MOST_LISTED = 12  # significant rows of one method and language listed in report.md's details
 MOST_PAIRS = 6  # language pairs in report.md's alignment table; more: the best and worst aligned half each
 
 
@@ -1257,21 +1258,21 @@ def significant_labels(rows: pd.DataFrame, mask: np.ndarray, most: int = 6) -> l
     >>> t = pd.DataFrame({"method": ["rsa"] * 3, "category": ["age", "race", "all"], "emotion": [""] * 3,
     ...                   "cannot_reject": [True, False, False]})
     >>> significant_labels(t, np.array([False, True, True]))
-    ['rsa 2 of 3 (race, all); 1 of 3 cannot reject']
+    ['rsa 2 of 3 (race, all; 1 cannot reject)']
     """
     out = []
     stuck = cannot_reject(rows)
     for method in dict.fromkeys(rows["method"]):
         here = (rows["method"] == method).to_numpy()
         hits = rows[here & mask]
+        if hits.empty:
+            continue
         labels = [(f"{c}/{e}" if c != ALL else e) if method == "emotion" else c
                   for c, e in zip(hits["category"], hits["emotion"])]
         shown = ", ".join(labels[:most]) + (f" and {len(labels) - most} more" if len(labels) > most else "")
-        text = f"{method} {len(hits)} of {int(here.sum())}" + (f" ({shown})" if labels else "")
         if (here & stuck).any():
-            text += f"; {int((here & stuck).sum())} of {int(here.sum())} cannot reject"
-        if labels or (here & stuck).any():
-            out.append(text)
+            shown += f"; {int((here & stuck).sum())} cannot reject"
+        out.append(f"{method} {len(hits)} of {int(here.sum())} ({shown})")
     return out
 
 
@@ -1399,8 +1400,9 @@ def correlate_summary(run: Run) -> list[str]:
                 if pooled:
                     text += " Pooled rho: " + "; ".join(pooled) + "."
                 labels = significant_labels(own, mask)
-                text += (" Significant after adjustment: " + "; ".join(labels) + "." if labels
-                         else " No row significant after adjustment.")
+                text += (" Significant after adjustment: " + "; ".join(labels) + "." if labels else
+                         " No row significant after adjustment"
+                         + (f" ({int(stuck.sum())} of them cannot reject)." if stuck.any() else "."))
             lines.append(text)
         lines.append("")
         if rows is not None:
@@ -1540,11 +1542,15 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
                       f"rho [95% CI]:", ""]
             for (comparison, language), rows in table[chosen].groupby(["comparison", "language"], sort=False):
                 parts = []
-                for method, block in rows.groupby("method", sort=False):
+                for method in dict.fromkeys(table["method"]):
+                    block = rows[rows["method"] == method]
                     cells = [f"{(f'{c}/{e}' if c != ALL else e) if method == 'emotion' else c} "
                              f"{_cell(r['rho'], r['ci_low'], r['ci_high'])}"
                              for (_, r), c, e in zip(block.iterrows(), block["category"], block["emotion"])]
-                    parts.append(f"`{method}` " + ", ".join(cells))
+                    if cells:
+                        more = len(cells) - MOST_LISTED
+                        parts.append(f"`{method}` " + ", ".join(cells[:MOST_LISTED])
+                                     + (f" and {more} more (`correlations.csv`)" if more > 0 else ""))
                 lines.append(f"- {comparison}, {language}: " + "; ".join(parts) + ".")
             lines.append("")
         lines += floor_note(table[pooled], floors[pooled])
