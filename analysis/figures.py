@@ -1368,19 +1368,18 @@ def correlate_summary(run: Run) -> list[str]:
     excluded = run.tables.get("excluded.csv", pd.DataFrame(columns=["comparison", "language", "group_id", "reason"]))
     alpha = alpha_of(run)
     source = table if table is not None else shifts
-    lines = []
+    rules = []
+    if shifts is not None:
+        rules.append(f"Moved: an emotion whose mean shift (other − reference, all groups) has "
+                     f"{significance_rule(shifts, alpha)}")
+    if table is not None:
+        rules.append(f"adjusted p: {family_phrase(table)}; significant: {significance_rule(table, alpha)}")
+    lines = [f"### Comparisons of `{run.label}`", "", "; ".join(rules) + ".", ""]
     for comparison in dict.fromkeys(source["comparison"].astype(str)):
         rows = table[table["comparison"].astype(str) == comparison] if table is not None else None
         moved = (shifts[(shifts["comparison"].astype(str) == comparison) & (shifts["category"] == ALL)]
                  if shifts is not None else None)
-        lines += [f"### {comparison} (`{run.label}`)", ""]
-        rules = []
-        if moved is not None:
-            rules.append(f"Moved: an emotion whose mean shift (other − reference, all groups) has "
-                         f"{significance_rule(moved, alpha)}")
-        if rows is not None:
-            rules.append(f"adjusted p: {family_phrase(rows)}; significant: {significance_rule(rows, alpha)}")
-        lines += ["; ".join(rules) + ".", ""]
+        lines += [f"#### {comparison}", ""]
         languages = list(dict.fromkeys([*(rows["language"] if rows is not None else []),
                                         *(moved["language"] if moved is not None else [])]))
         for language in languages:
@@ -1423,63 +1422,95 @@ def correlate_summary(run: Run) -> list[str]:
 def _pick(table: pd.DataFrame, column: str, preferred: str) -> pd.DataFrame:
     """The rows of ``table`` whose ``column`` is ``preferred``, or else its first value."""
     values = list(dict.fromkeys(table[column].astype(str)))
+    if not values:
+        return table
     return table[table[column].astype(str) == (preferred if preferred in values else values[0])]
 
 
-def other_summary(run: Run) -> list[str]:
-    """One line per table of a run that is not a correlate run: its headline numbers, not its tables."""
+def _profiles_line(run: Run) -> list[str]:
+    profiles = run.tables["profiles.csv"]
+    defined = profiles[list(EMOTIONS)].notna().all(axis=1)
+    counts = defined.groupby(profiles["language"]).agg(["sum", "size"])
+    short = [f"{lang} {int(r['sum'])} of {int(r['size'])}" for lang, r in counts.iterrows() if r["sum"] < r["size"]]
+    return [f"- Profiles (`{run.label}`, {len(counts)} languages): "
+            + (f"groups with a profile: {', '.join(short)}; every group elsewhere." if short
+               else "every group has a profile.")]
+
+
+def _recall_line(run: Run) -> list[str]:
+    table = _pick(run.tables["recall.csv"], "level", "row")
+    table = table[(table["category"] == ALL) & (table["k"] == table["k"].max())]
+    if table.empty:
+        return []
+    cells = [f"{r['run']} ({r['language']}) {_cell(r['recall'], r['ci_low'], r['ci_high'])}"
+             for _, r in table.iterrows()]
+    return [f"- Recall of human stereotypes (`{run.label}`), recall@{table['k'].max()}, {table['level'].iloc[0]} "
+            f"level, all categories: " + "; ".join(cells) + "."]
+
+
+def _fairness_line(run: Run) -> list[str]:
+    table = run.tables["fairness.csv"]
+    rows = _pick(table[table["scope"] == "language"], "metric", "bias_score")
+    if rows.empty:
+        return []
+    cells = [f"{r['language']} {_cell(r['value'], r['ci_low'], r['ci_high'])}" for _, r in rows.iterrows()]
+    return [f"- Toxicity fairness (`{run.label}`), {rows['metric'].iloc[0]} per language: " + ", ".join(cells) + "."]
+
+
+def _fairness_comparison_line(run: Run) -> list[str]:
+    table = run.tables["fairness_comparison.csv"]
+    rows = _pick(table[table["scope"] == "language"], "metric", "bias_score")
+    if rows.empty:
+        return []
+    a, b = str(table["model_a"].iloc[0]), str(table["model_b"].iloc[0])
+    cells = [f"{r['language']} {_cell(r['difference'], r['difference_ci_low'], r['difference_ci_high'])}"
+             for _, r in rows.iterrows()]
+    return [f"- Fairness side by side (`{run.label}`), {rows['metric'].iloc[0]} {b} − {a} per language: "
+            + ", ".join(cells) + "."]
+
+
+def _comparison_line(run: Run) -> list[str]:
+    table = run.tables["comparison.csv"]
     lines = []
-    if "profiles.csv" in run.tables:
-        profiles = run.tables["profiles.csv"]
-        defined = profiles[list(EMOTIONS)].notna().all(axis=1)
-        counts = defined.groupby(profiles["language"]).agg(["sum", "size"])
-        short = [f"{lang} {int(r['sum'])} of {int(r['size'])}" for lang, r in counts.iterrows() if r["sum"] < r["size"]]
-        lines.append(f"- Profiles (`{run.label}`, {len(counts)} languages): "
-                     + (f"groups with a profile: {', '.join(short)}; every group elsewhere." if short
-                        else "every group has a profile."))
-    if "recall.csv" in run.tables:
-        table = _pick(run.tables["recall.csv"], "level", "row")
-        table = table[(table["category"] == ALL) & (table["k"] == table["k"].max())]
-        cells = [f"{r['run']} ({r['language']}) {_cell(r['recall'], r['ci_low'], r['ci_high'])}"
-                 for _, r in table.iterrows()]
-        lines.append(f"- Recall of human stereotypes (`{run.label}`), recall@{table['k'].max()}, "
-                     f"{table['level'].iloc[0]} level, all categories: " + "; ".join(cells) + ".")
-    if "fairness.csv" in run.tables:
-        table = run.tables["fairness.csv"]
-        rows = _pick(table[table["scope"] == "language"], "metric", "bias_score")
-        cells = [f"{r['language']} {_cell(r['value'], r['ci_low'], r['ci_high'])}" for _, r in rows.iterrows()]
-        lines.append(f"- Toxicity fairness (`{run.label}`), {rows['metric'].iloc[0]} per language: "
-                     + ", ".join(cells) + ".")
-    if "fairness_comparison.csv" in run.tables:
-        table = run.tables["fairness_comparison.csv"]
-        rows = _pick(table[table["scope"] == "language"], "metric", "bias_score")
-        a, b = str(table["model_a"].iloc[0]), str(table["model_b"].iloc[0])
-        cells = [f"{r['language']} {_cell(r['difference'], r['difference_ci_low'], r['difference_ci_high'])}"
-                 for _, r in rows.iterrows()]
-        lines.append(f"- Fairness side by side (`{run.label}`), {rows['metric'].iloc[0]} {b} − {a} per language: "
-                     + ", ".join(cells) + ".")
-    if "comparison.csv" in run.tables:
-        table = run.tables["comparison.csv"]
-        for task in dict.fromkeys(table["task"].astype(str)):
-            rows = _pick(table[table["task"].astype(str) == task], "language", ALL)
-            rows = rows[rows["model"].astype(str) != rows["reference"].astype(str)]
-            cells = [f"{r['metric']} {r['model']} − {r['reference']} "
-                     f"{_cell(r['difference'], r['diff_ci_low'], r['diff_ci_high'])}" for _, r in rows.iterrows()]
-            lines.append(f"- Model comparison (`{run.label}`), task {task}, {rows['language'].iloc[0]} "
-                         f"({int(rows['n'].iloc[0])} rows): " + "; ".join(cells) + ".")
-    if "alignment.csv" in run.tables:
-        table = run.tables["alignment.csv"]
-        own = table[(table["compared_with"].astype(str) == "") & (table["metric"] == "retrieval")]
-        cells = []
-        for model, rows in own.groupby("model", sort=False):
-            best = rows.loc[rows["value"].astype(float).idxmax()]
-            pair = f"{best['language_a']}-{best['language_b']}"
-            cells.append(f"{model} median {rows['value'].astype(float).median():.3f} over {len(rows)} pairs, best "
-                         f"{pair} {_cell(best['value'], best['ci_low'], best['ci_high'])}")
-        chance = f" (chance about 1/{int(own['n_items'].median())})" if len(own) else ""
-        lines.append(f"- Cross-lingual alignment (`{run.label}`), translation retrieval{chance}: "
-                     + "; ".join(cells) + ".")
+    for task in dict.fromkeys(table["task"].astype(str)):
+        rows = _pick(table[table["task"].astype(str) == task], "language", ALL)
+        rows = rows[rows["model"].astype(str) != rows["reference"].astype(str)]
+        if rows.empty:
+            continue
+        cells = [f"{r['metric']} {r['model']} − {r['reference']} "
+                 f"{_cell(r['difference'], r['diff_ci_low'], r['diff_ci_high'])}" for _, r in rows.iterrows()]
+        lines.append(f"- Model comparison (`{run.label}`), task {task}, {rows['language'].iloc[0]} "
+                     f"({int(rows['n'].iloc[0])} rows): " + "; ".join(cells) + ".")
     return lines
+
+
+def _alignment_line(run: Run) -> list[str]:
+    table = run.tables["alignment.csv"]
+    own = table[(table["compared_with"].astype(str) == "") & (table["metric"] == "retrieval")
+                & pd.to_numeric(table["value"], errors="coerce").notna()]
+    if own.empty:
+        return []
+    cells = []
+    for model, rows in own.groupby("model", sort=False):
+        values = rows["value"].astype(float)
+        best = rows.loc[values.idxmax()]
+        pair = f"{best['language_a']}-{best['language_b']}"
+        cells.append(f"{model} median {values.median():.3f} over {len(rows)} pairs, best "
+                     f"{pair} {_cell(best['value'], best['ci_low'], best['ci_high'])}")
+    return [f"- Cross-lingual alignment (`{run.label}`), translation retrieval (chance about "
+            f"1/{int(own['n_items'].median())}): " + "; ".join(cells) + "."]
+
+
+OTHER_LINES = {"profiles.csv": _profiles_line, "recall.csv": _recall_line, "comparison.csv": _comparison_line,
+               "alignment.csv": _alignment_line, "fairness.csv": _fairness_line,
+               "fairness_comparison.csv": _fairness_comparison_line}
+
+
+def other_summary(run: Run) -> list[str]:
+    """One line per table of a run that is not a correlate run: its headline numbers, not its tables —
+    groups with a profile, recall@k at the largest k, bias score per language (or its difference between
+    two models), the paired differences over all rows, median and best-pair retrieval."""
+    return [line for name, line_of in OTHER_LINES.items() if name in run.tables for line in line_of(run)]
 
 
 def summary_section(runs: list[Run]) -> list[str]:
