@@ -35,6 +35,7 @@ import argparse
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.correlate import MIN_GROUPS  # noqa: E402
 from analysis._common import (check_profiles, command_line, completion_label, input_record,  # noqa: E402
                               lexicon_reach, output_folder, read_csv, require_columns, safe_name, save_run)
 from probing.errors import OneLineArgumentParser, UserError, exits_on_user_error  # noqa: E402
@@ -100,6 +102,13 @@ PALETTE = plt.get_cmap("tab10").colors
 LANGUAGE_METRICS = ("roc_auc", "bias_score", "fpr", "fnr")
 GROUP_METRICS = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
 MAX_GROUPS = 40  # rows of one emotion heatmap; longer categories are split into several figures
+LINKED_FIGURES = {  # report.md's line of links to a run's figures of one kind that have a link text
+    "emotions": "Emotion heatmaps, groups by emotions, one per category, coloured on the category's data range "
+                "(grey: no covered word)",
+    "fairness": "The groups with the lowest bias AUCs, per language (dashed: 0.5; dotted: the language's ROC-AUC)",
+    "alignment": "Translation retrieval accuracy per model, query language by candidate language",
+    "fairness_comparison": "The groups whose bias AUCs differ most between the models, per language",
+}
 
 EXAMPLES = """examples:
   python -m analysis.figures results/profiles/demo-tiny-xlmr results/analysis/demo-correlate
@@ -122,6 +131,7 @@ class Figure:
     figure: plt.Figure | None  # None once rendered and closed
     run: str = ""   # the label of the run it is drawn from: report.md lists it under that run only
     kind: str = ""  # emotions, correlations, shifts or fairness: the report section it goes in
+    link: str = ""  # set for the many per-category or per-language figures: report.md links them by this text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,17 +242,19 @@ def comparison_phrase(block: pd.DataFrame) -> str:
     return f"{', '.join(others)} vs {', '.join(references)}"
 
 
-def correlation_heatmap(block: pd.DataFrame, rows: list[str], row_column: str, title: str) -> plt.Figure:
-    """rho by ``row_column`` (categories or emotions) and comparison column; ``*`` when BH p < 0.05."""
+def correlation_heatmap(block: pd.DataFrame, rows: list[str], row_column: str, title: str,
+                        alpha: float = 0.05) -> plt.Figure:
+    """rho by ``row_column`` (categories or emotions) and comparison column; ``*`` where the row is
+    significant after adjustment (:func:`significant`)."""
     columns, labels = _column_labels(block)
     grid = np.full((len(rows), len(columns)), np.nan)
     significant = np.zeros_like(grid, dtype=bool)
     index = {key: j for j, key in enumerate(columns)}
-    for _, row in block.iterrows():
+    for (_, row), marked in zip(block.iterrows(), significant_rows(block, alpha)):
         if row[row_column] in rows:
             i, j = rows.index(row[row_column]), index[(row["other"], row["language"])]
             grid[i, j] = row["rho"]
-            significant[i, j] = bool(row["p_adjusted"] < 0.05)
+            significant[i, j] = bool(marked)
     fig, ax = plt.subplots(figsize=(1.6 + 0.55 * len(columns) + 0.8, 1.0 + 0.26 * len(rows)), layout="constrained")
     image = ax.imshow(grid, vmin=-1, vmax=1, cmap=_colormap("RdBu_r"), aspect="auto")
     for i in range(len(rows)):
@@ -388,11 +400,12 @@ def profile_figures(run: Run, max_groups: int = MAX_GROUPS) -> Iterator[Figure]:
                          f"Emotion profiles of the {category} groups{part} ({run.label}); colour scale: the "
                          f"category's data range, {vrange[0]:.2f}–{vrange[1]:.2f}; grey: no covered word.",
                          emotion_heatmap(profiles, category, emotions, title, group_ids, vrange),
-                         run=run.label, kind="emotions")
+                         run=run.label, kind="emotions", link=f"{category}{part}")
 
 
 def correlation_figures(run: Run) -> Iterator[Figure]:
     table = run.tables["correlations.csv"]
+    alpha = alpha_of(run)
     for reference in dict.fromkeys(table["reference"]):
         for method in dict.fromkeys(table["method"]):
             block = table[(table["reference"] == reference) & (table["method"] == method)]
@@ -409,9 +422,9 @@ def correlation_figures(run: Run) -> Iterator[Figure]:
             yield Figure(
                 f"correlations_{run.label}_{method}_{reference}",
                 f"{method}: Spearman's rho of {compared}, by {row_column} and language ({run.label}); "
-                f"an asterisk marks a Benjamini-Hochberg adjusted p < 0.05; grey: undefined (fewer than "
-                f"3 groups, or constant values).",
-                correlation_heatmap(block, rows, row_column, title), run=run.label, kind="correlations")
+                f"an asterisk marks a row significant after adjustment ({significance_rule(block, alpha)}); "
+                f"grey: undefined (fewer than 3 groups, or constant values).",
+                correlation_heatmap(block, rows, row_column, title, alpha), run=run.label, kind="correlations")
 
 
 def shift_figures(run: Run) -> Iterator[Figure]:
@@ -523,7 +536,7 @@ def fairness_figures(run: Run, n_groups: int) -> Iterator[Figure]:
             f"dotted: the language's overall ROC-AUC; axes shared by every language; 'undefined': no value.",
             forest(forest_data(block[block["group_id"].isin(worst)], worst, "group_id", GROUP_METRICS), worst,
                    GROUP_METRICS, f"{run.label}, {language}: lowest bias AUCs", group_limits, references),
-            run=run.label, kind="fairness")
+            run=run.label, kind="fairness", link=language)
 
 
 def _comparison_languages(block: pd.DataFrame) -> list[str]:
@@ -593,12 +606,18 @@ def comparison_lines(run: Run) -> list[str]:
              f"{run.manifest.get('seed', 'n/a')}]; difference: model − {reference} on the same resampled rows "
              f"(paired).", ""]
     models_order = list(dict.fromkeys(table["model"].astype(str)))
+    differs = pd.Series(excludes_zero(table["diff_ci_low"], table["diff_ci_high"]), index=table.index)
+    lines += [f"Shown: every row pooled (`all`) and the rows of a language where a paired difference's interval "
+              f"excludes 0; every row is in `comparison.csv`.", ""]
     for task in dict.fromkeys(table["task"].astype(str)):
         block = table[table["task"].astype(str) == task]
         records = []
         for language in _comparison_languages(block):
             for metric in dict.fromkeys(block["metric"]):
-                rows = block[(block["language"] == language) & (block["metric"] == metric)].set_index("model")
+                chosen = ((block["language"] == language) & (block["metric"] == metric)).to_numpy()
+                if language != ALL and ALL in set(block["language"]) and not differs[block.index[chosen]].any():
+                    continue
+                rows = block[chosen].set_index("model")
                 record = {"language": language, "metric": metric,
                           "n": int(rows["n"].iloc[0]) if len(rows) else 0}
                 for model in models_order:
@@ -677,24 +696,38 @@ def alignment_figures(run: Run) -> Iterator[Figure]:
         yield Figure(f"alignment_retrieval_{run.label}_{model}",
                      f"Translation retrieval accuracy of {model} ({run.label}): the share of sentences in the row's "
                      f"language whose translation is the nearest (cosine) of the column language's sentences.",
-                     alignment_heatmap(table, model), run=run.label, kind="alignment")
+                     alignment_heatmap(table, model), run=run.label, kind="alignment", link=str(model))
     yield Figure(f"alignment_pairs_{run.label}",
                  f"Retrieval accuracy (mean of both directions) and cosine gap (translations minus non-translations) "
                  f"per language pair and model ({run.label}), with bootstrap intervals over the parallel sentences.",
                  alignment_dots(table), run=run.label, kind="alignment")
 
 
+MOST_LISTED = 12  # significant rows of one method and language listed in report.md's details
+MOST_PAIRS = 6  # language pairs in report.md's alignment table; more: the best and worst aligned half each
+
+
 def alignment_section(run: Run) -> list[str]:
-    """report.md's tables of an ``alignment.csv``: one row per language pair (28 for eight languages),
-    one column per model and metric, then the paired differences from the reference likewise."""
+    """report.md's tables of an ``alignment.csv``: one row per language pair (the :data:`MOST_PAIRS` / 2 best
+    and worst aligned by mean retrieval over the models when there are more), one column per model and metric;
+    then the paired differences from the reference of the pairs where a retrieval difference's interval
+    excludes 0. Every pair is in alignment.csv."""
     table = run.tables["alignment.csv"].copy()
     table["compared_with"] = table["compared_with"].astype(object).fillna("").astype(str)
     table["cell"] = [f"{_format(v)} {i}" for v, i in zip(table["value"], _interval(table))]
     table["pair"] = table["language_a"].astype(str) + "-" + table["language_b"].astype(str)
     shown = table[table["metric"].isin(["retrieval", "cosine_gap"])]
-    own = shown[shown["compared_with"] == ""].pivot_table(index="pair", columns=["model", "metric"], values="cell",
-                                                           aggfunc="first", sort=False)
+    mine = shown[shown["compared_with"] == ""]
+    own = mine.pivot_table(index="pair", columns=["model", "metric"], values="cell", aggfunc="first", sort=False)
     own.columns = [f"{model} {metric}" for model, metric in own.columns]
+    which = f"all {len(own)} language pairs"
+    if len(own) > MOST_PAIRS:
+        order = (mine[mine["metric"] == "retrieval"].groupby("pair", sort=False)["value"].mean()
+                 .sort_values(ascending=False, kind="stable").index.tolist())
+        half = MOST_PAIRS // 2
+        own = own.reindex([*order[:half], *order[-half:]])
+        which = (f"the {half} best and the {half} worst aligned of the {len(order)} language pairs (mean retrieval "
+                 f"over the models)")
     manifest = run.manifest
     models = ", ".join(f"`{m.get('name')}` ({m.get('pooling')} pooling{', projected' if m.get('projection') else ''}"
                        f"{', random weights' if m.get('random_weights') else ''})" for m in manifest.get("models", []))
@@ -702,15 +735,23 @@ def alignment_section(run: Run) -> list[str]:
              f"Models: {models or 'see manifest.json'}. Retrieval: the share of sentences whose translation is the "
              "nearest neighbour by cosine among the other language's sentences (mean of both directions; chance "
              "1/n); cosine gap: mean cosine of translations minus mean cosine of non-translations. 95% intervals: "
-             "percentile bootstrap over the parallel sentences (keys).", "",
+             f"percentile bootstrap over the parallel sentences (keys). Shown: {which}; every pair is in "
+             "`alignment.csv`.", "",
              markdown_table(own.reset_index()), ""]
     differences = shown[shown["compared_with"] != ""]
     if not differences.empty:
-        wide = differences.pivot_table(index="pair", columns=["model", "compared_with", "metric"], values="cell",
-                                       aggfunc="first", sort=False)
-        wide.columns = [f"{model} − {reference} {metric}" for model, reference, metric in wide.columns]
-        lines += ["Paired differences (model − reference, the same resampled sentences):", "",
-                  markdown_table(wide.reset_index()), ""]
+        retrieval = differences[differences["metric"] == "retrieval"]
+        moved = list(dict.fromkeys(retrieval.loc[excludes_zero(retrieval["ci_low"], retrieval["ci_high"]), "pair"]))
+        if moved:
+            wide = differences[differences["pair"].isin(moved)].pivot_table(
+                index="pair", columns=["model", "compared_with", "metric"], values="cell", aggfunc="first", sort=False)
+            wide.columns = [f"{model} − {reference} {metric}" for model, reference, metric in wide.columns]
+            lines += [f"Paired differences (model − reference, the same resampled sentences) of the {len(moved)} "
+                      f"pair(s) where a retrieval difference's interval excludes 0:", "",
+                      markdown_table(wide.reset_index()), ""]
+        else:
+            lines += ["Paired differences (model − reference, the same resampled sentences): no retrieval "
+                      "difference's interval excludes 0 (see `alignment.csv`).", ""]
     return lines
 
 
@@ -758,7 +799,7 @@ def fairness_comparison_figures(run: Run, n_groups: int) -> Iterator[Figure]:
                      f"({run.label}): {b} − {a} with paired intervals; axes shared by every language.",
                      forest(forest_data(block[block["group_id"].isin(largest)], largest, "group_id", GROUP_METRICS),
                             largest, GROUP_METRICS, f"{run.label}, {language}: {b} − {a}", limits, references),
-                     run=run.label, kind="fairness_comparison")
+                     run=run.label, kind="fairness_comparison", link=language)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -814,27 +855,54 @@ def format_p(p, floor: float | None) -> str:
     return f"{text} †" if floor is not None and np.isclose(float(p), floor, rtol=1e-9, atol=0) else text
 
 
-def floor_note(permutations) -> str:
+def monte_carlo_floors(table: pd.DataFrame, permutations) -> np.ndarray:
+    """Per row, the smallest p its permutations could give, 1/(B+1): B from the row's ``n_permutations``
+    (adaptive permutation counts) when the table has that column, else the run's ``permutations``.
+
+    >>> monte_carlo_floors(pd.DataFrame({"n_permutations": [99, 999]}), 50).round(4).tolist()
+    [0.01, 0.001]
+    """
+    if "n_permutations" in table.columns:
+        b = pd.to_numeric(table["n_permutations"], errors="coerce").to_numpy(dtype=float)
+        return np.where(b > 0, 1.0 / (b + 1), np.nan)
     floor = p_floor(permutations)
-    return (f"†: p = 1/(B+1) = {floor:.3g} (B = {int(permutations)} permutations), the smallest p the B permutations "
-            f"can give: the true p may be smaller (p < 1/(B+1)); more permutations (`--permutations`) would tell.")
+    return np.full(len(table), np.nan if floor is None else floor)
+
+
+def floor_note(rows: pd.DataFrame, floors: np.ndarray) -> list[str]:
+    """The note on ``†`` when a shown p sits at its permutation floor; no line otherwise."""
+    at_floor = np.isclose(pd.to_numeric(rows["p"], errors="coerce").to_numpy(dtype=float), floors, rtol=1e-9, atol=0)
+    if not at_floor.any():
+        return []
+    counts = sorted({int(round(1 / f - 1)) for f in floors[at_floor]})
+    if len(counts) == 1:
+        text = (f"†: p = 1/(B+1) = {1 / (counts[0] + 1):.3g} (B = {counts[0]} permutations), the smallest p the B "
+                f"permutations can give: the true p may be smaller (p < 1/(B+1)); more permutations would tell.")
+    else:
+        text = ("†: p = 1/(B+1), the smallest p the row's B permutations (column `n_permutations`) can give: the "
+                "true p may be smaller; more permutations would tell.")
+    return [text, ""]
 
 
 def _permutations(run: Run):
     return run.manifest.get("permutations", (run.manifest.get("parameters") or {}).get("permutations"))
 
 
-def correlation_table(rows: pd.DataFrame, keys: list[str], floor: float | None) -> pd.DataFrame:
+def correlation_table(rows: pd.DataFrame, keys: list[str], floors: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:
     """The report's table of correlation rows: keys, rho, 95% CI, the null band (when the table has
-    ``null_low``/``null_high``), p and adjusted p (``†`` at the floor), n_groups."""
+    ``null_low``/``null_high``), p and adjusted p (``†`` at the row's permutation floor), whether it is
+    significant (or cannot reject: ``cannot_reject``), n_groups."""
     out = rows[keys + ["rho"]].copy()
     out["95% CI"] = _interval(rows)
     if {"null_low", "null_high"} <= set(rows.columns):
         if "null_mean" in rows.columns:
             out["null mean"] = rows["null_mean"].to_numpy(dtype=float)
         out["null 95% band"] = _interval(rows, "null_low", "null_high")
-    out["p"] = [format_p(p, floor) for p in rows["p"]]
-    out["p_adjusted"] = [format_p(p, floor) for p in rows["p_adjusted"]]
+    out["p"] = [format_p(p, f) for p, f in zip(rows["p"], floors)]
+    out["p_adjusted"] = [format_p(p, f) for p, f in zip(rows["p_adjusted"], floors)]
+    out["significant"] = np.where(cannot_reject(rows), "cannot reject",
+                                  np.where(significant_rows(rows, alpha), "yes", "no"))
+    out.loc[pd.to_numeric(rows["rho"], errors="coerce").isna().to_numpy(), "significant"] = "n/a"
     out["n_groups"] = rows["n_groups"].to_numpy()
     return out
 
@@ -930,6 +998,53 @@ def reach_lines(models: list[ModelRun]) -> list[str]:
             markdown_table(pd.DataFrame(rows)), ""]
 
 
+def stopping_rule(run: Run) -> str:
+    """The adaptive permutation stopping rule a correlate run recorded in manifest.json (``stopping_rule``,
+    text or a mapping of its settings), or "" when it recorded none."""
+    for holder in (run.manifest, run.manifest.get("parameters") or {}):
+        rule = holder.get("stopping_rule")
+        if isinstance(rule, dict):
+            return "; ".join(f"{k} = {v}" for k, v in rule.items())
+        if rule:
+            return str(rule)
+    return ""
+
+
+def merge_run_tables(tables: list[tuple[str, pd.DataFrame]], key: str) -> pd.DataFrame:
+    """Several runs' tables of the same columns, one row per ``key``: a column the runs agree on once, a
+    column they differ on once per run (``"column (run)"``).
+
+    >>> a = pd.DataFrame({"language": ["en"], "lexicon": ["nrc"], "groups": ["5"]})
+    >>> b = pd.DataFrame({"language": ["en"], "lexicon": ["nrc"], "groups": ["4"]})
+    >>> merge_run_tables([("a", a), ("b", b)], "language").columns.tolist()
+    ['language', 'lexicon', 'groups (a)', 'groups (b)']
+    """
+    keys = list(dict.fromkeys(k for _, t in tables for k in t[key]))
+    indexed = [(label, t.set_index(key).reindex(keys).fillna("n/a")) for label, t in tables]
+    out = pd.DataFrame({key: keys})
+    for column in dict.fromkeys(c for _, t in indexed for c in t.columns):
+        values = [t[column].tolist() if column in t.columns else ["n/a"] * len(keys) for _, t in indexed]
+        if all(v == values[0] for v in values):
+            out[column] = values[0]
+        else:
+            for (label, _), v in zip(indexed, values):
+                out[f"{column} ({label})"] = v
+    return out
+
+
+def _same_tables(tables: list[tuple[str, pd.DataFrame]]) -> list[tuple[pd.DataFrame, list[str]]]:
+    """Equal tables once, with the labels of every run that has it."""
+    out: list[tuple[pd.DataFrame, list[str]]] = []
+    for label, table in tables:
+        for table_seen, labels in out:
+            if table_seen.equals(table):
+                labels.append(label)
+                break
+        else:
+            out.append((table, [label]))
+    return out
+
+
 def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]:
     """``## Methods``: the models, the probing settings, the lexicon and its coverage per language, the
     groups per language and category, and the tests and corrections of each comparison, read from the
@@ -955,6 +1070,7 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
         lines += [markdown_table(pd.DataFrame(rows)), ""]
         lines += reach_lines(models)
         lines += [f"- `{m.label}`: {m.note}." for m in models if m.note] + ([""] if any(m.note for m in models) else [])
+        language_tables, group_tables = [], []
         for m in models:
             languages = _languages_of(m)
             if not languages:
@@ -980,36 +1096,48 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
                     row["words covered by the lexicon"] = (f"{100 * covered.sum() / words.sum():.1f}%"
                                                            if words is not None and words.sum() > 0 else "n/a")
                 rows.append(row)
-            lines += [f"Languages of `{m.label}` (lexicon coverage: the share of predicted words, over all groups, "
-                      f"that the lexicon lists; candidates kept: the share of top-k candidates that passed the "
-                      f"word filters):", "", markdown_table(pd.DataFrame(rows)), ""]
+            language_tables.append((m.label, pd.DataFrame(rows).astype(str)))
             if m.profiles is not None:
                 counts = (m.profiles.groupby(["language", "category"]).size().unstack("category", fill_value=0)
                           .reset_index())
-                lines += [f"Groups per language and category (`{m.label}`):", "", markdown_table(counts), ""]
+                group_tables.append((m.label, counts))
+        if language_tables:
+            runs_named = ", ".join(f"`{label}`" for label, _ in language_tables)
+            lines += [f"Languages of {runs_named} (lexicon coverage: the share of predicted words, over all groups, "
+                      f"that the lexicon lists; candidates kept: the share of top-k candidates that passed the word "
+                      f"filters; a column named after a run where the runs differ):", "",
+                      markdown_table(merge_run_tables(language_tables, "language")), ""]
+        for counts, labels in _same_tables(group_tables):
+            lines += [f"Groups per language and category ({', '.join(f'`{label}`' for label in labels)}):", "",
+                      markdown_table(counts), ""]
     tests = []
     for run in runs:
         manifest, parameters = run.manifest, run.manifest.get("parameters") or {}
         if "correlations.csv" in run.tables:
             table = run.tables["correlations.csv"]
             b, boot = _permutations(run), manifest.get("bootstrap", parameters.get("bootstrap"))
-            floor = p_floor(b)
+            counts = sorted({int(round(1 / f - 1)) for f in monte_carlo_floors(table, b) if np.isfinite(f)})
             pairs = list(dict.fromkeys(zip(table["reference"].astype(str), table["other"].astype(str))))
             compared = "; ".join(f"`{o}` against `{r}`" for r, o in pairs)
-            correction = parameters.get("correction") or manifest.get("correction") or (
-                "Benjamini-Hochberg" if "Benjamini-Hochberg" in str(manifest.get("p_value", "")) or not manifest
-                else "not recorded")
             text = (f"- `{run.label}` (analysis.correlate, mode {parameters.get('mode', 'not recorded')}): {compared}. "
                     f"Methods: {', '.join(dict.fromkeys(table['method']))}; RSA diagonal "
                     f"{parameters.get('rsa_diagonal', 'not recorded')}. ")
-            text += (f"One-sided permutation tests, B = {b} permutations per test (p = (1 + #{{T_perm >= T_obs}}) / "
-                     f"(B + 1), so p >= {floor:.3g}); " if floor else "No permutation tests (no p-values); ")
-            if floor:
+            if len(counts) == 1:
+                text += (f"One-sided permutation tests, B = {counts[0]} permutations per test (p = (1 + #{{T_perm >= "
+                         f"T_obs}}) / (B + 1), so p >= {1 / (counts[0] + 1):.3g}); ")
+            elif counts:
+                rule = stopping_rule(run)
+                text += (f"One-sided permutation tests with adaptive permutation counts, {counts[0]} to {counts[-1]} "
+                         f"per test (column `n_permutations`; stopping rule: {rule or 'not recorded'}); p: "
+                         f"{manifest.get('p_value', 'see analysis/README.md')}; ")
+            else:
+                text += "No permutation tests (no p-values); "
+            if counts:
                 text += ("null hypothesis of a category's row: the compared model's groups are exchangeable within the "
                          "category (its profile of a group is no more like the reference's profile of the same group "
                          "than of another group); pooled `all` rows permute within each category only, so they test "
                          "agreement beyond what the category explains (analysis/README.md, Correlations); ")
-            text += (f"{correction} adjustment over the run's {len(table)} tests; "
+            text += (f"adjusted p: {family_phrase(table)}, significant at alpha = {alpha_of(run):g}; "
                      f"{boot} bootstrap resamples of the groups, {100 * float(parameters.get('confidence', 0.95)):g}% "
                      f"percentile intervals; seed {manifest.get('seed', parameters.get('seed', 'not recorded'))}.")
             tests.append(text)
@@ -1024,74 +1152,473 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
     return lines, read
 
 
+# ---------------------------------------------------------------------------------------------
+# Summary: what moved, which rows are significant, and why some rows are undefined
+# ---------------------------------------------------------------------------------------------
+
+def _flags(column: pd.Series) -> np.ndarray:
+    """A yes/no column read back from a CSV file (``True``/``False``, ``1``/``0``); anything else is no.
+
+    >>> _flags(pd.Series([True, "False", "true", 1, float("nan")])).tolist()
+    [True, False, True, True, False]
+    """
+    return column.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"]).to_numpy()
+
+
+def alpha_of(run: Run) -> float:
+    """The level the run's tests were judged at: manifest.json's ``alpha`` (analysis.correlate ``--alpha``),
+    0.05 for runs made before it was recorded."""
+    value = run.manifest.get("alpha", (run.manifest.get("parameters") or {}).get("alpha"))
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        return 0.05
+    return alpha if 0 < alpha < 1 else 0.05
+
+
+def significant_rows(table: pd.DataFrame, alpha: float) -> np.ndarray:
+    """The rows of a correlations.csv or shifts.csv that count as significant: the table's own
+    ``significant`` column when it has one; else adjusted p <= ``alpha`` when it has ``p_adjusted``; else (a
+    shifts.csv made before its test was added) a 95% interval that excludes 0.
+
+    >>> significant_rows(pd.DataFrame({"p_adjusted": [0.01, 0.05, 0.2, float("nan")]}), 0.05).tolist()
+    [True, True, False, False]
+    >>> significant_rows(pd.DataFrame({"ci_low": [0.1, -0.1], "ci_high": [0.2, 0.1]}), 0.05).tolist()
+    [True, False]
+    """
+    if "significant" in table.columns:
+        return _flags(table["significant"])
+    if "p_adjusted" in table.columns:
+        return (pd.to_numeric(table["p_adjusted"], errors="coerce") <= alpha).to_numpy()
+    return excludes_zero(table["ci_low"], table["ci_high"])
+
+
+def excludes_zero(low, high) -> np.ndarray:
+    """Where the interval [low, high] lies wholly above or below 0 (missing ends: no)."""
+    low, high = pd.to_numeric(pd.Series(low), errors="coerce"), pd.to_numeric(pd.Series(high), errors="coerce")
+    return ((low > 0) | (high < 0)).to_numpy()
+
+
+def significance_rule(table: pd.DataFrame, alpha: float) -> str:
+    """What :func:`significant` went by, in words."""
+    if "significant" in table.columns:
+        return f"adjusted p ≤ {alpha:g} (column `significant`)"
+    if "p_adjusted" in table.columns:
+        return f"adjusted p ≤ {alpha:g}"
+    return "a 95% interval that excludes 0 (no test recorded)"
+
+
+def cannot_reject(table: pd.DataFrame) -> np.ndarray:
+    """The rows marked ``cannot_reject`` (their smallest attainable p exceeds alpha); none when the table
+    predates the column."""
+    return _flags(table["cannot_reject"]) if "cannot_reject" in table.columns else np.zeros(len(table), dtype=bool)
+
+
+def family_phrase(table: pd.DataFrame) -> str:
+    """Which family each adjusted p belongs to: the ``bh_family`` column's values when the table has it,
+    else the whole run (how analysis.correlate adjusted before the column existed)."""
+    if "bh_family" not in table.columns:
+        return f"Benjamini-Hochberg over all {len(table)} tests of the run"
+    families = list(dict.fromkeys(table["bh_family"].astype(str)))
+    shown = ", ".join(f"`{f}`" for f in families[:4]) + (f" and {len(families) - 4} more" if len(families) > 4 else "")
+    return f"Benjamini-Hochberg within each family of column `bh_family` ({len(families)}: {shown})"
+
+
+def _cell(value, low, high) -> str:
+    return f"{_format(float(value))} " + ("n/a" if pd.isna(low) or pd.isna(high) else f"[{low:.3f}, {high:.3f}]")
+
+
+def shift_phrase(rows: pd.DataFrame, alpha: float, most: int = 3) -> str:
+    """The shifts of one comparison and language (all groups) that moved, largest first, with intervals."""
+    moved = rows[significant_rows(rows, alpha)]
+    moved = moved.iloc[np.argsort(-moved["shift"].abs().to_numpy(dtype=float), kind="stable")]
+    if moved.empty:
+        return f"no emotion moved (of {len(rows)})"
+    parts = [f"{r['emotion']} {float(r['shift']):+.3f} {_interval(moved.loc[[i]]).iloc[0]}"
+             for i, r in moved.head(most).iterrows()]
+    rest = len(moved) - most
+    return (f"{len(moved)} of {len(rows)} emotions moved: " + ", ".join(parts)
+            + (f" and {rest} more" if rest > 0 else ""))
+
+
+def _row_verdict(row: pd.Series, is_significant: bool, is_stuck: bool, floor: float | None) -> str:
+    if pd.isna(row["rho"]):
+        return "undefined (see below)"
+    verdict = "significant" if is_significant else "not significant"
+    if is_stuck:
+        verdict = f"cannot reject (p_floor {format_p(row.get('p_floor'), None)})"
+    interval = _cell(row["rho"], row["ci_low"], row["ci_high"])
+    return f"{interval}, adjusted p {format_p(row['p_adjusted'], floor)}, {verdict}"
+
+
+def significant_labels(rows: pd.DataFrame, mask: np.ndarray, most: int = 6) -> list[str]:
+    """Per method, the rows of ``rows`` that ``mask`` marks, and how many of the method's rows cannot
+    reject (:func:`cannot_reject`).
+
+    >>> t = pd.DataFrame({"method": ["rsa"] * 3, "category": ["age", "race", "all"], "emotion": [""] * 3,
+    ...                   "cannot_reject": [True, False, False]})
+    >>> significant_labels(t, np.array([False, True, True]))
+    ['rsa 2 of 3 (race, all; 1 cannot reject)']
+    """
+    out = []
+    stuck = cannot_reject(rows)
+    for method in dict.fromkeys(rows["method"]):
+        here = (rows["method"] == method).to_numpy()
+        hits = rows[here & mask]
+        if hits.empty:
+            continue
+        labels = [(f"{c}/{e}" if c != ALL else e) if method == "emotion" else c
+                  for c, e in zip(hits["category"], hits["emotion"])]
+        shown = ", ".join(labels[:most]) + (f" and {len(labels) - most} more" if len(labels) > most else "")
+        if (here & stuck).any():
+            shown += f"; {int((here & stuck).sum())} cannot reject"
+        out.append(f"{method} {len(hits)} of {int(here.sum())} ({shown})")
+    return out
+
+
+def _undefined(table: pd.DataFrame) -> np.ndarray:
+    return pd.to_numeric(table["rho"], errors="coerce").isna().to_numpy()
+
+
+def left_out_sentences(table: pd.DataFrame, excluded: pd.DataFrame) -> list[str]:
+    """One sentence per language with groups left out of a comparison (excluded.csv): how many of how
+    many, why, and "every row undefined" when no row of the language is defined.
+
+    >>> t = pd.DataFrame({"language": ["el"] * 2, "category": ["age", "all"], "method": ["rsa"] * 2,
+    ...                   "emotion": [""] * 2, "rho": [float("nan")] * 2, "n_groups": [0, 0]})
+    >>> x = pd.DataFrame({"language": ["el"] * 3, "group_id": ["a", "b", "c"], "reason": ["no covered word"] * 3})
+    >>> left_out_sentences(t, x)
+    ['el: all 3 groups left out (no covered word): every row undefined.']
+    """
+    sentences = []
+    for language in dict.fromkeys(excluded["language"].astype(str)):
+        left = excluded[excluded["language"].astype(str) == language]
+        whole = left[left["group_id"].astype(str) == ""]
+        if len(whole):
+            sentences.append(f"{language}: not compared ({'; '.join(dict.fromkeys(whole['reason']))}).")
+            continue
+        counts = left["reason"].value_counts()
+        reasons = "; ".join(reason if len(counts) == 1 else f"{reason}: {n}" for reason, n in counts.items())
+        own = table[table["language"].astype(str) == language]
+        if own.empty:  # the reason is about the reference side of a comparison across languages
+            sentences.append(f"{language}: {len(left)} group(s) left out ({reasons}).")
+            continue
+        compared = int(pd.to_numeric(own.loc[own["category"] == ALL, "n_groups"]).max()) if (
+            own["category"] == ALL).any() else 0
+        total = len(left) + compared
+        text = f"{language}: " + (f"all {total} groups" if compared == 0 else f"{len(left)} of {total} groups")
+        text += f" left out ({reasons})"
+        sentences.append(text + (": every row undefined." if _undefined(own).all() else "."))
+    return sentences
+
+
+def undefined_note_sentences(table: pd.DataFrame, explained=()) -> list[str]:
+    """One sentence per cause of the rows whose rho is undefined: the ``note`` column with its count of
+    groups written N (analysis.correlate writes the cause there); where, as rows of each language (and
+    method), leaving out the languages in ``explained`` (every row undefined, said already).
+
+    >>> t = pd.DataFrame({"language": ["en", "en", "fr"], "method": ["rsa"] * 3,
+    ...                   "rho": [float("nan"), 0.5, float("nan")],
+    ...                   "note": ["3 group(s) with a constant vector", "", "9 group(s) with a constant vector"]})
+    >>> undefined_note_sentences(t)
+    ['`rsa`, N group(s) with a constant vector: en 1 of 2 rows, fr 1 of 1.']
+    """
+    rows = table[_undefined(table) & ~table["language"].astype(str).isin(list(explained))]
+    causes = [re.sub(r"\d+", "N", str(note), count=1) or "no reason recorded" for note in rows["note"]]
+    sentences = []
+    for cause in dict.fromkeys(causes):
+        hits = rows[[c == cause for c in causes]]
+        methods = list(dict.fromkeys(hits["method"]))
+        scope = table[table["method"].isin(methods)]
+        parts = []
+        for k, (language, n) in enumerate(hits["language"].value_counts(sort=True).items()):
+            total = int((scope["language"] == language).sum())
+            per_method = hits[hits["language"] == language]["method"].value_counts()
+            split = f" ({', '.join(f'{m} {c}' for m, c in per_method.items())})" if len(methods) > 1 else ""
+            parts.append(f"{language} {n} of {total}{' rows' if k == 0 else ''}{split}")
+        label = f"`{methods[0]}`, " if len(methods) == 1 else ""
+        sentences.append(f"{label}{cause}: {', '.join(parts)}.")
+    return sentences
+
+
+def cannot_reject_sentence(table: pd.DataFrame, alpha: float) -> str | None:
+    """The rows that can never be significant at ``alpha`` (column ``cannot_reject``), listed once, by
+    ``p_floor``; None when there are none or the table predates the column."""
+    stuck = table[cannot_reject(table)]
+    if stuck.empty:
+        return None
+    floors = (pd.to_numeric(stuck["p_floor"], errors="coerce") if "p_floor" in stuck.columns
+              else pd.Series(np.nan, index=stuck.index))
+    parts = []
+    for floor in sorted(set(floors.round(12).dropna())) + ([np.nan] if floors.isna().any() else []):
+        rows = stuck[floors.isna()] if pd.isna(floor) else stuck[floors.round(12) == floor]
+        places = ", ".join(dict.fromkeys(f"{lang}/{cat}" for lang, cat in zip(rows["language"], rows["category"])))
+        label = "p_floor not recorded" if pd.isna(floor) else f"p_floor {floor:.3g}"
+        parts.append(f"{label}: {places} ({len(rows)} rows)")
+    return (f"These {len(stuck)} rows can never be significant at alpha = {alpha:g}, whatever the data: their "
+            f"smallest attainable p (`p_floor`) exceeds alpha, so they are not negative results — "
+            + "; ".join(parts) + ".")
+
+
+def correlate_summary(run: Run) -> list[str]:
+    """Per comparison and language of a correlate run: what moved (shifts.csv), the pooled correlations,
+    the rows significant after adjustment; then why rows are undefined, and the rows that cannot reject."""
+    table = run.tables.get("correlations.csv")
+    shifts = run.tables.get("shifts.csv")
+    excluded = run.tables.get("excluded.csv", pd.DataFrame(columns=["comparison", "language", "group_id", "reason"]))
+    alpha = alpha_of(run)
+    source = table if table is not None else shifts
+    rules = []
+    if shifts is not None:
+        rules.append(f"Moved: an emotion whose mean shift (other − reference, all groups) has "
+                     f"{significance_rule(shifts, alpha)}")
+    if table is not None:
+        rules.append(f"adjusted p: {family_phrase(table)}; significant: {significance_rule(table, alpha)}")
+    lines = [f"### Comparisons of `{run.label}`", "", "; ".join(rules) + ".", ""]
+    for comparison in dict.fromkeys(source["comparison"].astype(str)):
+        rows = table[table["comparison"].astype(str) == comparison] if table is not None else None
+        moved = (shifts[(shifts["comparison"].astype(str) == comparison) & (shifts["category"] == ALL)]
+                 if shifts is not None else None)
+        lines += [f"#### {comparison}", ""]
+        languages = list(dict.fromkeys([*(rows["language"] if rows is not None else []),
+                                        *(moved["language"] if moved is not None else [])]))
+        for language in languages:
+            text = f"- **{language}**"
+            if moved is not None and (moved["language"] == language).any():
+                part = moved[moved["language"] == language]
+                text += f" ({int(part['n_groups'].max())} groups): {shift_phrase(part, alpha)}."
+            else:
+                text += ":"
+            if rows is not None:
+                own = rows[rows["language"] == language]
+                mask, stuck = significant_rows(own, alpha), cannot_reject(own)
+                floors = monte_carlo_floors(own, _permutations(run))
+                pooled = [f"{r['method']} {_row_verdict(r, mask[k], stuck[k], floors[k])}"
+                          for k, (_, r) in enumerate(own.iterrows())
+                          if r["category"] == ALL and r["method"] != "emotion"]
+                if pooled:
+                    text += " Pooled rho: " + "; ".join(pooled) + "."
+                labels = significant_labels(own, mask)
+                text += (" Significant after adjustment: " + "; ".join(labels) + "." if labels else
+                         " No row significant after adjustment"
+                         + (f" ({int(stuck.sum())} of them cannot reject)." if stuck.any() else "."))
+            lines.append(text)
+        lines.append("")
+        if rows is not None:
+            here = excluded[excluded["comparison"].astype(str) == comparison]
+            explained = [lang for lang in dict.fromkeys(here["language"].astype(str))
+                         if (rows["language"].astype(str) == lang).any()
+                         and _undefined(rows[rows["language"].astype(str) == lang]).all()]
+            causes = [*left_out_sentences(rows, here), *undefined_note_sentences(rows, explained)]
+            if causes:
+                lines += ["Undefined rows (rho n/a) and groups left out, one line per cause:", "",
+                          *[f"- {c}" for c in causes], ""]
+            stuck = cannot_reject_sentence(rows, alpha)
+            if stuck:
+                lines += [stuck, ""]
+    return lines
+
+
+def _pick(table: pd.DataFrame, column: str, preferred: str) -> pd.DataFrame:
+    """The rows of ``table`` whose ``column`` is ``preferred``, or else its first value."""
+    values = list(dict.fromkeys(table[column].astype(str)))
+    if not values:
+        return table
+    return table[table[column].astype(str) == (preferred if preferred in values else values[0])]
+
+
+def _profiles_line(run: Run) -> list[str]:
+    profiles = run.tables["profiles.csv"]
+    defined = profiles[list(EMOTIONS)].notna().all(axis=1)
+    counts = defined.groupby(profiles["language"]).agg(["sum", "size"])
+    short = [f"{lang} {int(r['sum'])} of {int(r['size'])}" for lang, r in counts.iterrows() if r["sum"] < r["size"]]
+    return [f"- Profiles (`{run.label}`, {len(counts)} languages): "
+            + (f"groups with a profile: {', '.join(short)}; every group elsewhere." if short
+               else "every group has a profile.")]
+
+
+def _recall_line(run: Run) -> list[str]:
+    table = _pick(run.tables["recall.csv"], "level", "row")
+    table = table[(table["category"] == ALL) & (table["k"] == table["k"].max())]
+    if table.empty:
+        return []
+    cells = [f"{r['run']} ({r['language']}) {_cell(r['recall'], r['ci_low'], r['ci_high'])}"
+             for _, r in table.iterrows()]
+    return [f"- Recall of human stereotypes (`{run.label}`), recall@{table['k'].max()}, {table['level'].iloc[0]} "
+            f"level, all categories: " + "; ".join(cells) + "."]
+
+
+def _fairness_line(run: Run) -> list[str]:
+    table = run.tables["fairness.csv"]
+    rows = _pick(table[table["scope"] == "language"], "metric", "bias_score")
+    if rows.empty:
+        return []
+    cells = [f"{r['language']} {_cell(r['value'], r['ci_low'], r['ci_high'])}" for _, r in rows.iterrows()]
+    return [f"- Toxicity fairness (`{run.label}`), {rows['metric'].iloc[0]} per language: " + ", ".join(cells) + "."]
+
+
+def _fairness_comparison_line(run: Run) -> list[str]:
+    table = run.tables["fairness_comparison.csv"]
+    rows = _pick(table[table["scope"] == "language"], "metric", "bias_score")
+    if rows.empty:
+        return []
+    a, b = str(table["model_a"].iloc[0]), str(table["model_b"].iloc[0])
+    cells = [f"{r['language']} {_cell(r['difference'], r['difference_ci_low'], r['difference_ci_high'])}"
+             for _, r in rows.iterrows()]
+    return [f"- Fairness side by side (`{run.label}`), {rows['metric'].iloc[0]} {b} − {a} per language: "
+            + ", ".join(cells) + "."]
+
+
+def _comparison_line(run: Run) -> list[str]:
+    table = run.tables["comparison.csv"]
+    lines = []
+    for task in dict.fromkeys(table["task"].astype(str)):
+        rows = _pick(table[table["task"].astype(str) == task], "language", ALL)
+        rows = rows[rows["model"].astype(str) != rows["reference"].astype(str)]
+        if rows.empty:
+            continue
+        cells = [f"{r['metric']} {r['model']} − {r['reference']} "
+                 f"{_cell(r['difference'], r['diff_ci_low'], r['diff_ci_high'])}" for _, r in rows.iterrows()]
+        lines.append(f"- Model comparison (`{run.label}`), task {task}, {rows['language'].iloc[0]} "
+                     f"({int(rows['n'].iloc[0])} rows): " + "; ".join(cells) + ".")
+    return lines
+
+
+def _alignment_line(run: Run) -> list[str]:
+    table = run.tables["alignment.csv"]
+    own = table[(table["compared_with"].astype(str) == "") & (table["metric"] == "retrieval")
+                & pd.to_numeric(table["value"], errors="coerce").notna()]
+    if own.empty:
+        return []
+    cells = []
+    for model, rows in own.groupby("model", sort=False):
+        values = rows["value"].astype(float)
+        best = rows.loc[values.idxmax()]
+        pair = f"{best['language_a']}-{best['language_b']}"
+        cells.append(f"{model} median {values.median():.3f} over {len(rows)} pairs, best "
+                     f"{pair} {_cell(best['value'], best['ci_low'], best['ci_high'])}")
+    return [f"- Cross-lingual alignment (`{run.label}`), translation retrieval (chance about "
+            f"1/{int(own['n_items'].median())}): " + "; ".join(cells) + "."]
+
+
+OTHER_LINES = {"profiles.csv": _profiles_line, "recall.csv": _recall_line, "comparison.csv": _comparison_line,
+               "alignment.csv": _alignment_line, "fairness.csv": _fairness_line,
+               "fairness_comparison.csv": _fairness_comparison_line}
+
+
+def other_summary(run: Run) -> list[str]:
+    """One line per table of a run that is not a correlate run: its headline numbers, not its tables —
+    groups with a profile, recall@k at the largest k, bias score per language (or its difference between
+    two models), the paired differences over all rows, median and best-pair retrieval."""
+    return [line for name, line_of in OTHER_LINES.items() if name in run.tables for line in line_of(run)]
+
+
+def summary_section(runs: list[Run]) -> list[str]:
+    """``## Summary``: per correlate run, comparison and language what moved and what is significant;
+    then one line per other run."""
+    lines = ["## Summary", ""]
+    for run in runs:
+        if {"correlations.csv", "shifts.csv"} & set(run.tables):
+            lines += correlate_summary(run)
+    others = [line for run in runs for line in other_summary(run)]
+    if others:
+        lines += ["### Other runs", "", *others, ""]
+    return lines
+
+
 def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> list[str]:
-    """The run's section of report.md: its tables, then the figures drawn from it (matched by run label,
-    never by name), each once."""
-    lines = [f"## {run.label}", "", f"Folder: [`{_relative(run.path, base)}`]({_relative(run.path, base)})", ""]
+    """The run's section of report.md, its details: short tables (the full ones are the linked CSV files),
+    then the figures drawn from it (matched by run label, never by name), each once: embedded, or listed
+    as links when the figure has a ``link`` text (the many per-category or per-language ones)."""
+    where = _relative(run.path, base)
+    lines = [f"## {run.label}", "", f"Folder: [`{where}`]({where}); tables: "
+             + ", ".join(f"[`{name}`]({where}/{name}) ({len(table)} rows)" for name, table in run.tables.items()) + ".",
+             ""]
     placed: set[str] = set()
 
     def embed(kind):
+        links = []
         for figure in figures:
             if figure.run == run.label and figure.kind == kind and figure.name not in placed:
                 placed.add(figure.name)
-                lines.extend([f"![{figure.name}](figures/{safe_name(figure.name)}.png)", "", figure.caption, ""])
+                path = f"figures/{safe_name(figure.name)}.png"
+                if figure.link:
+                    links.append(f"[{figure.link}]({path})")
+                else:
+                    lines.extend([f"![{figure.name}]({path}) {figure.caption}", ""])
+        if links:
+            lines.extend([f"{LINKED_FIGURES.get(kind, 'More figures')}: " + " · ".join(links) + ".", ""])
 
     if "profiles.csv" in run.tables:
-        profiles = run.tables["profiles.csv"]
-        emotions = list(EMOTIONS)
-        coverage = (profiles.assign(defined=profiles[emotions].notna().all(axis=1))
-                    .groupby("language").agg(groups=("group_id", "size"), with_profile=("defined", "sum")).reset_index())
-        lines += ["### Emotion profiles", "", markdown_table(coverage), ""]
         embed("emotions")
     if "correlations.csv" in run.tables:
         table = run.tables["correlations.csv"]
-        b = _permutations(run)
-        floor = p_floor(b)
+        alpha = alpha_of(run)
+        floors = monte_carlo_floors(table, _permutations(run))
         lines += ["### Correlations", ""]
         pairs = list(dict.fromkeys(zip(table["reference"].astype(str), table["other"].astype(str))))
         lines += ["Compared: " + "; ".join(f"`{o}` against `{r}`" for r, o in pairs) + ". rho: Spearman's rho "
                   "(the mean over groups for spearman and rsa); 95% CI: percentile bootstrap over groups; null band: "
-                  "the 2.5–97.5 percentiles of the permutation null; p: one-sided permutation p, p_adjusted: "
-                  "Benjamini-Hochberg over the run.", ""]
-        summary = table[(table["category"] == ALL) & (table["method"] != "emotion")]
-        if not summary.empty:
-            lines += ["All groups of each language:", "",
-                      markdown_table(correlation_table(summary, ["comparison", "language", "method"], floor)), ""]
-        for method in dict.fromkeys(table["method"]):
-            rows = table[table["method"] == method]
-            if method == "emotion":
-                rows = rows[rows["category"] == ALL]
-                keys, what = ["comparison", "language", "emotion"], "per emotion, all groups"
-            else:
-                rows = rows[rows["category"] != ALL]
-                keys, what = ["comparison", "language", "category"], "per category"
-            if rows.empty:
-                continue
-            lines += [f"`{method}`, {what}:", "", markdown_table(correlation_table(rows, keys, floor)), ""]
-        if floor is not None and np.isclose(table["p"].to_numpy(dtype=float), floor, rtol=1e-9, atol=0).any():
-            lines += [floor_note(b), ""]
+                  "the 2.5–97.5 percentiles of the permutation null; p: one-sided permutation p; adjusted p: "
+                  f"{family_phrase(table)}. Shown: the pooled rows (all groups) and the rows significant after "
+                  "adjustment; every row is in `correlations.csv`.", ""]
+        pooled = ((table["category"] == ALL) & (table["method"] != "emotion")).to_numpy()
+        if pooled.any():
+            lines += ["All groups of each language (the pooled rows):", "",
+                      markdown_table(correlation_table(table[pooled], ["comparison", "language", "method"],
+                                                       floors[pooled], alpha)), ""]
+        chosen = ~pooled & significant_rows(table, alpha)
+        if chosen.any():
+            lines += [f"The {int(chosen.sum())} other rows significant after adjustment (of {int((~pooled).sum())}), "
+                      f"rho [95% CI]:", ""]
+            for (comparison, language), rows in table[chosen].groupby(["comparison", "language"], sort=False):
+                parts = []
+                for method in dict.fromkeys(table["method"]):
+                    block = rows[rows["method"] == method]
+                    cells = [f"{(f'{c}/{e}' if c != ALL else e) if method == 'emotion' else c} "
+                             f"{_cell(r['rho'], r['ci_low'], r['ci_high'])}"
+                             for (_, r), c, e in zip(block.iterrows(), block["category"], block["emotion"])]
+                    if cells:
+                        more = len(cells) - MOST_LISTED
+                        parts.append(f"`{method}` " + ", ".join(cells[:MOST_LISTED])
+                                     + (f" and {more} more (`correlations.csv`)" if more > 0 else ""))
+                lines.append(f"- {comparison}, {language}: " + "; ".join(parts) + ".")
+            lines.append("")
+        lines += floor_note(table[pooled], floors[pooled])
         embed("correlations")
+    if "shifts.csv" in run.tables:
+        table = run.tables["shifts.csv"]
+        alpha = alpha_of(run)
+        pooled = table[table["category"] == ALL]
+        cells = [f"{v:+.3f}{'*' if m else ''}"
+                 for v, m in zip(pooled["shift"].astype(float), significant_rows(pooled, alpha))]
+        wide = pooled.assign(cell=cells).pivot_table(index=["comparison", "language"], columns="emotion", values="cell",
+                                                     aggfunc="first", sort=False)
+        lines += ["### Shifts", "",
+                  f"Mean shift per emotion (other − reference), all groups; *: moved, its shift has "
+                  f"{significance_rule(pooled, alpha)}; the intervals and the per-category shifts are in `shifts.csv`.",
+                  "", markdown_table(wide[[e for e in dict.fromkeys(pooled["emotion"]) if e in wide.columns]]
+                                     .reset_index()), ""]
         embed("shifts")
-    if "excluded.csv" in run.tables and not run.tables["excluded.csv"].empty:
-        counts = run.tables["excluded.csv"].groupby(["comparison", "reason"]).size().reset_index(name="groups")
-        lines += ["Left out of the comparisons (see `excluded.csv`):", "", markdown_table(counts), ""]
     if "fairness.csv" in run.tables:
         table = run.tables["fairness.csv"]
         overall = table[table["scope"] == "language"].copy()
         overall["95% CI"] = _interval(overall)
+        metrics = [m for m in dict.fromkeys(overall["metric"]) if m in ("roc_auc", "bias_score")] or list(
+            dict.fromkeys(overall["metric"]))
         wide = overall.assign(cell=overall.apply(lambda r: f"{_format(r['value'])} {r['95% CI']}", axis=1)).pivot(
-            index="metric", columns="language", values="cell").reindex(list(dict.fromkeys(overall["metric"])))
-        lines += ["### Toxicity fairness", "", markdown_table(wide.reset_index()), ""]
+            index="metric", columns="language", values="cell").reindex(metrics)
+        lines += ["### Toxicity fairness", "",
+                  f"Per language, {', '.join(metrics)} with BCa intervals; the other metrics and every group are in "
+                  f"`fairness.csv`.", "", markdown_table(wide.reset_index()), ""]
         if "gaps.csv" in run.tables:
             gaps = run.tables["gaps.csv"]
-            gaps = gaps[gaps["scope"] == "language"]
-            reference = gaps["reference_language"].iloc[0] if len(gaps) else ""
-            wide = gaps.pivot_table(index="metric", columns="language", values="difference_from_reference",
-                                    dropna=False, sort=False)
+            gaps = gaps[(gaps["scope"] == "language") & gaps["metric"].isin(metrics)]
             spread = gaps.groupby("metric", sort=False)["max_minus_min"].first()
-            wide = wide.assign(max_minus_min=spread).reset_index()
-            lines += [f"Differences from {reference} (value − {reference}) and the spread across languages:", "",
-                      markdown_table(wide), ""]
+            if len(spread):
+                lines += ["Spread across languages (max − min): " + ", ".join(f"{m} {_format(float(v))}" for m, v in
+                                                                              spread.items())
+                          + f"; the differences from {gaps['reference_language'].iloc[0]} are in `gaps.csv`.", ""]
         undefined = table[table["value"].isna()]
         if len(undefined):
             lines += [f"{len(undefined)} value(s) are undefined (one class only); see the `note` column; the "
@@ -1100,7 +1627,7 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
     if "fairness_comparison.csv" in run.tables:
         table = run.tables["fairness_comparison.csv"]
         a, b = str(table["model_a"].iloc[0]), str(table["model_b"].iloc[0])
-        overall = table[table["scope"] == "language"].copy()
+        overall = table[(table["scope"] == "language") & (table["metric"] == "roc_auc")].copy()
         overall["cell_a"] = [_format(v) for v in overall["value_a"]]
         overall["cell_b"] = [_format(v) for v in overall["value_b"]]
         overall["cell_d"] = [f"{_format(d)} {ci}" for d, ci in
@@ -1109,8 +1636,9 @@ def report_sections(run: Run, figures: list[Figure], base: Path = Path(".")) -> 
             columns={"cell_a": a, "cell_b": b, "cell_d": f"{b} − {a} (95% CI)"})
         lines += ["### Toxicity fairness side by side", "",
                   f"Per language, `{a}` and `{b}` on the same identity-set rows; the difference `{b} − {a}` with its "
-                  f"paired bootstrap interval (the same resampled rows for both models, BCa). Per-group rows are in "
-                  f"`fairness_comparison.csv`.", "", markdown_table(side), ""]
+                  f"paired bootstrap interval (the same resampled rows for both models, BCa): roc_auc (bias_score: "
+                  f"in the summary); the other metrics and the per-group rows are in `fairness_comparison.csv`.", "",
+                  markdown_table(side), ""]
         embed("fairness_comparison")
     if "recall.csv" in run.tables:
         table = run.tables["recall.csv"].copy()
@@ -1266,14 +1794,15 @@ def main(argv: list[str] | None = None) -> int:
             for fmt in args.formats:
                 files[f"figures/{safe_name(figure.name)}.{fmt}"] = render(figure.figure, fmt)
             plt.close(figure.figure)
-            figures.append(Figure(figure.name, figure.caption, None, figure.run, figure.kind))
+            figures.append(Figure(figure.name, figure.caption, None, figure.run, figure.kind, figure.link))
     if len({figure.name for figure in figures}) != len(figures):  # two runs' figures would share a file
         raise UserError("two figures have the same name; give the runs distinct folder names")
     methods, methods_read = methods_section(runs, target)
     report = ["# stereoprobe report", "",
-              "Figures and tables drawn from the saved tables of the run folders below by "
-              "`python -m analysis.figures` (checksums in `manifest.json`). Paths are relative to this file.", "",
-              *methods]
+              "Drawn from the saved tables of the run folders below by `python -m analysis.figures` (checksums in "
+              "`manifest.json`): a summary, the methods, then the details of each run with links to its full "
+              "tables. Paths are relative to this file.", "",
+              *summary_section(runs), *methods]
     for run in runs:
         report += report_sections(run, figures, target)
     if "png" not in args.formats:

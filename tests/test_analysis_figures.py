@@ -221,12 +221,12 @@ def test_null_band_is_shown_when_the_table_has_it(run_dirs, tmp_path, cli):
     table = table.drop(columns=[c for c in ("null_mean", "null_low", "null_high") if c in table.columns])
     table.to_csv(corr / "correlations.csv", index=False)
     before = draw(cli, [corr], tmp_path / "a", "--formats", "png")["report.md"].decode("utf-8")
-    assert "null 95% band" not in before and "| comparison | language | category | rho |" in before
+    assert "null 95% band" not in before and "| comparison | language | method | rho | 95% CI | p |" in before
     table["null_mean"], table["null_low"], table["null_high"] = 0.111, -0.222, 0.333
     table.to_csv(corr / "correlations.csv", index=False)
     after = draw(cli, [corr], tmp_path / "b", "--formats", "png")["report.md"].decode("utf-8")
-    assert "| null mean | null 95% band |" in after and "[-0.222, 0.333]" in after
-    assert "| comparison | language | category | rho |" in after  # the per-category tables
+    assert "| comparison | language | method | rho | 95% CI | null mean | null 95% band |" in after
+    assert "[-0.222, 0.333]" in after
 
 
 def test_correlation_figures_name_the_compared_models(run_dirs):
@@ -343,3 +343,102 @@ def test_recall_table_names_each_runs_completion_mode(tmp_path, cli):
     section = sections(draw(cli, [folder], tmp_path / "out", "--formats", "png")["report.md"].decode())["rec"]
     assert "| base (random weights, token mode) | en | row |" in section
     assert "| word (word mode) | en | row |" in section
+
+
+# ---- report.md's summary ----------------------------------------------------------------------------------
+
+PLANTED_GROUPS = [("gender", f"g{i:02d}") for i in range(12)] + [("religion", f"r{i:02d}") for i in range(12)]
+
+
+def summary_bullets(report: str) -> dict[str, str]:
+    """The summary's per-language bullets: language -> what moved (the text before "Pooled rho")."""
+    summary = sections(report)["Summary"]
+    return {m.group(1): m.group(2).split(" Pooled rho:")[0]
+            for m in re.finditer(r"^- \*\*(\w+)\*\*:? (.*)$", summary, flags=re.M)}
+
+
+def test_summary_names_exactly_the_planted_shift(tmp_path, cli):
+    """Two runs equal but for one emotion (fear) in one language (fr), raised by 0.3 for every group: the
+    summary names that shift, with its interval, and no other. The shift is clear by interval (every group
+    moves by exactly 0.3) and by a test (24 groups, all the same sign)."""
+    reference = profiles(seed=3, languages=("de", "en", "fr"), groups=PLANTED_GROUPS)
+    reference[list(figures.EMOTIONS)] = (reference[list(figures.EMOTIONS)] * 0.6).round(4)
+    other = reference.copy()
+    other.loc[other["language"] == "fr", "fear"] += 0.3
+    base, ft = write_run(tmp_path / "base", reference), write_run(tmp_path / "ft", other)
+    corr = tmp_path / "corr"
+    assert correlate.main([str(base), str(ft), "--permutations", "999", "--bootstrap", "200",
+                           "--output_dir", str(corr)]) == 0
+    report = draw(cli, [corr], tmp_path / "out", "--formats", "png")["report.md"].decode("utf-8")
+    assert report.index("## Summary") < report.index("## Methods") < report.index("## corr")
+    moved = summary_bullets(report)
+    assert set(moved) == {"de", "en", "fr"}
+    assert moved["fr"].startswith("(24 groups): 1 of 10 emotions moved: fear +0.300 [0.300, 0.300]"), moved["fr"]
+    assert moved["de"] == moved["en"] == "(24 groups): no emotion moved (of 10)."
+    assert sections(report)["Summary"].count("emotions moved:") == 1
+    # the details: the shift table marks that one cell
+    shifts = next(line for line in sections(report)["corr"].split("### Shifts")[1].splitlines()
+                  if line.startswith("| base vs ft | fr |"))
+    assert shifts.count("*") == 1 and "+0.300*" in shifts
+
+
+def test_undefined_rows_collapse_into_one_sentence_per_cause(tmp_path, cli):
+    """de has no covered word in `ft` (every profile empty): one sentence says so, from excluded.csv; en's
+    surprise is the same for every group: one sentence for those rows, from the note column."""
+    reference = profiles(seed=4, languages=("de", "en", "fr"))
+    reference.loc[reference["language"] == "en", "surprise"] = 0.5
+    other = reference.copy()
+    other.loc[other["language"] == "de", list(figures.EMOTIONS)] = np.nan
+    other.loc[other["language"] == "de", "n_covered"] = 0
+    base, ft = write_run(tmp_path / "base", reference), write_run(tmp_path / "ft", other)
+    corr = tmp_path / "corr"
+    assert correlate.main([str(base), str(ft), "--permutations", "20", "--bootstrap", "20",
+                           "--output_dir", str(corr)]) == 0
+    table = pd.read_csv(corr / "correlations.csv", keep_default_na=False, na_values=[""])
+    assert table.loc[table["language"] == "de", "rho"].isna().all()  # the rows the sentences explain
+    assert table.loc[(table["language"] == "en") & (table["emotion"] == "surprise"), "rho"].isna().all()
+    report = draw(cli, [corr], tmp_path / "out", "--formats", "png")["report.md"].decode("utf-8")
+    causes = re.findall(r"^- (.+)$", sections(report)["Summary"].split("one line per cause:")[1].split("\n\n\n")[0],
+                        flags=re.M)
+    causes = [c for c in causes if not c.startswith("**")]
+    assert causes == ["de: all 9 groups left out (undefined profile in ft (no covered word)): every row undefined.",
+                      "`emotion`, constant across groups: rho undefined: en 3 of 30 rows."], causes
+    assert "| n/a |" not in sections(report)["corr"].split("All groups of each language")[0]
+
+
+def test_rows_that_cannot_reject_are_listed_once(tmp_path, cli):
+    """A correlations.csv with the columns of adaptive tests (n_permutations, p_floor, cannot_reject,
+    bh_family, significant) and a manifest with alpha and a stopping rule: the rows that cannot reject
+    are listed once, by p_floor, never as "not significant"; the families, alpha and the rule are named."""
+    rows = []
+    for method in ("spearman", "rsa"):
+        for category, n, p, floor in (("age", 3, 1 / 6, 1 / 6), ("gender", 12, 0.001, 0.001), ("all", 15, 0.001, 0.001)):
+            rows.append({"comparison": "base vs ft", "language": "en", "category": category, "method": method,
+                         "emotion": "", "rho": 0.4, "p": p, "p_adjusted": min(1.0, 3 * p),
+                         "bh_family": f"base vs ft | {method}", "significant": p < 0.05,
+                         "n_permutations": 999 if p < 0.05 else 5, "p_floor": floor, "cannot_reject": floor > 0.1,
+                         "null_mean": 0.0, "null_low": -0.2, "null_high": 0.2, "ci_low": 0.1, "ci_high": 0.6,
+                         "n_groups": n, "reference": "base", "other": "ft", "note": ""})
+    folder = tmp_path / "corr"
+    folder.mkdir()
+    pd.DataFrame(rows).to_csv(folder / "correlations.csv", index=False)
+    (folder / "manifest.json").write_text(json.dumps({
+        "alpha": 0.1, "bh_family": "comparison_method", "permutations": 999,
+        "stopping_rule": "stop once 10 permutations reach the observed statistic", "parameters": {"mode": "models"},
+    }), encoding="utf-8")
+    report = draw(cli, [folder], tmp_path / "out", "--formats", "png")["report.md"].decode("utf-8")
+    summary = sections(report)["Summary"]
+    assert summary.count("can never be significant") == 1 and report.count("can never be significant") == 1
+    assert ("These 2 rows can never be significant at alpha = 0.1, whatever the data: their smallest attainable p "
+            "(`p_floor`) exceeds alpha, so they are not negative results — p_floor 0.167: en/age (2 rows).") in summary
+    assert "`base vs ft | spearman`, `base vs ft | rsa`" in summary and "adjusted p ≤ 0.1" in summary
+    bullet = summary_bullets(report)["en"]
+    assert "spearman 2 of 3 (gender, all; 1 cannot reject); rsa 2 of 3 (gender, all; 1 cannot reject)" in bullet
+    assert "age" not in bullet and "not significant" not in report
+    methods = sections(report)["Methods"]
+    assert "adaptive permutation counts, 5 to 999 per test" in methods
+    assert "stopping rule: stop once 10 permutations reach the observed statistic" in methods
+    assert "significant at alpha = 0.1" in methods and "`base vs ft | rsa`" in methods
+    # the pooled rows: † at their own floor, 1/(999 + 1)
+    pooled = [line for line in sections(report)["corr"].splitlines() if line.startswith("| base vs ft | en |")]
+    assert len(pooled) == 2 and all("| 0.001 † | 0.003 | yes | 15 |" in line for line in pooled), pooled
