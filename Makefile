@@ -31,9 +31,9 @@ test: $(STAMP)
 # sentence at top-200 against 5 at top-20, an hour on this CPU): the demo keeps to what a CPU does in
 # minutes. The identity sets keep two categories (gender, religion: ~700 sentences a language) and
 # alignment 200 parallel sentences, so the study part takes a few minutes on a CPU. To keep the whole
-# demo under 10 minutes on two CPU cores, correlate runs 200 permutations and 200 bootstrap resamples
-# (1000 each by default: 6 minutes here) and the figures are PNG only (PDF too by default): a study
-# keeps the defaults.
+# demo under 10 minutes on two CPU cores, correlate runs 200 bootstrap resamples (1000 by default;
+# its permutations adapt to each test and keep the defaults) and the figures are PNG only (PDF too
+# by default): a study keeps the defaults.
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m probing.run --model tiny-xlmr --run_name demo-tiny-xlmr --top_k 20 --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m finetune.train --config finetune/configs/english.yaml \
@@ -42,7 +42,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m probing.run --finetuned_model demo-english --run_name demo-english --top_k 20 --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.correlate results/profiles/demo-tiny-xlmr \
 		results/profiles/demo-english --output_dir results/analysis/demo-correlate --overwrite \
-		--permutations 200 --bootstrap 200
+		--bootstrap 200
 	HF_HUB_OFFLINE=1 $(PY) -m analysis.recall results/profiles/demo-tiny-xlmr \
 		results/profiles/demo-english --output_dir results/analysis/demo-recall --overwrite
 	HF_HUB_OFFLINE=1 $(PY) -m finetune.train --config finetune/configs/multitask.yaml --base_model tiny-xlmr \
