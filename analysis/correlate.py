@@ -365,7 +365,7 @@ def run_tests(comparisons: list[Comparison], emotions: list[str],
                 slots.append(_undefined_rows(common, args.methods, emotions, n))
                 continue
             for method in args.methods:
-                planned.append((len(slots), common, method, subset, base, other))
+                planned.append((len(slots), common, method, subset, base, other, strata))
                 slots.append([])
     # The default maximum permutations depend on the size of each family, known before any test runs.
     sizes: dict[str, int] = {}
@@ -378,13 +378,12 @@ def run_tests(comparisons: list[Comparison], emotions: list[str],
         limits = {key: default_permutations(size, args.alpha) for key, size in sizes.items()}
     else:
         limits = dict.fromkeys(sizes, args.permutations)
-    for slot, common, method, subset, base, other in planned:
+    # Pooled rows permute groups within their category: their null is "no agreement beyond what the
+    # categories explain".
+    for slot, common, method, subset, base, other, strata in planned:
         rows = slots[slot]
         limit = limits.get(family_key({**common, "method": method}, args.bh_family), 0)
         n = len(subset)
-        # Pooled rows permute groups within their category: their null is "no agreement beyond
-        # what the categories explain".
-        strata = subset["category"].to_numpy() if common["category"] == ALL_CATEGORIES else None
         result = stats.compare(base, other, method=method, n_permutations=limit,
                                exceedances=min(args.exceedances, limit), n_bootstrap=args.bootstrap,
                                confidence=args.confidence, diagonal=args.rsa_diagonal, strata=strata, seed=args.seed)

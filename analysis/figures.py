@@ -1115,7 +1115,7 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
         manifest, parameters = run.manifest, run.manifest.get("parameters") or {}
         if "correlations.csv" in run.tables:
             table = run.tables["correlations.csv"]
-            b, boot = _permutations(run), manifest.get("bootstrap", parameters.get("bootstrap"))
+            b, boot = _permutations(run), manifest.get("bootstrap", parameters.get("bootstrap", "not recorded"))
             counts = sorted({int(round(1 / f - 1)) for f in monte_carlo_floors(table, b) if np.isfinite(f)})
             pairs = list(dict.fromkeys(zip(table["reference"].astype(str), table["other"].astype(str))))
             compared = "; ".join(f"`{o}` against `{r}`" for r, o in pairs)
@@ -1127,8 +1127,9 @@ def methods_section(runs: list[Run], base: Path) -> tuple[list[str], list[dict]]
                          f"T_obs}}) / (B + 1), so p >= {1 / (counts[0] + 1):.3g}); ")
             elif counts:
                 rule = stopping_rule(run)
-                text += (f"One-sided permutation tests with adaptive permutation counts, {counts[0]} to {counts[-1]} "
-                         f"per test (column `n_permutations`; stopping rule: {rule or 'not recorded'}); p: "
+                text += (f"One-sided permutation tests, {counts[0]} to {counts[-1]} permutations per test (column "
+                         f"`n_permutations`; all of them, exact, where a category allows no more; stopping rule: "
+                         f"{rule or 'not recorded'}); p: "
                          f"{manifest.get('p_value', 'see analysis/README.md')}; ")
             else:
                 text += "No permutation tests (no p-values); "

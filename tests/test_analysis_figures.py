@@ -26,10 +26,10 @@ def run_dirs(tmp_path_factory):
     ft = write_run(root / "ft", ft)
     write_probing_manifest(ft, "tiny-test-model-finetuned", random_weights=False)
     corr = root / "corr"
-    assert correlate.main([str(base), str(ft), "--permutations", "50", "--bootstrap", "50",
+    assert correlate.main([str(base), str(ft), "--permutations", "50", "--exceedances", "0", "--bootstrap", "50",
                            "--output_dir", str(corr)]) == 0
     corr_lang = root / "corr_lang"
-    assert correlate.main([str(base), "--mode", "languages", "--permutations", "50", "--bootstrap", "50",
+    assert correlate.main([str(base), "--mode", "languages", "--permutations", "50", "--exceedances", "0", "--bootstrap", "50",
                            "--output_dir", str(corr_lang)]) == 0
     rng = np.random.default_rng(0)
     n = 120
@@ -184,7 +184,7 @@ def test_methods_section_names_what_was_compared(run_dirs, tmp_path, cli):
     report = files["report.md"].decode("utf-8")
     methods = sections(report)["Methods"]
     for text in ("tiny-test-model", "tiny-test-model-finetuned", "nrc:lexicon.txt", "typicality", "123",
-                 "yes (random weights", "| no |", "`ft` against `base`", "B = 50 permutations",
+                 "yes (random weights", "| no |", "`ft` against `base`", "to 50 permutations per test",
                  "Benjamini-Hochberg", "threshold 0.5", "exchangeable within the category",
                  "permute within each category only"):
         assert text in methods, text
@@ -436,7 +436,7 @@ def test_rows_that_cannot_reject_are_listed_once(tmp_path, cli):
     assert "spearman 2 of 3 (gender, all; 1 cannot reject); rsa 2 of 3 (gender, all; 1 cannot reject)" in bullet
     assert "age" not in bullet and "not significant" not in report
     methods = sections(report)["Methods"]
-    assert "adaptive permutation counts, 5 to 999 per test" in methods
+    assert "5 to 999 permutations per test" in methods
     assert "stopping rule: stop once 10 permutations reach the observed statistic" in methods
     assert "significant at alpha = 0.1" in methods and "`base vs ft | rsa`" in methods
     # the pooled rows: † at their own floor, 1/(999 + 1)
